@@ -1,0 +1,381 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"cdr.dev/slog/v3"
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	"golang.org/x/xerrors"
+)
+
+const (
+	// readSize is the PTY read size; the kernel rarely returns more.
+	readSize = 32 << 10
+	// hangupGrace is how long a closed session's process gets to exit on
+	// SIGHUP before everything in its session is killed.
+	hangupGrace = 2 * time.Second
+	// drainGrace is how long output is still read after the process exits
+	// while something it left behind holds the terminal open.
+	drainGrace = 250 * time.Millisecond
+)
+
+// buffered is the backend that runs the command on a PTY of its own and
+// replays the last BufferSize bytes of output to every attaching connection.
+type buffered struct {
+	srv    *Server
+	logger slog.Logger
+	cmd    *exec.Cmd
+	ptmx   *os.File
+
+	mu     sync.Mutex
+	ring   ring
+	atts   map[*bufferedAttachment]struct{}
+	ending bool // set once the output has ended: no more attaches
+
+	closeOnce sync.Once
+	closeReq  chan struct{}
+	closeWhy  disconnect // written before closeReq is closed
+
+	readerDone chan struct{}
+	waitDone   chan struct{}
+	exitCode   int // written before waitDone is closed
+	doneCh     chan struct{}
+}
+
+func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (*buffered, error) {
+	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: height, Cols: width})
+	if err != nil {
+		return nil, xerrors.Errorf("start %q on a pty: %w", cmd.Path, err)
+	}
+	setIUTF8(ptmx)
+	b := &buffered{
+		srv:        s,
+		logger:     logger.With(slog.F("backend", string(BackendBuffered)), slog.F("pid", cmd.Process.Pid)),
+		cmd:        cmd,
+		ptmx:       ptmx,
+		ring:       ring{buf: make([]byte, s.cfg.BufferSize)},
+		atts:       map[*bufferedAttachment]struct{}{},
+		closeReq:   make(chan struct{}),
+		readerDone: make(chan struct{}),
+		waitDone:   make(chan struct{}),
+		doneCh:     make(chan struct{}),
+	}
+	go b.read()
+	go b.wait()
+	go b.run()
+	return b, nil
+}
+
+// setIUTF8 tells the line discipline that input is UTF-8, so that erasing a
+// multibyte character in cooked mode erases all of its bytes.
+func setIUTF8(f *os.File) {
+	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	if err != nil {
+		return
+	}
+	t.Iflag |= unix.IUTF8
+	_ = unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
+}
+
+func (b *buffered) done() <-chan struct{} { return b.doneCh }
+
+func (b *buffered) close(d disconnect) {
+	b.closeOnce.Do(func() {
+		b.closeWhy = d
+		close(b.closeReq)
+	})
+}
+
+// read copies PTY output into the replay ring and every attachment's queue.
+// It never waits for a connection: one that falls too far behind is cut off.
+func (b *buffered) read() {
+	defer close(b.readerDone)
+	buf := make([]byte, readSize)
+	for {
+		n, err := b.ptmx.Read(buf)
+		if n > 0 {
+			b.fanOut(buf[:n])
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *buffered) fanOut(p []byte) {
+	b.mu.Lock()
+	b.ring.write(p)
+	if len(b.atts) > 0 {
+		chunk := bytes.Clone(p) // shared, read-only, by every queue
+		for a := range b.atts {
+			if !a.enqueue(chunk) {
+				delete(b.atts, a)
+				b.srv.metrics.errors.WithLabelValues(errorTypeSlowConsumer).Inc()
+				a.c.end(disconnect{reason: DisconnectSlowConsumer, detail: "more than " + strconv.Itoa(b.srv.cfg.ConnQueueSize) + " bytes of output unread"})
+				_ = a.c.Close()
+			}
+		}
+	}
+	b.mu.Unlock()
+	b.srv.metrics.outputBytes.Add(float64(len(p)))
+}
+
+func (b *buffered) wait() {
+	defer close(b.waitDone)
+	err := b.cmd.Wait()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case xerrors.As(err, &exitErr):
+		b.exitCode = exitErr.ExitCode()
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			b.exitCode = 128 + int(ws.Signal())
+		}
+	default:
+		b.exitCode = 1
+	}
+}
+
+// run ends the session when the process exits or close is called, and makes
+// sure nothing the process started outlives it.
+func (b *buffered) run() {
+	defer close(b.doneCh)
+	select {
+	case <-b.waitDone:
+	case <-b.closeReq:
+		killSession(b.cmd.Process.Pid, syscall.SIGHUP)
+		select {
+		case <-b.waitDone:
+		case <-time.After(hangupGrace):
+			killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+			<-b.waitDone
+		}
+	}
+	// Read what the process wrote before it exited; a background job that
+	// still holds the terminal must not keep the session alive.
+	select {
+	case <-b.readerDone:
+	case <-time.After(drainGrace):
+	}
+	killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+	_ = b.ptmx.Close()
+	<-b.readerDone
+
+	d := disconnect{reason: DisconnectProcessExited, exitCode: b.exitCode, detail: "exit code " + strconv.Itoa(b.exitCode)}
+	select {
+	case <-b.closeReq:
+		d = b.closeWhy
+	default:
+	}
+	b.mu.Lock()
+	b.ending = true
+	atts := b.atts
+	b.atts = nil
+	b.mu.Unlock()
+	for a := range atts {
+		a.finish(d)
+	}
+	b.logger.Debug(context.Background(), "buffered session ended",
+		slog.F("reason", string(d.reason)), slog.F("exit_code", b.exitCode))
+}
+
+func (b *buffered) attach(c *conn, height, width uint16) (attachment, error) {
+	a := &bufferedAttachment{
+		b:          b,
+		c:          c,
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	b.mu.Lock()
+	if b.ending {
+		b.mu.Unlock()
+		return nil, errSessionEnded
+	}
+	// Taking the replay and joining the fan-out under one lock is what
+	// makes replay plus live output exact: no byte missed or repeated.
+	if replay := b.ring.replay(); len(replay) > 0 {
+		a.queue = [][]byte{replay}
+		b.srv.metrics.replayBytes.Add(float64(len(replay)))
+	}
+	b.atts[a] = struct{}{}
+	b.mu.Unlock()
+	go a.writeLoop()
+	if err := a.resize(height, width); err != nil {
+		b.logger.Debug(context.Background(), "resize on attach", slog.Error(err))
+	}
+	return a, nil
+}
+
+func (b *buffered) remove(a *bufferedAttachment) {
+	b.mu.Lock()
+	delete(b.atts, a)
+	b.mu.Unlock()
+}
+
+// bufferedAttachment is one connection's bounded output queue and the
+// goroutine that drains it.
+type bufferedAttachment struct {
+	b *buffered
+	c *conn
+
+	mu     sync.Mutex
+	queue  [][]byte
+	queued int  // bytes in queue, not counting the replay
+	final  bool // the session ended: flush, then end the output
+	dead   bool // detached or cut off: stop at once
+
+	wake       chan struct{}
+	writerDone chan struct{}
+}
+
+// enqueue adds chunk unless that would put more than ConnQueueSize bytes
+// behind; it reports false when the connection must be cut off.
+func (a *bufferedAttachment) enqueue(chunk []byte) bool {
+	a.mu.Lock()
+	if a.queued+len(chunk) > a.b.srv.cfg.ConnQueueSize {
+		a.dead = true
+		a.mu.Unlock()
+		a.signal()
+		return false
+	}
+	a.queue = append(a.queue, chunk)
+	a.queued += len(chunk)
+	a.mu.Unlock()
+	a.signal()
+	return true
+}
+
+func (a *bufferedAttachment) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish ends the connection with d once the queued output is written.
+func (a *bufferedAttachment) finish(d disconnect) {
+	a.c.end(d)
+	a.mu.Lock()
+	a.final = true
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *bufferedAttachment) writeLoop() {
+	defer close(a.writerDone)
+	for {
+		a.mu.Lock()
+		bufs, final, dead := a.queue, a.final, a.dead
+		a.queue, a.queued = nil, 0
+		a.mu.Unlock()
+		if dead {
+			return
+		}
+		if len(bufs) > 0 {
+			nb := net.Buffers(bufs)
+			if _, err := nb.WriteTo(a.c); err != nil {
+				a.b.remove(a)
+				a.c.failWrite(err)
+				return
+			}
+			continue
+		}
+		if final {
+			a.c.closeWrite()
+			return
+		}
+		<-a.wake
+	}
+}
+
+func (a *bufferedAttachment) write(p []byte) error {
+	if _, err := a.b.ptmx.Write(p); err != nil {
+		return xerrors.Errorf("write to pty: %w", err)
+	}
+	return nil
+}
+
+func (a *bufferedAttachment) resize(height, width uint16) error {
+	if err := pty.Setsize(a.b.ptmx, &pty.Winsize{Rows: height, Cols: width}); err != nil {
+		return xerrors.Errorf("resize pty: %w", err)
+	}
+	return nil
+}
+
+func (a *bufferedAttachment) detach() {
+	a.b.remove(a)
+	a.mu.Lock()
+	a.dead = true
+	a.mu.Unlock()
+	a.signal()
+	// A writer blocked on a client that stopped reading needs the close.
+	_ = a.c.Close()
+	<-a.writerDone
+}
+
+// ring keeps the last len(buf) bytes of output.
+type ring struct {
+	buf   []byte
+	pos   int   // where the next byte goes
+	total int64 // bytes ever written
+}
+
+func (r *ring) write(p []byte) {
+	size := len(r.buf)
+	if size == 0 {
+		return
+	}
+	r.total += int64(len(p))
+	if len(p) >= size {
+		copy(r.buf, p[len(p)-size:])
+		r.pos = 0
+		return
+	}
+	n := copy(r.buf[r.pos:], p)
+	copy(r.buf, p[n:])
+	r.pos = (r.pos + len(p)) % size
+}
+
+// replay returns a copy of the kept output that starts where a terminal
+// can safely start reading it.
+func (r *ring) replay() []byte {
+	size := len(r.buf)
+	if r.total <= int64(size) {
+		return bytes.Clone(r.buf[:r.total])
+	}
+	out := make([]byte, 0, size)
+	out = append(out, r.buf[r.pos:]...)
+	out = append(out, r.buf[:r.pos]...)
+	return out[safeStart(out):]
+}
+
+// safeStart finds where to begin a replay whose first bytes were cut off:
+// not inside a UTF-8 sequence nor an escape sequence. A line start is the
+// best place; failing that, the start of an escape sequence; failing
+// that, the first character boundary.
+func safeStart(b []byte) int {
+	const window = 8 << 10
+	head := b[:min(len(b), window)]
+	if i := bytes.IndexByte(head, '\n'); i >= 0 {
+		return i + 1
+	}
+	if i := bytes.IndexByte(head, 0x1b); i >= 0 {
+		return i
+	}
+	for i := 0; i < len(b) && i < utf8.UTFMax; i++ {
+		if utf8.RuneStart(b[i]) {
+			return i
+		}
+	}
+	return 0
+}

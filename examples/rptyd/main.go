@@ -1,0 +1,115 @@
+// Command rptyd is an example daemon that serves reconnecting PTY sessions
+// on a TCP port.
+//
+//	go run ./examples/rptyd --listen 127.0.0.1:7681
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"cdr.dev/slog/v3"
+	"cdr.dev/slog/v3/sloggers/sloghuman"
+	"cdr.dev/slog/v3/sloggers/slogjson"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/reconnectingpty/reconnectingpty"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "rptyd:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		listen    = flag.String("listen", "127.0.0.1:7681", "address to serve the reconnecting PTY protocol on")
+		httpAddr  = flag.String("http", "127.0.0.1:8080", `address for the web terminal and /metrics; "" disables it`)
+		backend   = flag.String("backend", "auto", "default backend: auto, buffered or screen")
+		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection")
+		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
+		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
+	)
+	flag.Parse()
+
+	var logger slog.Logger
+	switch *logFormat {
+	case "human":
+		logger = slog.Make(sloghuman.Sink(os.Stderr))
+	case "json":
+		logger = slog.Make(slogjson.Sink(os.Stderr))
+	default:
+		return fmt.Errorf("--log-format %q: want human or json", *logFormat)
+	}
+
+	reg := prometheus.NewRegistry()
+	metrics, err := reconnectingpty.NewMetrics(reg, "rptyd")
+	if err != nil {
+		return err
+	}
+	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
+		Logger:     logger,
+		Metrics:    metrics,
+		Timeout:    *timeout,
+		BufferSize: *buffer,
+		Backend:    reconnectingpty.BackendType(*backend),
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// A second signal, or 3 s of draining, cuts off what is left.
+	hardCtx, hardStop := context.WithCancel(context.Background())
+	defer hardStop()
+	go func() {
+		<-ctx.Done()
+		select {
+		case <-time.After(3 * time.Second):
+		case <-hardCtx.Done():
+		}
+		hardStop()
+	}()
+
+	var httpSrv *http.Server
+	httpDone := make(chan error, 1)
+	if *httpAddr != "" {
+		hl, err := net.Listen("tcp", *httpAddr)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		httpSrv = &http.Server{Handler: newHTTPHandler(ctx, srv, reg, logger), ReadHeaderTimeout: 10 * time.Second}
+		go func() { httpDone <- httpSrv.Serve(hl) }()
+		logger.Info(ctx, "serving http", slog.F("addr", hl.Addr().String()))
+	}
+
+	logger.Info(ctx, "serving reconnecting pty", slog.F("addr", ln.Addr().String()),
+		slog.F("backend", *backend), slog.F("timeout", timeout.String()))
+	serveErr := srv.Serve(ctx, hardCtx, ln)
+	if httpSrv != nil {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = httpSrv.Shutdown(shutdownCtx)
+		cancel()
+		if err := <-httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn(ctx, "http server", slog.Error(err))
+		}
+	}
+	logger.Info(context.Background(), "stopped")
+	return serveErr
+}

@@ -1,0 +1,133 @@
+package reconnectingpty
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"io"
+	"math"
+
+	"github.com/google/uuid"
+	"golang.org/x/xerrors"
+)
+
+// MaxInitSize is the largest init JSON the two-byte length prefix can describe.
+const MaxInitSize = math.MaxUint16
+
+// BackendType names the implementation behind a session.
+type BackendType string
+
+const (
+	// BackendAuto lets the server choose: screen where GNU screen is
+	// installed on Linux, buffered otherwise.
+	BackendAuto BackendType = "auto"
+	// BackendBuffered runs the command on a PTY and replays the last bytes
+	// of its output on attach.
+	BackendBuffered BackendType = "buffered"
+	// BackendScreen keeps the command inside a GNU screen session, so a
+	// reattach repaints the program's current screen.
+	BackendScreen BackendType = "screen"
+)
+
+// parseBackendType accepts the values PROTOCOL.md allows, empty meaning auto.
+func parseBackendType(s string) (BackendType, error) {
+	switch BackendType(s) {
+	case "", BackendAuto:
+		return BackendAuto, nil
+	case BackendBuffered, BackendScreen:
+		return BackendType(s), nil
+	}
+	return "", xerrors.Errorf("unknown backend type %q (want %q, %q or %q)", s, BackendBuffered, BackendScreen, BackendAuto)
+}
+
+// Init is the first frame a client sends: it names the session and how to
+// create it. The field names are the wire names (encoding/json, no tags).
+type Init struct {
+	ID            uuid.UUID
+	Height        uint16
+	Width         uint16
+	Command       string
+	Container     string
+	ContainerUser string
+	BackendType   string
+}
+
+// Request is one object of the request stream that follows the init.
+type Request struct {
+	Data   string `json:"data,omitempty"`
+	Height uint16 `json:"height,omitempty"`
+	Width  uint16 `json:"width,omitempty"`
+}
+
+// WriteInit encodes init as a length-prefixed frame on w in a single Write,
+// so that a message-oriented transport carries it as one message.
+func WriteInit(w io.Writer, init Init) error {
+	body, err := json.Marshal(init)
+	if err != nil {
+		return xerrors.Errorf("encode init: %w", err)
+	}
+	if len(body) > MaxInitSize {
+		return xerrors.Errorf("encode init: %d bytes exceeds the %d-byte limit", len(body), MaxInitSize)
+	}
+	frame := make([]byte, 2+len(body))
+	binary.LittleEndian.PutUint16(frame, uint16(len(body)))
+	copy(frame[2:], body)
+	if _, err := w.Write(frame); err != nil {
+		return xerrors.Errorf("write init: %w", err)
+	}
+	return nil
+}
+
+// WriteRequest encodes one request object on w.
+func WriteRequest(w io.Writer, req Request) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return xerrors.Errorf("encode request: %w", err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return xerrors.Errorf("write request: %w", err)
+	}
+	return nil
+}
+
+// initError is a failure to read a valid init frame. protocol is false when
+// the transport failed rather than the client sending bad bytes.
+type initError struct {
+	protocol bool
+	err      error
+}
+
+func (e *initError) Error() string { return e.err.Error() }
+func (e *initError) Unwrap() error { return e.err }
+
+// ReadInit reads exactly one init frame from r and nothing more: every byte
+// after it belongs to the request stream.
+func ReadInit(r io.Reader) (Init, error) {
+	var init Init
+	var lenBuf [2]byte
+	if n, err := io.ReadFull(r, lenBuf[:]); err != nil {
+		return init, readInitError("read init length", n, 2, err)
+	}
+	size := int(binary.LittleEndian.Uint16(lenBuf[:]))
+	if size == 0 {
+		return init, &initError{protocol: true, err: xerrors.New("read init: length is zero")}
+	}
+	body := make([]byte, size)
+	if n, err := io.ReadFull(r, body); err != nil {
+		return init, readInitError("read init body", n, size, err)
+	}
+	if err := json.Unmarshal(body, &init); err != nil {
+		return init, &initError{protocol: true, err: xerrors.Errorf("decode init: %w", err)}
+	}
+	if init.ID == uuid.Nil {
+		return init, &initError{protocol: true, err: xerrors.New("decode init: missing or nil ID")}
+	}
+	return init, nil
+}
+
+func readInitError(what string, got, want int, err error) error {
+	if xerrors.Is(err, io.EOF) || xerrors.Is(err, io.ErrUnexpectedEOF) {
+		// The client hung up before completing the frame it owes us.
+		return &initError{protocol: true, err: xerrors.Errorf("%s: truncated after %d of %d bytes: %w", what, got, want, err)}
+	}
+	return &initError{err: xerrors.Errorf("%s: %w", what, err)}
+}

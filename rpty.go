@@ -1,0 +1,274 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"cdr.dev/slog/v3"
+	"github.com/google/uuid"
+	"golang.org/x/xerrors"
+)
+
+// errSessionEnded is returned by attach when the session's process has
+// exited or it is closing; the caller starts a fresh session instead.
+var errSessionEnded = xerrors.New("session ended")
+
+// rpty is a backend's session: one process whose terminal is shared by every
+// attached connection.
+type rpty interface {
+	// attach joins c to the session at the given size. Output, starting with
+	// whatever the backend replays, goes to c until the session ends (then c
+	// is ended with the session's reason and closed) or detach is called.
+	// It returns errSessionEnded once the session is over.
+	attach(c *conn, height, width uint16) (attachment, error)
+	// close ends the session for d: the process and everything it started
+	// is killed and every attachment is ended with d. It does not wait.
+	close(d disconnect)
+	// done is closed once the process is gone and every goroutine the
+	// backend started has returned.
+	done() <-chan struct{}
+}
+
+// attachment is one connection's handle on a session.
+type attachment interface {
+	// write sends client input to the terminal.
+	write(p []byte) error
+	// resize sets the terminal size.
+	resize(height, width uint16) error
+	// detach stops output to the connection and waits for the goroutines
+	// serving it. The session lives on. It may be called more than once.
+	detach()
+}
+
+// CommandRequest is what a client asked for when it created a session.
+type CommandRequest struct {
+	// ID is the session being created.
+	ID uuid.UUID
+	// Command is the init's command line; empty means a login shell.
+	Command string
+	// Container and ContainerUser are passed through from the init.
+	Container     string
+	ContainerUser string
+}
+
+// Commander turns a new session's request into the process to run: its
+// path, arguments, user (SysProcAttr), environment and working directory.
+// The backend owns the returned command's standard streams and starts it.
+// Implementations must be safe for concurrent use.
+type Commander interface {
+	Command(ctx context.Context, req CommandRequest) (*exec.Cmd, error)
+}
+
+// LocalCommander runs commands as the server's own user on the local host.
+// An empty Command runs the user's login shell; any other runs through the
+// shell with -c. It does not support containers.
+type LocalCommander struct {
+	// Shell is the shell to use; empty means $SHELL, then /bin/sh.
+	Shell string
+	// Dir is the working directory; empty means the user's home directory.
+	Dir string
+}
+
+// Command implements Commander.
+func (lc LocalCommander) Command(ctx context.Context, req CommandRequest) (*exec.Cmd, error) {
+	if req.Container != "" {
+		return nil, xerrors.Errorf("container %q requested, but LocalCommander runs no containers", req.Container)
+	}
+	shell := lc.Shell
+	if shell == "" {
+		shell = os.Getenv("SHELL")
+	}
+	if shell == "" {
+		shell = "/bin/sh"
+	}
+	path, err := exec.LookPath(shell)
+	if err != nil {
+		return nil, xerrors.Errorf("find shell: %w", err)
+	}
+	var cmd *exec.Cmd
+	if req.Command == "" {
+		cmd = exec.CommandContext(ctx, path)
+		// A leading dash in argv[0] is how login(1) asks for a login shell.
+		cmd.Args = []string{"-" + filepath.Base(path)}
+	} else {
+		cmd = exec.CommandContext(ctx, path, "-c", req.Command)
+	}
+	cmd.Dir = lc.Dir
+	if cmd.Dir == "" {
+		if u, err := user.Current(); err == nil {
+			cmd.Dir = u.HomeDir
+		}
+	}
+	return cmd, nil
+}
+
+// terminalEnv returns env with what a terminal program needs: a TERM that
+// matches what clients emulate and, unless LC_ALL pins the locale, a UTF-8
+// character type so programs do not mangle multibyte output.
+func terminalEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	var lcAll, lcCtype, lang string
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "TERM":
+			continue
+		case "LC_ALL":
+			lcAll = v
+		case "LC_CTYPE":
+			lcCtype = v
+		case "LANG":
+			lang = v
+		}
+		out = append(out, kv)
+	}
+	out = append(out, "TERM=xterm-256color")
+	if lcAll != "" {
+		return out
+	}
+	ctype := lcCtype
+	if ctype == "" {
+		ctype = lang
+	}
+	if !isUTF8Locale(ctype) {
+		out = append(out, "LC_CTYPE=C.UTF-8")
+	}
+	return out
+}
+
+func isUTF8Locale(l string) bool {
+	l = strings.ToLower(l)
+	return strings.Contains(l, "utf-8") || strings.Contains(l, "utf8")
+}
+
+// session is the registry's entry for one ID: the backend plus the
+// inactivity timer, which is the same for every backend.
+type session struct {
+	id      uuid.UUID
+	srv     *Server
+	logger  slog.Logger
+	ready   chan struct{} // closed once rpty or err is set
+	rpty    rpty
+	err     error
+	started time.Time
+
+	mu       sync.Mutex
+	attached int
+	timer    *time.Timer
+}
+
+// attach joins c and stops the inactivity timer.
+func (s *session) attach(c *conn, height, width uint16) (attachment, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	att, err := s.rpty.attach(c, height, width)
+	if err != nil {
+		return nil, err
+	}
+	s.attached++
+	s.timer.Stop()
+	return &sessionAttachment{attachment: att, s: s}, nil
+}
+
+func (s *session) detached() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attached--
+	if s.attached == 0 {
+		s.timer.Reset(s.srv.cfg.Timeout)
+	}
+}
+
+// lifecycle runs for the session's whole life: it closes the session on
+// inactivity or server shutdown and unregisters it when it is gone.
+func (s *session) lifecycle(ctx context.Context) {
+	defer s.srv.wg.Done()
+	defer s.timer.Stop()
+	for done := false; !done; {
+		select {
+		case <-s.rpty.done():
+			done = true
+		case <-ctx.Done():
+			s.rpty.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
+			done = true
+		case <-s.timer.C:
+			s.mu.Lock()
+			idle := s.attached == 0
+			s.mu.Unlock()
+			if idle {
+				s.logger.Info(ctx, "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))
+				s.rpty.close(disconnect{reason: DisconnectSessionTimeout, detail: "no connection for " + s.srv.cfg.Timeout.String()})
+				done = true
+			}
+		}
+	}
+	<-s.rpty.done()
+	s.srv.sessions.CompareAndDelete(s.id, s)
+	s.srv.metrics.sessionEnded(time.Since(s.started))
+	s.logger.Info(ctx, "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
+}
+
+// sessionAttachment tells the session when its connection leaves.
+type sessionAttachment struct {
+	attachment
+	s    *session
+	once sync.Once
+}
+
+func (a *sessionAttachment) detach() {
+	a.once.Do(func() {
+		a.attachment.detach()
+		a.s.detached()
+	})
+}
+
+// killSession sends sig to every process in the terminal session that pid
+// leads: its process group and, on Linux, any process that moved to another
+// group of the same session (a shell's background jobs). A process that
+// started a session of its own has left on purpose and is not chased.
+func killSession(pid int, sig syscall.Signal) {
+	_ = syscall.Kill(-pid, sig)
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || p == pid {
+			continue
+		}
+		if sid, ok := procSession(p); ok && sid == pid {
+			_ = syscall.Kill(p, sig)
+		}
+	}
+	_ = syscall.Kill(pid, sig)
+}
+
+// procSession reads a process's session ID from /proc/PID/stat.
+func procSession(pid int) (int, bool) {
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// The command name is in parentheses and may hold spaces; the fields
+	// after it are: state ppid pgrp session ...
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, false
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 4 {
+		return 0, false
+	}
+	sid, err := strconv.Atoi(fields[3])
+	return sid, err == nil
+}
