@@ -13,8 +13,6 @@ import (
 	"unicode/utf8"
 
 	"cdr.dev/slog/v3"
-	"github.com/creack/pty"
-	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
 )
 
@@ -46,6 +44,12 @@ type buffered struct {
 	closeReq  chan struct{}
 	closeWhy  disconnect // written before closeReq is closed
 
+	// drained is signalled when an attachment's backlog shrinks or one
+	// leaves, to wake a reader waiting for room.
+	drained chan struct{}
+	// stopReading is closed when the PTY is about to be closed.
+	stopReading chan struct{}
+
 	readerDone chan struct{}
 	waitDone   chan struct{}
 	exitCode   int // written before waitDone is closed
@@ -53,38 +57,28 @@ type buffered struct {
 }
 
 func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (*buffered, error) {
-	ptmx, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: height, Cols: width})
+	ptmx, err := startPTY(cmd, height, width)
 	if err != nil {
-		return nil, xerrors.Errorf("start %q on a pty: %w", cmd.Path, err)
+		return nil, err
 	}
-	setIUTF8(ptmx)
 	b := &buffered{
-		srv:        s,
-		logger:     logger.With(slog.F("backend", string(BackendBuffered)), slog.F("pid", cmd.Process.Pid)),
-		cmd:        cmd,
-		ptmx:       ptmx,
-		ring:       ring{buf: make([]byte, s.cfg.BufferSize)},
-		atts:       map[*bufferedAttachment]struct{}{},
-		closeReq:   make(chan struct{}),
-		readerDone: make(chan struct{}),
-		waitDone:   make(chan struct{}),
-		doneCh:     make(chan struct{}),
+		srv:         s,
+		logger:      logger.With(slog.F("backend", string(BackendBuffered)), slog.F("pid", cmd.Process.Pid)),
+		cmd:         cmd,
+		ptmx:        ptmx,
+		ring:        ring{buf: make([]byte, s.cfg.BufferSize)},
+		atts:        map[*bufferedAttachment]struct{}{},
+		closeReq:    make(chan struct{}),
+		drained:     make(chan struct{}, 1),
+		stopReading: make(chan struct{}),
+		readerDone:  make(chan struct{}),
+		waitDone:    make(chan struct{}),
+		doneCh:      make(chan struct{}),
 	}
 	go b.read()
 	go b.wait()
 	go b.run()
 	return b, nil
-}
-
-// setIUTF8 tells the line discipline that input is UTF-8, so that erasing a
-// multibyte character in cooked mode erases all of its bytes.
-func setIUTF8(f *os.File) {
-	t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	if err != nil {
-		return
-	}
-	t.Iflag |= unix.IUTF8
-	_ = unix.IoctlSetTermios(int(f.Fd()), unix.TCSETS, t)
 }
 
 func (b *buffered) done() <-chan struct{} { return b.doneCh }
@@ -97,7 +91,13 @@ func (b *buffered) close(d disconnect) {
 }
 
 // read copies PTY output into the replay ring and every attachment's queue.
-// It never waits for a connection: one that falls too far behind is cut off.
+//
+// A connection that falls ConnQueueSize behind the others is cut off at
+// once, so it never holds up the rest. Only when every attached connection
+// is a quarter of that behind does the reader wait, so that the process is
+// paced like on a slow terminal instead of its readers being cut off; and
+// if none of them catches up within SlowConsumerTimeout, they are cut off
+// and the output flows again.
 func (b *buffered) read() {
 	defer close(b.readerDone)
 	buf := make([]byte, readSize)
@@ -105,10 +105,75 @@ func (b *buffered) read() {
 		n, err := b.ptmx.Read(buf)
 		if n > 0 {
 			b.fanOut(buf[:n])
+			b.waitForRoom()
 		}
 		if err != nil {
 			return
 		}
+	}
+}
+
+// pauseAt is the backlog at which a connection counts as behind.
+func (b *buffered) pauseAt() int { return b.srv.cfg.ConnQueueSize / 4 }
+
+// allBehind reports whether there are attachments and all are behind.
+func (b *buffered) allBehind() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.atts) == 0 {
+		return false
+	}
+	for a := range b.atts {
+		if a.backlog() < b.pauseAt() {
+			return false
+		}
+	}
+	return true
+}
+
+func (b *buffered) waitForRoom() {
+	if !b.allBehind() {
+		return
+	}
+	timer := time.NewTimer(b.srv.cfg.SlowConsumerTimeout)
+	defer timer.Stop()
+	for b.allBehind() {
+		select {
+		case <-b.drained:
+		case <-b.closeReq:
+			return
+		case <-b.stopReading:
+			return
+		case <-timer.C:
+			b.mu.Lock()
+			for a := range b.atts {
+				if a.backlog() >= b.pauseAt() {
+					b.cut(a, "no progress on "+strconv.Itoa(a.backlog())+" bytes of output for "+b.srv.cfg.SlowConsumerTimeout.String())
+				}
+			}
+			b.mu.Unlock()
+			return
+		}
+	}
+}
+
+// cut disconnects a connection that fell too far behind. b.mu is held.
+func (b *buffered) cut(a *bufferedAttachment, detail string) {
+	delete(b.atts, a)
+	a.mu.Lock()
+	a.dead = true
+	a.mu.Unlock()
+	a.signal()
+	b.srv.metrics.errors.WithLabelValues(errorTypeSlowConsumer).Inc()
+	a.c.end(disconnect{reason: DisconnectSlowConsumer, detail: detail})
+	// Unblocks a writer stuck on a client that stopped reading.
+	_ = a.c.Close()
+}
+
+func (b *buffered) signalDrained() {
+	select {
+	case b.drained <- struct{}{}:
+	default:
 	}
 }
 
@@ -119,10 +184,7 @@ func (b *buffered) fanOut(p []byte) {
 		chunk := bytes.Clone(p) // shared, read-only, by every queue
 		for a := range b.atts {
 			if !a.enqueue(chunk) {
-				delete(b.atts, a)
-				b.srv.metrics.errors.WithLabelValues(errorTypeSlowConsumer).Inc()
-				a.c.end(disconnect{reason: DisconnectSlowConsumer, detail: "more than " + strconv.Itoa(b.srv.cfg.ConnQueueSize) + " bytes of output unread"})
-				_ = a.c.Close()
+				b.cut(a, "more than "+strconv.Itoa(b.srv.cfg.ConnQueueSize)+" bytes of output unread")
 			}
 		}
 	}
@@ -168,6 +230,7 @@ func (b *buffered) run() {
 	case <-time.After(drainGrace):
 	}
 	killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+	close(b.stopReading)
 	_ = b.ptmx.Close()
 	<-b.readerDone
 
@@ -205,6 +268,7 @@ func (b *buffered) attach(c *conn, height, width uint16) (attachment, error) {
 	// makes replay plus live output exact: no byte missed or repeated.
 	if replay := b.ring.replay(); len(replay) > 0 {
 		a.queue = [][]byte{replay}
+		a.pending = len(replay)
 		b.srv.metrics.replayBytes.Add(float64(len(replay)))
 	}
 	b.atts[a] = struct{}{}
@@ -220,6 +284,7 @@ func (b *buffered) remove(a *bufferedAttachment) {
 	b.mu.Lock()
 	delete(b.atts, a)
 	b.mu.Unlock()
+	b.signalDrained()
 }
 
 // bufferedAttachment is one connection's bounded output queue and the
@@ -228,11 +293,11 @@ type bufferedAttachment struct {
 	b *buffered
 	c *conn
 
-	mu     sync.Mutex
-	queue  [][]byte
-	queued int  // bytes in queue, not counting the replay
-	final  bool // the session ended: flush, then end the output
-	dead   bool // detached or cut off: stop at once
+	mu      sync.Mutex
+	queue   [][]byte
+	pending int  // bytes queued or being written
+	final   bool // the session ended: flush, then end the output
+	dead    bool // detached or cut off: stop at once
 
 	wake       chan struct{}
 	writerDone chan struct{}
@@ -242,17 +307,22 @@ type bufferedAttachment struct {
 // behind; it reports false when the connection must be cut off.
 func (a *bufferedAttachment) enqueue(chunk []byte) bool {
 	a.mu.Lock()
-	if a.queued+len(chunk) > a.b.srv.cfg.ConnQueueSize {
-		a.dead = true
+	if a.pending+len(chunk) > a.b.srv.cfg.ConnQueueSize {
 		a.mu.Unlock()
-		a.signal()
 		return false
 	}
 	a.queue = append(a.queue, chunk)
-	a.queued += len(chunk)
+	a.pending += len(chunk)
 	a.mu.Unlock()
 	a.signal()
 	return true
+}
+
+// backlog is how many bytes of live output the connection has yet to take.
+func (a *bufferedAttachment) backlog() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pending
 }
 
 func (a *bufferedAttachment) signal() {
@@ -276,18 +346,23 @@ func (a *bufferedAttachment) writeLoop() {
 	for {
 		a.mu.Lock()
 		bufs, final, dead := a.queue, a.final, a.dead
-		a.queue, a.queued = nil, 0
+		a.queue = nil
 		a.mu.Unlock()
 		if dead {
 			return
 		}
 		if len(bufs) > 0 {
 			nb := net.Buffers(bufs)
-			if _, err := nb.WriteTo(a.c); err != nil {
+			n, err := nb.WriteTo(a.c)
+			if err != nil {
 				a.b.remove(a)
 				a.c.failWrite(err)
 				return
 			}
+			a.mu.Lock()
+			a.pending = max(0, a.pending-int(n))
+			a.mu.Unlock()
+			a.b.signalDrained()
 			continue
 		}
 		if final {
@@ -306,10 +381,7 @@ func (a *bufferedAttachment) write(p []byte) error {
 }
 
 func (a *bufferedAttachment) resize(height, width uint16) error {
-	if err := pty.Setsize(a.b.ptmx, &pty.Winsize{Rows: height, Cols: width}); err != nil {
-		return xerrors.Errorf("resize pty: %w", err)
-	}
-	return nil
+	return resizePTY(a.b.ptmx, height, width)
 }
 
 func (a *bufferedAttachment) detach() {

@@ -62,8 +62,14 @@ type Config struct {
 	ScreenPath string
 	// ConnQueueSize is how many bytes of output may wait for one slow
 	// connection before it is cut off as a slow consumer, so that it never
-	// holds up the session or the other connections. Default: 4 MiB.
+	// holds up the session or the other connections. Default: 4 MiB or
+	// twice BufferSize, whichever is larger.
 	ConnQueueSize int
+	// SlowConsumerTimeout is how long output may wait while every attached
+	// connection is a quarter of ConnQueueSize behind; then they are cut
+	// off as slow consumers and the output flows again. Meanwhile the
+	// process's writes block, as on a slow terminal. Default: 10 seconds.
+	SlowConsumerTimeout time.Duration
 	// InitTimeout bounds how long a new connection may take to send its
 	// init frame. Default: 30 seconds.
 	InitTimeout time.Duration
@@ -96,7 +102,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.ScreenPath = "screen"
 	}
 	if c.ConnQueueSize == 0 {
-		c.ConnQueueSize = 4 << 20
+		c.ConnQueueSize = max(4<<20, 2*c.BufferSize)
+	}
+	if c.SlowConsumerTimeout == 0 {
+		c.SlowConsumerTimeout = 10 * time.Second
 	}
 	if c.InitTimeout == 0 {
 		c.InitTimeout = 30 * time.Second
@@ -111,6 +120,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, xerrors.Errorf("buffer size %d is negative", c.BufferSize)
 	case c.ConnQueueSize < 0:
 		return c, xerrors.Errorf("connection queue size %d is negative", c.ConnQueueSize)
+	case c.ConnQueueSize < c.BufferSize:
+		return c, xerrors.Errorf("connection queue size %d is smaller than the buffer size %d it must hold", c.ConnQueueSize, c.BufferSize)
+	case c.SlowConsumerTimeout < 0:
+		return c, xerrors.Errorf("slow consumer timeout %s is negative", c.SlowConsumerTimeout)
 	case c.InitTimeout < 0:
 		return c, xerrors.Errorf("init timeout %s is negative", c.InitTimeout)
 	case c.MaxRequestSize < 0:

@@ -1,0 +1,84 @@
+package reconnectingpty
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+	"golang.org/x/xerrors"
+)
+
+// startPTY starts cmd as the leader of a new session on a new PTY of the
+// given size and returns the PTY's master side.
+//
+// The master is non-blocking and registered with the runtime poller, so
+// that closing it interrupts a pending Read (creack/pty's Start leaves it
+// blocking, where Close waits for the Read) and resizing it races nothing.
+func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
+	ptmx, tty, err := openPTY()
+	if err != nil {
+		return nil, err
+	}
+	defer tty.Close()
+	ttyFd := int(tty.Fd())
+	if err := unix.IoctlSetWinsize(ttyFd, unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width}); err != nil {
+		_ = ptmx.Close()
+		return nil, xerrors.Errorf("set pty size: %w", err)
+	}
+	// With IUTF8 the line discipline erases a whole multibyte character
+	// on backspace in cooked mode, not its last byte.
+	if t, err := unix.IoctlGetTermios(ttyFd, unix.TCGETS); err == nil {
+		t.Iflag |= unix.IUTF8
+		_ = unix.IoctlSetTermios(ttyFd, unix.TCSETS, t)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid = true
+	cmd.SysProcAttr.Setctty = true
+	cmd.SysProcAttr.Ctty = 0
+	if err := cmd.Start(); err != nil {
+		_ = ptmx.Close()
+		return nil, xerrors.Errorf("start %q: %w", cmd.Path, err)
+	}
+	return ptmx, nil
+}
+
+// openPTY opens a PTY pair; the master is non-blocking and pollable.
+func openPTY() (master, tty *os.File, err error) {
+	m, tty, err := pty.Open()
+	if err != nil {
+		return nil, nil, xerrors.Errorf("open pty: %w", err)
+	}
+	fd, err := unix.FcntlInt(m.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	_ = m.Close()
+	if err == nil {
+		err = unix.SetNonblock(fd, true)
+	}
+	if err != nil {
+		_ = tty.Close()
+		return nil, nil, xerrors.Errorf("make pty master non-blocking: %w", err)
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), tty, nil
+}
+
+// resizePTY sets the terminal size of the PTY whose master is f.
+func resizePTY(f *os.File, height, width uint16) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return xerrors.Errorf("resize pty: %w", err)
+	}
+	var ioctlErr error
+	if err := rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+	}); err != nil {
+		return xerrors.Errorf("resize pty: %w", err)
+	}
+	if ioctlErr != nil {
+		return xerrors.Errorf("resize pty: %w", ioctlErr)
+	}
+	return nil
+}
