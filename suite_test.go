@@ -152,12 +152,17 @@ func testTimeoutKillsTheProcess(t *testing.T, backend BackendType) {
 	a.close()
 
 	deadline := time.Now().Add(shortWait)
-	for syscall.Kill(pid, 0) == nil {
+	for {
+		_, registered := ts.srv.sessions.Load(id)
+		if syscall.Kill(pid, 0) != nil && !registered {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("shell %d alive long after the timeout", pid)
+			t.Fatalf("shell %d alive (or session registered: %v) long after the timeout", pid, registered)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	requireClose(t, ts.waitForCloses(1)[0], DisconnectGraceful)
 	// The next connection with the ID gets a new shell.
 	b := ts.connect(Init{ID: id, Command: testShell})
 	b.typeLine(`echo pid-""$$-end`)

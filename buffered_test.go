@@ -1,0 +1,109 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+func TestRingKeepsTheLastBytes(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{1, 7, 64, 1000} {
+		r := ring{buf: make([]byte, size)}
+		var all []byte
+		for i := 0; i < 200; i++ {
+			chunk := make([]byte, rng.IntN(3*size))
+			for j := range chunk {
+				chunk[j] = 'a' + byte(rng.IntN(26))
+			}
+			r.write(chunk)
+			all = append(all, chunk...)
+			want := all[max(0, len(all)-size):]
+			var got []byte
+			got = append(got, r.buf[r.pos:]...)
+			got = append(got, r.buf[:r.pos]...)
+			if int64(len(all)) <= int64(size) {
+				got = r.buf[:len(all)]
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("size %d after %d bytes: ring %q, want %q", size, len(all), got, want)
+			}
+		}
+	}
+}
+
+func TestReplayIsWholeWhenNothingWasDropped(t *testing.T) {
+	t.Parallel()
+	r := ring{buf: make([]byte, 16)}
+	r.write([]byte("\x1b[1mhé"))
+	if got := string(r.replay()); got != "\x1b[1mhé" {
+		t.Fatalf("replay %q", got)
+	}
+}
+
+func TestReplayNeverStartsInsideASequence(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, output, want string
+	}{
+		// The cut lands inside "❯" (3 bytes); the next line is clean.
+		{"UTF8ThenLine", "xx❯ prompt\r\nnext line", "next line"},
+		// No newline: start at the next escape sequence, not inside one.
+		{"InsideCSI", "\x1b[38;5;196mred\x1b[0mplain", "\x1b[0mplain"},
+		// Neither: skip the continuation bytes of the cut character.
+		{"OnlyUTF8", "日本語日本語", "本語日本語"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			size := len(tc.output) - 1
+			r := ring{buf: make([]byte, size)}
+			r.write([]byte("z"))
+			r.write([]byte(tc.output))
+			// The ring dropped "z" and the first byte of output.
+			got := string(r.replay())
+			if got != tc.want {
+				t.Fatalf("replay %q, want %q", got, tc.want)
+			}
+			if !utf8.ValidString(got) {
+				t.Fatalf("replay %q is not valid UTF-8", got)
+			}
+		})
+	}
+}
+
+// TestReplayThenLiveIsExact attaches while a program is writing fast and
+// checks that the replay plus the live output is the program's output with
+// no byte missed or repeated.
+func TestReplayThenLiveIsExact(t *testing.T) {
+	t.Parallel()
+	const last = 300000
+	ts := newTestServer(t, BackendBuffered, Config{BufferSize: 4096})
+	id := uuid.New()
+	a := ts.connect(Init{ID: id, Command: "seq 1 " + strconv.Itoa(last) + "; sleep 0.5"})
+	a.expect("\n100000\r")
+	b := ts.connect(Init{ID: id})
+	for name, c := range map[string]*testClient{"creator": a, "late": b} {
+		out := c.expectEOF()
+		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+		first, err := strconv.Atoi(lines[0])
+		if err != nil {
+			t.Fatalf("%s: first line %q is not a whole number", name, lines[0])
+		}
+		if name == "creator" && first != 1 {
+			t.Fatalf("creator's output starts at %d", first)
+		}
+		for i, l := range lines {
+			if l != strconv.Itoa(first+i) {
+				t.Fatalf("%s: line %d is %q, want %d (missed or repeated output)", name, i, l, first+i)
+			}
+		}
+		if got := first + len(lines) - 1; got != last {
+			t.Fatalf("%s: output ends at %d, want %d", name, got, last)
+		}
+	}
+}
