@@ -1,19 +1,274 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"embed"
+	"io/fs"
+	"net"
 	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
 
 	"cdr.dev/slog/v3"
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/xerrors"
 
 	"github.com/reconnectingpty/reconnectingpty"
 )
 
-// newHTTPHandler serves /metrics. The web terminal joins it here.
+// webFiles is the web terminal: the page, its script and style, and the
+// vendored xterm.js (see web/vendor/README.md). Listed file by file so that
+// nothing else in web/ is served by accident.
+//
+//go:embed web/index.html web/app.js web/style.css
+//go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/LICENSE.*
+var webFiles embed.FS
+
+// statusSessionEnded is the WebSocket close code the bridge sends when the
+// server ended the connection while the page was still attached: the
+// session's process exited, it timed out, or the server shut down. The page
+// then stops reconnecting, since reattaching to that ID would silently
+// start a new shell. Codes 4000-4999 are for applications (RFC 6455 7.4.2).
+const statusSessionEnded websocket.StatusCode = 4000
+
+// newHTTPHandler serves the web terminal on / (its page and vendored
+// scripts), its WebSocket bridge on /ws, and the Prometheus metrics of reg
+// on /metrics. The paths the page uses are relative, so the handler also
+// works mounted under a prefix with http.StripPrefix.
+//
+// ctx is the daemon's lifetime. The bridges do not watch it: shutting srv
+// down already ends every attached connection, after flushing the session's
+// last output to it, which cancelling the bridges first would cut short.
+//
+// A session ID is a capability: whoever knows it can read and type into
+// that session. This example listens on loopback and authenticates no one;
+// an application that embeds the bridge must authenticate the user before
+// bridging a request to the server.
 func newHTTPHandler(ctx context.Context, srv *reconnectingpty.Server, reg *prometheus.Registry, logger slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/ws", &webBridge{srv: srv, logger: logger.Named("web")})
+	web, err := fs.Sub(webFiles, "web")
+	if err != nil {
+		// fs.Sub fails only on an invalid path name, which "web" is not.
+		panic(err)
+	}
+	mux.Handle("/", staticHeaders(http.FileServerFS(web)))
 	return mux
+}
+
+// staticHeaders adds the headers the page wants: a content security policy
+// that keeps it to its own origin (no script, style or connection anywhere
+// else), and no caching, since the embedded files carry no modification time
+// to revalidate against.
+func staticHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		// xterm.js writes <style> elements for its renderer, hence
+		// 'unsafe-inline' for styles (not for scripts).
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-cache")
+		next.ServeHTTP(w, r)
+	})
+}
+
+// webBridge accepts a WebSocket and serves it to the reconnecting PTY
+// server as one protocol connection. The query names the session and how to
+// create it:
+//
+//	reconnect  the session UUID (required; the page makes one up for a new session)
+//	height     initial rows, 1-65535 (with width; default 24x80)
+//	width      initial columns, 1-65535 (with height)
+//	command    the command line for a new session (default: the login shell)
+//	backend    auto, buffered or screen (default: the daemon's --backend)
+//
+// An invalid query is answered 400 with a plain-text reason before any
+// upgrade. After the upgrade every binary message from the page carries
+// protocol requests ({"data":"..."}, {"height":H,"width":W}); text messages
+// are refused (the connection closes with 1003). The terminal output comes
+// back as binary messages of raw bytes. When the server ends the connection
+// while the page is attached, the close code is 4000 ("session ended").
+//
+// A session ID is a capability: whoever knows it can read and type into
+// that session. The embedding application must authenticate the user before
+// bridging a request to the server. The default origin check of
+// websocket.Accept (same host only) keeps other sites' pages from bridging
+// through a logged-in browser, but is no authentication.
+type webBridge struct {
+	srv    *reconnectingpty.Server
+	logger slog.Logger
+}
+
+func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	init, err := initFromQuery(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	// Encoding here rather than in the connection keeps the framing in one
+	// place (the library) and turns an oversized command into a 400.
+	var frame bytes.Buffer
+	if err := reconnectingpty.WriteInit(&frame, init); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+
+	ctx := r.Context()
+	logger := b.logger.With(slog.F("session_id", init.ID.String()), slog.F("remote_addr", r.RemoteAddr))
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		// Accept has answered the request already.
+		logger.Debug(ctx, "web terminal upgrade refused", slog.Error(xerrors.Errorf("accept websocket: %w", err)))
+		return
+	}
+	nc := newBridgeConn(ctx, ws, frame.Bytes())
+	if err := b.srv.ServeConn(ctx, nc); err != nil {
+		logger.Debug(ctx, "web terminal not served", slog.Error(xerrors.Errorf("serve websocket: %w", err)))
+	}
+	// The server has closed nc by now (or never took it); wait for the
+	// closing handshake, which runs in the background.
+	nc.wait()
+}
+
+// initFromQuery validates the bridge's query parameters into an init.
+func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
+	var init reconnectingpty.Init
+	raw := q.Get("reconnect")
+	if raw == "" {
+		return init, xerrors.New("missing reconnect parameter: want the session UUID (a new UUID starts a new session)")
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || id == uuid.Nil {
+		return init, xerrors.Errorf("invalid reconnect parameter %q: want a non-nil session UUID", raw)
+	}
+	init.ID = id
+
+	hs, ws := q.Get("height"), q.Get("width")
+	if (hs == "") != (ws == "") {
+		return init, xerrors.New("height and width go together: give both or neither")
+	}
+	if hs != "" {
+		if init.Height, err = parseDimension("height", hs); err != nil {
+			return init, err
+		}
+		if init.Width, err = parseDimension("width", ws); err != nil {
+			return init, err
+		}
+	}
+
+	init.Command = q.Get("command")
+	switch backend := q.Get("backend"); reconnectingpty.BackendType(backend) {
+	case "", reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
+		init.BackendType = backend
+	default:
+		return init, xerrors.Errorf("invalid backend parameter %q: want %q, %q or %q", backend,
+			reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen)
+	}
+	return init, nil
+}
+
+func parseDimension(name, s string) (uint16, error) {
+	v, err := strconv.ParseUint(s, 10, 16)
+	if err != nil || v == 0 {
+		return 0, xerrors.Errorf("invalid %s parameter %q: want a whole number from 1 to 65535", name, s)
+	}
+	return uint16(v), nil
+}
+
+// bridgeConn is the WebSocket as the server sees it: a net.Conn whose read
+// side yields the init frame first, then the bytes of the page's messages.
+type bridgeConn struct {
+	net.Conn // websocket.NetConn of ws
+
+	ws  *websocket.Conn
+	ctx context.Context
+
+	// init is what is left of the init frame. Only the server's single
+	// reader touches it.
+	init []byte
+	// peerGone is set once reading from the page failed or hit its close:
+	// then a close frame of ours would reach no one, or say nothing new.
+	peerGone atomic.Bool
+	// writing counts Writes in flight; one still in flight at Close means
+	// the page stopped reading.
+	writing atomic.Int32
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed once Close's work is done
+}
+
+func newBridgeConn(ctx context.Context, ws *websocket.Conn, init []byte) *bridgeConn {
+	return &bridgeConn{
+		Conn:   websocket.NetConn(ctx, ws, websocket.MessageBinary),
+		ws:     ws,
+		ctx:    ctx,
+		init:   init,
+		closed: make(chan struct{}),
+	}
+}
+
+func (c *bridgeConn) Read(p []byte) (int, error) {
+	if len(c.init) > 0 {
+		n := copy(p, c.init)
+		c.init = c.init[n:]
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.peerGone.Store(true)
+	}
+	return n, err
+}
+
+func (c *bridgeConn) Write(p []byte) (int, error) {
+	c.writing.Add(1)
+	defer c.writing.Add(-1)
+	return c.Conn.Write(p)
+}
+
+// Close ends the WebSocket. A close the server starts while the page is
+// attached and reading means the session is over, and says so with
+// statusSessionEnded; the page reconnects after any other close.
+//
+// Close never blocks: the server calls it under its locks, and to unblock a
+// Write stuck on a page that stopped reading. The closing handshake, which
+// waits (up to 5 s) for the page's reply, runs in a goroutine that
+// ServeHTTP waits for through wait.
+func (c *bridgeConn) Close() error {
+	c.closeOnce.Do(func() {
+		if c.peerGone.Load() || c.ctx.Err() != nil || c.writing.Load() > 0 {
+			// Nobody would answer a handshake, or the page is not
+			// reading (a slow consumer cut off: its session lives
+			// on, so it must not hear "session ended").
+			_ = c.ws.CloseNow()
+			// Stops NetConn's deadline timers and contexts; its own
+			// close of the WebSocket is a no-op by now.
+			_ = c.Conn.Close()
+			close(c.closed)
+			return
+		}
+		go func() {
+			defer close(c.closed)
+			// The close frame follows every byte of output already
+			// written, so the page sees the end of the session's
+			// output before the code.
+			_ = c.ws.Close(statusSessionEnded, "session ended")
+			_ = c.Conn.Close()
+		}()
+	})
+	return nil
+}
+
+// wait closes the connection if that has not begun and waits until the
+// close is done.
+func (c *bridgeConn) wait() {
+	_ = c.Close()
+	<-c.closed
 }
