@@ -100,9 +100,14 @@ func (b *buffered) close(d disconnect) {
 // and the output flows again.
 func (b *buffered) read() {
 	defer close(b.readerDone)
+	rc, err := b.ptmx.SyscallConn()
+	if err != nil {
+		b.logger.Error(context.Background(), "read pty", slog.Error(err))
+		return
+	}
 	buf := make([]byte, readSize)
 	for {
-		n, err := b.ptmx.Read(buf)
+		n, err := readReady(rc, buf)
 		if n > 0 {
 			b.fanOut(buf[:n])
 			b.waitForRoom()

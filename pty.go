@@ -1,6 +1,7 @@
 package reconnectingpty
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"syscall"
@@ -81,4 +82,39 @@ func resizePTY(f *os.File, height, width uint16) error {
 		return xerrors.Errorf("resize pty: %w", ioctlErr)
 	}
 	return nil
+}
+
+// readReady reads whatever output the PTY has ready, up to len(p), in one
+// call. A PTY hands out a few KiB per read(2); gathering what is already
+// there before relaying it saves every attached connection a write per
+// read, without waiting for anything that has not arrived.
+func readReady(rc syscall.RawConn, p []byte) (int, error) {
+	var n int
+	var readErr error
+	err := rc.Read(func(fd uintptr) bool {
+		for n < len(p) {
+			m, err := unix.Read(int(fd), p[n:])
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err == unix.EAGAIN:
+				return n > 0 // wait for more only when there is nothing yet
+			case err != nil:
+				readErr = err
+				return true
+			case m == 0:
+				readErr = io.EOF
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if n > 0 {
+		return n, nil // an error comes again on the next call
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, readErr
 }

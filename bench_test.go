@@ -1,0 +1,159 @@
+package reconnectingpty
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/google/uuid"
+)
+
+// benchBytes is how much output each throughput run produces.
+const benchBytes = 100_000_000
+
+const benchProducer = "yes 'reconnecting pty throughput benchmark line' | head -c 100000000"
+
+// bareRate is the baseline: creack/pty reading the producer to EOF with
+// 32 KiB reads and nothing else, in bytes per second.
+func bareRate(b *testing.B) float64 {
+	b.Helper()
+	cmd := exec.Command("sh", "-c", benchProducer)
+	start := time.Now()
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	buf := make([]byte, 32<<10)
+	var n int64
+	for {
+		m, err := f.Read(buf)
+		n += int64(m)
+		if err != nil {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	_ = cmd.Wait()
+	if n < benchBytes {
+		b.Fatalf("bare pty read %d bytes, want at least %d", n, benchBytes)
+	}
+	return float64(n) / elapsed.Seconds()
+}
+
+// BenchmarkThroughput measures output relayed through the server over
+// loopback TCP as a ratio of the bare PTY rate measured in the same
+// iteration (x-bare). Run with:
+//
+//	go test -run '^$' -bench Throughput -benchtime 1x -count 3 .
+func BenchmarkThroughput(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		readers int
+		stalled int
+	}{
+		{"one_client", 1, 0},
+		{"ten_clients", 10, 0},
+		{"ten_clients_one_stalled", 10, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var bareSum, slowSum float64
+			for i := 0; i < b.N; i++ {
+				bare := bareRate(b)
+				slowest := serverRate(b, bc.readers, bc.stalled)
+				bareSum += bare
+				slowSum += slowest
+			}
+			b.ReportMetric(bareSum/float64(b.N)/1e6, "bare-MB/s")
+			b.ReportMetric(slowSum/float64(b.N)/1e6, "slowest-MB/s")
+			b.ReportMetric(slowSum/bareSum, "x-bare")
+		})
+	}
+}
+
+// serverRate runs the producer in one session with the given number of
+// reading clients and clients that never read, and returns the slowest
+// reader's rate from the moment output starts to its EOF.
+func serverRate(b *testing.B, readers, stalled int) float64 {
+	b.Helper()
+	srv, err := NewServer(Config{Backend: BackendBuffered, Commander: LocalCommander{Shell: "/bin/sh"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ctx, ctx, ln) }()
+	defer func() {
+		cancel()
+		<-serveDone
+	}()
+
+	id := uuid.New()
+	// The producer waits for a line of input so every client is attached
+	// before the first byte.
+	init := Init{ID: id, Height: 24, Width: 80, Command: "read -r go; " + benchProducer}
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := WriteInit(c, init); err != nil {
+			b.Fatal(err)
+		}
+		return c
+	}
+	conns := make([]net.Conn, readers)
+	for i := range conns {
+		conns[i] = dial()
+		defer conns[i].Close()
+	}
+	for i := 0; i < stalled; i++ {
+		c := dial()
+		defer c.Close()
+	}
+	// Every connection is attached once it is counted and the session
+	// replays nothing yet; wait for the server to have them all.
+	for srv.ConnCount() < int64(readers+stalled) {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+
+	var wg sync.WaitGroup
+	rates := make([]float64, readers)
+	start := time.Now()
+	for i, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, 32<<10)
+			var n int64
+			var readErr error
+			for readErr == nil {
+				var m int
+				m, readErr = c.Read(buf)
+				n += int64(m)
+			}
+			if n < benchBytes {
+				b.Errorf("reader %d got %d bytes, want at least %d (%v)", i, n, benchBytes, readErr)
+			}
+			rates[i] = float64(n) / time.Since(start).Seconds()
+		}()
+	}
+	if err := WriteRequest(conns[0], Request{Data: "\r"}); err != nil {
+		b.Fatal(err)
+	}
+	wg.Wait()
+	slowest := rates[0]
+	for _, r := range rates {
+		slowest = min(slowest, r)
+	}
+	return slowest
+}
