@@ -79,7 +79,7 @@ type LocalCommander struct {
 }
 
 // Command implements Commander.
-func (lc LocalCommander) Command(ctx context.Context, req CommandRequest) (*exec.Cmd, error) {
+func (lc LocalCommander) Command(_ context.Context, req CommandRequest) (*exec.Cmd, error) {
 	if req.Container != "" {
 		return nil, xerrors.Errorf("container %q requested, but LocalCommander runs no containers", req.Container)
 	}
@@ -94,13 +94,15 @@ func (lc LocalCommander) Command(ctx context.Context, req CommandRequest) (*exec
 	if err != nil {
 		return nil, xerrors.Errorf("find shell: %w", err)
 	}
+	// Not CommandContext: the backend, not a context, decides when the
+	// session's process ends, and it ends its whole session, not just it.
 	var cmd *exec.Cmd
 	if req.Command == "" {
-		cmd = exec.CommandContext(ctx, path)
+		cmd = exec.Command(path)
 		// A leading dash in argv[0] is how login(1) asks for a login shell.
 		cmd.Args = []string{"-" + filepath.Base(path)}
 	} else {
-		cmd = exec.CommandContext(ctx, path, "-c", req.Command)
+		cmd = exec.Command(path, "-c", req.Command)
 	}
 	cmd.Dir = lc.Dir
 	if cmd.Dir == "" {

@@ -517,6 +517,8 @@ func (s *Server) attach(ctx context.Context, c *conn, init Init, backend Backend
 // it records the error and unregisters sess.
 func (s *Server) startSession(sess *session, init Init, backend BackendType, height, width uint16, logger slog.Logger) {
 	defer close(sess.ready)
+	// The session outlives the connection that created it: log it as itself.
+	logger = s.logger.With(slog.F("session_id", init.ID.String()))
 	sess.logger = logger
 	s.mu.Lock()
 	if s.closed {
