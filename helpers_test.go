@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -21,8 +22,41 @@ import (
 	"go.uber.org/goleak"
 )
 
+// TestMain fails the run if any test left a goroutine or a child process.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
+			code = 1
+		}
+		if kids := childProcesses(); len(kids) > 0 {
+			fmt.Fprintln(os.Stderr, "child processes left behind:", kids)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// childProcesses lists this process's children, reaped or not.
+func childProcesses() []string {
+	var kids []string
+	self := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		stat, err := os.ReadFile(filepath.Join(d, "stat"))
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 1 && f[1] == self {
+			kids = append(kids, string(stat[:i+1]))
+		}
+	}
+	return kids
 }
 
 // shortWait and longWait bound how long a test polls for output; they are
