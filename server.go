@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"cdr.dev/slog/v3"
@@ -203,14 +204,28 @@ func (s *Server) Serve(ctx, hardCtx context.Context, l net.Listener) error {
 	}()
 
 	var serveErr error
+	var backoff time.Duration
 	for {
 		nc, err := l.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				serveErr = xerrors.Errorf("accept: %w", err)
+			if ctx.Err() != nil {
+				break
 			}
+			// Out of file descriptors and the like pass; wait and retry
+			// rather than drop every session.
+			if isTemporary(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.logger.Warn(ctx, "accept reconnecting pty connection; retrying", slog.Error(err), slog.F("retry_in", backoff.String()))
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+				}
+				continue
+			}
+			serveErr = xerrors.Errorf("accept: %w", err)
 			break
 		}
+		backoff = 0
 		if !s.goServe(hardCtx, nc) {
 			serveErr = ErrServerClosed
 			break
@@ -222,6 +237,15 @@ func (s *Server) Serve(ctx, hardCtx context.Context, l net.Listener) error {
 		serveErr = err
 	}
 	return serveErr
+}
+
+func isTemporary(err error) bool {
+	var ne net.Error
+	if xerrors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return xerrors.Is(err, syscall.EMFILE) || xerrors.Is(err, syscall.ENFILE) ||
+		xerrors.Is(err, syscall.ECONNABORTED) || xerrors.Is(err, syscall.ENOBUFS) || xerrors.Is(err, syscall.ENOMEM)
 }
 
 // ServeConn serves one already-accepted connection, for callers that run
