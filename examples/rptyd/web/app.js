@@ -177,7 +177,9 @@
   function sessionEnded() {
     ended = true;
     setState('ended', 'session ended — press Enter for a new one');
-    term.write('\r\n\x1b[2m[session ended — press Enter to start a new session]\x1b[0m\r\n');
+    // Dim note, cursor hidden: nothing here takes input any more. The
+    // reset before the next session brings the cursor back.
+    term.write('\r\n\x1b[2m[session ended — press Enter to start a new session]\x1b[0m\r\n\x1b[?25l');
   }
 
   term.onData((data) => {
