@@ -1,0 +1,457 @@
+// Command rpty attaches the local terminal to a reconnecting PTY session
+// served by the reconnectingpty library (for example by examples/rptyd).
+//
+// Usage:
+//
+//	go run ./examples/rpty [--addr 127.0.0.1:7681] [--id UUID] [--backend auto|buffered|screen] [-- command...]
+//
+// Without --id, rpty starts a new session under a new random ID; with
+// --id it attaches to that session (or starts it, if it does not exist).
+// The command after "--" is run by the server's shell when the session is
+// created; without one the server starts a login shell.
+//
+// The local terminal is put in raw mode and its size is sent at start and
+// whenever it changes. If the connection drops, rpty reconnects with
+// backoff to the same session, showing a one-line status at the bottom of
+// the screen meanwhile; on reconnect the screen is cleared and repainted
+// from the server's replay.
+//
+// Detach: press Ctrl-\ and then d. The session keeps running on the
+// server, and rpty prints the command to reattach to it. To send Ctrl-\
+// itself to the session, press it twice. Ctrl-\ followed by any other key
+// sends both keys.
+//
+// rpty exits when the session ends (exit status 0), on detach (0), on
+// SIGTERM, SIGINT or SIGHUP (1, the session keeps running), or on an error
+// (1). The terminal is restored on every one of these paths.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/client"
+)
+
+const (
+	defaultAddr = "127.0.0.1:7681"
+	// detachPrefix is Ctrl-\. Shells and editors rarely bind it, and in
+	// raw mode it reaches us instead of raising SIGQUIT.
+	detachPrefix = 0x1c
+	// detachKey completes the detach sequence after detachPrefix.
+	detachKey = 'd'
+)
+
+const usage = `Usage: go run ./examples/rpty [flags] [-- command...]
+
+Attach this terminal to a reconnecting PTY session. Without --id a new
+session is started under a new random ID. The command after "--" is run
+by the server's shell when the session is created; without one the server
+starts a login shell.
+
+Detach with Ctrl-\ then d: the session keeps running and rpty prints how
+to reattach. Press Ctrl-\ twice to send Ctrl-\ itself.
+
+Flags:
+`
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run is the whole program; it returns the exit status, after restoring
+// the terminal, so that main's os.Exit skips no cleanup.
+func run(args []string) int {
+	fs := flag.NewFlagSet("rpty", flag.ContinueOnError)
+	fs.SetOutput(os.Stderr)
+	addr := fs.String("addr", defaultAddr, "server address (host:port)")
+	idFlag := fs.String("id", "", "session ID to attach to; empty starts a new session")
+	backend := fs.String("backend", "auto", "backend for a new session: auto, buffered or screen")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	id := uuid.New()
+	if *idFlag != "" {
+		var err error
+		if id, err = uuid.Parse(*idFlag); err != nil {
+			fmt.Fprintf(os.Stderr, "rpty: --id %q: %v\n", *idFlag, err)
+			return 2
+		}
+	}
+	switch reconnectingpty.BackendType(*backend) {
+	case reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
+	default:
+		fmt.Fprintf(os.Stderr, "rpty: --backend %q: want auto, buffered or screen\n", *backend)
+		return 2
+	}
+
+	s := &session{
+		addr:    *addr,
+		id:      id,
+		command: strings.Join(fs.Args(), " "),
+		backend: *backend,
+		in:      os.Stdin,
+		out:     os.Stdout,
+		errOut:  os.Stderr,
+	}
+	return s.run()
+}
+
+// session is one run of the CLI against one session ID.
+type session struct {
+	addr, command, backend string
+	id                     uuid.UUID
+	in, out, errOut        *os.File
+
+	// outMu serializes writes to the terminal from the output copy and
+	// the status line.
+	outMu sync.Mutex
+	rows  atomic.Int32 // terminal size, for the status line
+	cols  atomic.Int32
+	// termFd is the terminal whose size is sent, or -1 if there is none.
+	termFd               int
+	outIsTerm, errIsTerm bool
+}
+
+// run connects, relays until the session ends, the user detaches, a
+// signal arrives or an error happens, and reports which.
+func (s *session) run() int {
+	// Descriptors are looked at once, here: (*os.File).Fd may switch a
+	// descriptor back to blocking mode, which must not happen once
+	// openInput has made it non-blocking.
+	inFd, outFd, errFd := int(s.in.Fd()), int(s.out.Fd()), int(s.errOut.Fd())
+	inIsTerm := term.IsTerminal(inFd)
+	s.outIsTerm, s.errIsTerm = term.IsTerminal(outFd), term.IsTerminal(errFd)
+	s.termFd = -1
+	switch {
+	case inIsTerm:
+		s.termFd = inFd
+	case s.outIsTerm:
+		s.termFd = outFd
+	}
+	height, width := s.size()
+
+	// Signals are caught before anything changes the terminal, so that
+	// none of them can end the process without the cleanup below.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	dial := func(ctx context.Context) (net.Conn, error) {
+		// TCP keepalive makes a silently dead network show up as a read
+		// error, which the client reconnects on.
+		d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
+			Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3,
+		}}
+		return d.DialContext(ctx, "tcp", s.addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	c, err := client.Dial(ctx, dial, reconnectingpty.Init{
+		ID:          s.id,
+		Height:      height,
+		Width:       width,
+		Command:     s.command,
+		BackendType: s.backend,
+	}, client.Options{
+		OnState:    s.status,
+		OnReplay:   s.clearScreen,
+		MinBackoff: 250 * time.Millisecond,
+		MaxBackoff: 5 * time.Second,
+	})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(s.errOut, "rpty: connect to %s: %v\n", s.addr, err)
+		return 1
+	}
+	defer c.Close() // for panics; the Close below makes it a no-op
+
+	// Everything that changes the terminal is undone by restore, called
+	// on the way out and, for panics, deferred. Order matters: input
+	// flags, then the terminal mode.
+	var undo []func()
+	var restoreOnce sync.Once
+	restore := func() {
+		restoreOnce.Do(func() {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		})
+	}
+	defer restore()
+
+	if inIsTerm {
+		old, err := term.MakeRaw(inFd)
+		if err != nil {
+			fmt.Fprintf(s.errOut, "rpty: raw mode: %v\n", err)
+			return 1
+		}
+		undo = append(undo, func() { _ = term.Restore(inFd, old) })
+	}
+	in, err := openInput(inFd)
+	if err != nil {
+		restore()
+		fmt.Fprintf(s.errOut, "rpty: %v\n", err)
+		return 1
+	}
+	undo = append(undo, in.restoreFlags)
+	// Output goes through new files too: when stdout shares the
+	// terminal's open file with stdin it is non-blocking now, and only a
+	// file that Go's poller knows waits out EAGAIN instead of failing.
+	// They are never closed, which would close the descriptors.
+	out, errOut := os.NewFile(uintptr(outFd), "stdout"), os.NewFile(uintptr(errFd), "stderr")
+	s.out, s.errOut = out, errOut
+
+	outDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(lockedWriter{&s.outMu, s.out}, c)
+		outDone <- err
+	}()
+	inDone := make(chan error, 1)
+	go func() { inDone <- s.relayInput(in.f, c) }()
+
+	var (
+		code int
+		msg  string
+	)
+	detachMsg := "detached; reattach with: " + s.reattachCommand()
+loop:
+	for {
+		select {
+		case err := <-outDone:
+			outDone = nil
+			if err == nil {
+				msg = "session ended"
+			} else {
+				code, msg = 1, fmt.Sprintf("%v; %s", err, detachMsg)
+			}
+			break loop
+		case err := <-inDone:
+			inDone = nil
+			if errors.Is(err, errDetach) {
+				msg = detachMsg
+				break loop
+			}
+			if err != nil && !errors.Is(err, io.EOF) {
+				code, msg = 1, fmt.Sprintf("read input: %v; %s", err, detachMsg)
+				break loop
+			}
+			// Input ended (not a terminal): keep showing output until
+			// the session ends.
+		case sig := <-sigs:
+			if sig == syscall.SIGWINCH {
+				if h, w := s.size(); h != 0 {
+					_ = c.Resize(h, w)
+				}
+				continue
+			}
+			code, msg = 1, fmt.Sprintf("%v; %s", sig, detachMsg)
+			break loop
+		}
+	}
+
+	// Close detaches (the session lives on unless it ended) and ends the
+	// output copy; the input reader is ended by its deadline.
+	_ = c.Close()
+	if outDone != nil {
+		<-outDone
+	}
+	in.stop()
+	if inDone != nil && in.interruptible {
+		<-inDone
+	}
+	restore()
+	if s.errIsTerm {
+		// The session's output may have left the cursor mid-line and
+		// colours set.
+		fmt.Fprint(s.errOut, "\r\n\x1b[0m")
+	}
+	fmt.Fprintf(s.errOut, "rpty: %s\n", msg)
+	runtime.KeepAlive(in)
+	runtime.KeepAlive(out)
+	runtime.KeepAlive(errOut)
+	return code
+}
+
+// size is the local terminal size, or 0, 0 when it is not known (the
+// server then uses its default).
+func (s *session) size() (uint16, uint16) {
+	if s.termFd < 0 {
+		return 0, 0
+	}
+	w, h, err := term.GetSize(s.termFd)
+	if err != nil || w <= 0 || h <= 0 || w > 0xffff || h > 0xffff {
+		return 0, 0
+	}
+	s.rows.Store(int32(h))
+	s.cols.Store(int32(w))
+	return uint16(h), uint16(w)
+}
+
+// reattachCommand is the command line that attaches to this session again.
+func (s *session) reattachCommand() string {
+	cmd := "go run ./examples/rpty"
+	if s.addr != defaultAddr {
+		cmd += " --addr " + s.addr
+	}
+	return cmd + " --id " + s.id.String()
+}
+
+// status shows connection state changes. On a terminal it draws one line
+// at the bottom of the screen and puts the cursor back, so the session's
+// screen is not scrolled or garbled; the repaint after the reconnect
+// covers it again.
+func (s *session) status(ev client.Event) {
+	var line string
+	switch ev.State {
+	case client.StateReconnecting:
+		line = fmt.Sprintf("rpty: connection lost; reconnecting in %s (attempt %d; Ctrl-\\ d detaches): %v",
+			ev.Delay.Round(10*time.Millisecond), ev.Attempt, ev.Err)
+	case client.StateConnected:
+		if ev.Attempt == 0 {
+			return
+		}
+		line = fmt.Sprintf("rpty: reconnected (attempt %d)", ev.Attempt)
+	default:
+		return // the end is reported by run
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	if rows, cols := s.rows.Load(), int(s.cols.Load()); rows > 0 && s.errIsTerm {
+		// A line that wrapped would scroll the screen: cut it to fit.
+		if r := []rune(line); len(r) > cols-1 {
+			line = string(r[:max(cols-1, 0)])
+		}
+		// Save cursor, go to the last row, clear it, reverse video, then
+		// restore the cursor (and its attributes).
+		fmt.Fprintf(s.errOut, "\x1b7\x1b[%d;1H\x1b[2K\x1b[7m%s\x1b[0m\x1b8", rows, line)
+		return
+	}
+	fmt.Fprintf(s.errOut, "%s\r\n", line)
+}
+
+// clearScreen runs just before the replay of a reconnected connection is
+// written, so that the replay repaints a clean screen instead of
+// repeating what is already shown.
+func (s *session) clearScreen() {
+	if !s.outIsTerm {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	_, _ = io.WriteString(s.out, "\x1b[0m\x1b[H\x1b[2J")
+}
+
+var errDetach = errors.New("detach")
+
+// relayInput copies local input to the session until the detach
+// sequence (errDetach), the end of input, or an error.
+func (s *session) relayInput(in io.Reader, c *client.Client) error {
+	buf := make([]byte, 4096)
+	var send []byte
+	prefixed := false // the last byte was detachPrefix
+	for {
+		n, err := in.Read(buf)
+		send = send[:0]
+		for _, b := range buf[:n] {
+			switch {
+			case prefixed && b == detachKey:
+				if len(send) > 0 {
+					_, _ = c.Write(send)
+				}
+				return errDetach
+			case prefixed && b == detachPrefix:
+				send = append(send, detachPrefix)
+				prefixed = false
+			case prefixed:
+				send = append(send, detachPrefix, b)
+				prefixed = false
+			case b == detachPrefix:
+				prefixed = true
+			default:
+				send = append(send, b)
+			}
+		}
+		if len(send) > 0 {
+			if _, werr := c.Write(send); werr != nil {
+				return xerrors.Errorf("send input: %w", werr)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// input is standard input opened so that a blocked read can be ended:
+// the descriptor is switched to non-blocking mode, which lets Go's poller
+// apply a read deadline, and switched back by close.
+type input struct {
+	f             *os.File
+	interruptible bool
+	restoreFlags  func()
+}
+
+func openInput(fd int) (*input, error) {
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return nil, xerrors.Errorf("get stdin flags: %w", err)
+	}
+	in := &input{restoreFlags: func() {}}
+	if flags&unix.O_NONBLOCK == 0 {
+		if err := unix.SetNonblock(fd, true); err == nil {
+			// The flag belongs to the open file, shared with the shell
+			// that started us: it must be put back on every exit path.
+			in.restoreFlags = func() { _ = unix.SetNonblock(fd, false) }
+		}
+	}
+	// A second *os.File on the same descriptor, which os.NewFile makes
+	// pollable because the descriptor is now non-blocking. It is never
+	// closed: that would close standard input.
+	in.f = os.NewFile(uintptr(fd), "stdin")
+	in.interruptible = in.f.SetReadDeadline(time.Time{}) == nil
+	return in, nil
+}
+
+// stop ends a read in progress, if the descriptor allows it.
+func (in *input) stop() {
+	if in.interruptible {
+		_ = in.f.SetReadDeadline(time.Now())
+	}
+}
+
+// lockedWriter serializes writes to w with mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
