@@ -20,8 +20,9 @@
 //   - A clean EOF after at least one byte arrived on that connection means
 //     the session ended. This is final: the Client closes, Read returns
 //     io.EOF and the state becomes StateClosed with ErrSessionEnded. A
-//     server process that is killed outright also closes its connections
-//     cleanly, and is treated the same way; its sessions are gone with it.
+//     server process that is killed outright usually closes its
+//     connections cleanly too, and is treated the same way: its sessions
+//     are gone with it, and the protocol says a clean close is an end.
 //   - A clean EOF before any byte arrived is a drop, retried: every attach
 //     replays output or starts a shell that prints a prompt, so a
 //     connection closed without a byte was refused (the server was shutting
@@ -32,9 +33,18 @@
 // Options.MaxAttempts bounds how many drops in a row without output are
 // retried; by default the Client retries until it is closed.
 //
-// One case the protocol does not let a client see: if the session ends
-// while the client is disconnected, the redial with the same ID starts a
-// fresh session, because the server forgets ended sessions.
+// Cases the protocol does not let a client tell apart:
+//
+//   - If the session ends while the client is disconnected, the redial
+//     with the same ID starts a fresh session, because the server forgets
+//     ended sessions.
+//   - A session whose command exits without printing anything looks like
+//     a refusal, so each retry starts the command again (bounded by
+//     MaxAttempts and the backoff).
+//   - A transport that reports a network failure as a clean close (some
+//     proxies do) makes a drop look like the session's end. A dial
+//     function for such a transport should return a net.Conn whose Read
+//     reports those failures as errors.
 //
 // # Keepalive
 //

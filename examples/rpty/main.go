@@ -162,6 +162,34 @@ func (s *session) run() int {
 	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 
+	// Everything that changes the terminal is undone by restore, called
+	// on the way out and, for panics, deferred. Order matters: the
+	// terminal mode, then the input flags.
+	var undo []func()
+	var restoreOnce sync.Once
+	restore := func() {
+		restoreOnce.Do(func() {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		})
+	}
+	defer restore()
+
+	in, err := openInput(inFd)
+	if err != nil {
+		fmt.Fprintf(s.errOut, "rpty: %v\n", err)
+		return 1
+	}
+	undo = append(undo, in.restoreFlags)
+	// Output goes through new files too: when stdout shares the
+	// terminal's open file with stdin it is non-blocking now, and only a
+	// file that Go's poller knows waits out EAGAIN instead of failing.
+	// They are never closed, which would close the descriptors. Set
+	// before Dial: the client's goroutine writes the status line.
+	out, errOut := os.NewFile(uintptr(outFd), "stdout"), os.NewFile(uintptr(errFd), "stderr")
+	s.out, s.errOut = out, errOut
+
 	dial := func(ctx context.Context) (net.Conn, error) {
 		// TCP keepalive makes a silently dead network show up as a read
 		// error, which the client reconnects on.
@@ -170,7 +198,10 @@ func (s *session) run() int {
 		}}
 		return d.DialContext(ctx, "tcp", s.addr)
 	}
+	// The terminal is still cooked here, so Ctrl-C can cut a slow first
+	// dial short; the signal is also in sigs and ends the run below.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	c, err := client.Dial(ctx, dial, reconnectingpty.Init{
 		ID:          s.id,
 		Height:      height,
@@ -183,48 +214,25 @@ func (s *session) run() int {
 		MinBackoff: 250 * time.Millisecond,
 		MaxBackoff: 5 * time.Second,
 	})
+	stopSignals()
 	cancel()
 	if err != nil {
+		restore()
 		fmt.Fprintf(s.errOut, "rpty: connect to %s: %v\n", s.addr, err)
 		return 1
 	}
 	defer c.Close() // for panics; the Close below makes it a no-op
 
-	// Everything that changes the terminal is undone by restore, called
-	// on the way out and, for panics, deferred. Order matters: input
-	// flags, then the terminal mode.
-	var undo []func()
-	var restoreOnce sync.Once
-	restore := func() {
-		restoreOnce.Do(func() {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		})
-	}
-	defer restore()
-
 	if inIsTerm {
 		old, err := term.MakeRaw(inFd)
 		if err != nil {
+			_ = c.Close()
+			restore()
 			fmt.Fprintf(s.errOut, "rpty: raw mode: %v\n", err)
 			return 1
 		}
 		undo = append(undo, func() { _ = term.Restore(inFd, old) })
 	}
-	in, err := openInput(inFd)
-	if err != nil {
-		restore()
-		fmt.Fprintf(s.errOut, "rpty: %v\n", err)
-		return 1
-	}
-	undo = append(undo, in.restoreFlags)
-	// Output goes through new files too: when stdout shares the
-	// terminal's open file with stdin it is non-blocking now, and only a
-	// file that Go's poller knows waits out EAGAIN instead of failing.
-	// They are never closed, which would close the descriptors.
-	out, errOut := os.NewFile(uintptr(outFd), "stdout"), os.NewFile(uintptr(errFd), "stderr")
-	s.out, s.errOut = out, errOut
 
 	outDone := make(chan error, 1)
 	go func() {
@@ -256,12 +264,12 @@ loop:
 				msg = detachMsg
 				break loop
 			}
-			if err != nil && !errors.Is(err, io.EOF) {
+			if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, client.ErrSessionEnded) {
 				code, msg = 1, fmt.Sprintf("read input: %v; %s", err, detachMsg)
 				break loop
 			}
-			// Input ended (not a terminal): keep showing output until
-			// the session ends.
+			// Input ended (not a terminal), or the session ended under
+			// it: keep copying output until the output says so.
 		case sig := <-sigs:
 			if sig == syscall.SIGWINCH {
 				if h, w := s.size(); h != 0 {

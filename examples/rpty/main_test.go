@@ -342,3 +342,18 @@ func TestHelpDocumentsDetachKey(t *testing.T) {
 		t.Fatalf("--help does not document the detach key:\n%s", out)
 	}
 }
+
+// TestConnectError: a refused first connection is an error, not a retry
+// loop, and leaves the terminal as it was.
+func TestConnectError(t *testing.T) {
+	bin := buildCLI(t)
+	nl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := nl.Addr().String()
+	_ = nl.Close()
+	c := startCLI(t, bin, "--addr", addr)
+	c.waitExit(1)
+	c.waitFor("rpty: connect to " + addr)
+}
