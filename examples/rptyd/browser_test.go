@@ -286,8 +286,8 @@ func checkNoProcesses(t *testing.T, profile string) {
 
 // TestBrowser drives the web terminal in headless chromium: typing and
 // output, a reload that reattaches, a server-side cut that the page
-// recovers from by itself, a window resize that reaches the PTY, and the
-// end of the session.
+// recovers from by itself, a window resize that reaches the PTY, the end
+// of the session, and a query the bridge refuses.
 func TestBrowser(t *testing.T) {
 	ctx := startBrowser(t)
 	d := newTestDaemon(t)
@@ -323,6 +323,13 @@ func TestBrowser(t *testing.T) {
 	p.typeKeys("echo hello-browser\r")
 	p.waitFor("hello-browser on screen", 10*time.Second, func(s *pageState) bool {
 		return countLines(s.Lines, "hello-browser") == 1
+	})
+	// A character split across two output messages still renders: the
+	// page hands xterm bytes, not text decoded message by message. The
+	// pause makes the shell's two writes two PTY reads.
+	p.typeKeys(`printf 'split-\xc3'; sleep 0.3; printf '\xa9-ok\n'` + "\r")
+	p.waitFor("a split UTF-8 character", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "split-é-ok") == 1
 	})
 	p.typeKeys("echo shell-pid=$$\r")
 	pidRE := regexp.MustCompile(`^shell-pid=(\d+)$`)
@@ -420,5 +427,16 @@ func TestBrowser(t *testing.T) {
 			l = strings.TrimSpace(l)
 			return strings.HasPrefix(l, "new-pid=") && l != "new-pid="+pid
 		}) && countLines(s.Lines, "hello-browser") == 0
+	})
+
+	// A query the bridge refuses (400) is shown, not retried forever.
+	navCtx, navCancel = context.WithTimeout(ctx, 30*time.Second)
+	err = chromedp.Do(navCtx, chromedp.Navigate(d.base+"?backend=tmux"))
+	navCancel()
+	if err != nil {
+		t.Fatalf("open the page with a bad backend: %v", err)
+	}
+	p.waitFor("the bridge's 400 on the page", 10*time.Second, func(s *pageState) bool {
+		return s.State == "error" && strings.Contains(s.Status, `invalid backend parameter "tmux"`)
 	})
 }
