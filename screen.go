@@ -86,16 +86,26 @@ const (
 
 // screenWrapper runs the session's program inside the screen window. It
 // records its PID (it leads the window's terminal session, so everything the
-// program starts can be found from it), waits at the gate until the first
-// client is attached so that no output is drawn before anyone can see it
-// and the program starts at the client's size, then runs the program and
-// records its exit status. SIGINT and SIGQUIT are caught rather than
+// program starts can be found from it), then waits at the gate until the
+// first client is attached, so that nothing is drawn before anyone can see
+// it. The gate says the client's size: screen creates a detached window at
+// 80x24 and resizes it when the client attaches, so the wrapper waits until
+// its terminal has that size and clears the screen (screen keeps a grown
+// window's old rows at the bottom, which would push the program's first
+// line down) before it runs the program at the right size. It records the
+// program's exit status last. SIGINT and SIGQUIT are caught rather than
 // ignored, so the program still gets the default dispositions while the
 // wrapper survives a Ctrl-C to record the status.
 const screenWrapper = `exitf=$1 pidf=$2 gate=$3
 shift 3
 echo $$ >"$pidf"
-read _ <"$gate"
+read rows cols _ <"$gate" || exit 0
+i=0
+while [ "$(stty size 2>/dev/null)" != "$rows $cols" ] && [ $i -lt 100 ]; do
+	sleep 0.02
+	i=$((i + 1))
+done
+printf '\033[H\033[2J'
 trap : INT QUIT
 "$@"
 echo $? >"$exitf"
@@ -460,18 +470,28 @@ func (s *screenSession) killWindow(hangup bool) {
 	killSession(pid, syscall.SIGKILL)
 }
 
-// sessionAlive reports whether any process is in the terminal session sid.
+// sessionAlive reports whether any live process (not a zombie) is in the
+// terminal session sid.
 func sessionAlive(sid int) bool {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return false
 	}
 	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
 		if err != nil {
 			continue
 		}
-		if got, ok := procSession(p); ok && got == sid {
+		// After the parenthesised command name: state ppid pgrp session.
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) >= 4 && f[0] != "Z" && f[3] == strconv.Itoa(sid) {
 			return true
 		}
 	}
@@ -516,6 +536,13 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	// Started at the connection's size: a client resized right after
 	// attaching makes screen pad the window from the top.
 	ptmx, err := pty.StartWithSize(client, &pty.Winsize{Rows: height, Cols: width})
+	if err == nil {
+		ptmx, err = pollable(ptmx)
+		if err != nil {
+			_ = client.Process.Kill()
+			_ = client.Wait()
+		}
+	}
 	if err != nil {
 		s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 		return nil, xerrors.Errorf("start screen client: %w", err)
@@ -552,7 +579,8 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	case <-a.drawn:
 		if !s.released {
 			s.released = true
-			if _, err := s.gate.Write([]byte("\n")); err != nil {
+			size := strconv.Itoa(int(height)) + " " + strconv.Itoa(int(width)) + "\n"
+			if _, err := s.gate.Write([]byte(size)); err != nil {
 				s.logger.Warn(context.Background(), "release screen gate", slog.Error(err))
 			}
 		}
@@ -619,6 +647,11 @@ func (a *screenAttachment) relay() {
 	writing := true
 	first := true
 	for {
+		if filter.holding() {
+			_ = a.ptmx.SetReadDeadline(time.Now().Add(screenChromeHold))
+		} else {
+			_ = a.ptmx.SetReadDeadline(time.Time{})
+		}
 		n, err := a.ptmx.Read(buf)
 		if n > 0 {
 			if first {
@@ -634,6 +667,10 @@ func (a *screenAttachment) relay() {
 				}
 			}
 			writing = a.send(filter.push(buf[:n]), writing)
+		}
+		if xerrors.Is(err, os.ErrDeadlineExceeded) {
+			writing = a.send(filter.flush(), writing)
+			continue
 		}
 		if err != nil {
 			break
@@ -732,10 +769,38 @@ func escapeScreenInput(p []byte) []byte {
 }
 
 func (a *screenAttachment) resize(height, width uint16) error {
-	if err := pty.Setsize(a.ptmx, &pty.Winsize{Rows: height, Cols: width}); err != nil {
+	// Not pty.Setsize: it takes the descriptor out of the poller.
+	rc, err := a.ptmx.SyscallConn()
+	if err != nil {
+		return xerrors.Errorf("resize screen client: %w", err)
+	}
+	var ioctlErr error
+	err = rc.Control(func(fd uintptr) {
+		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
+	})
+	if err == nil {
+		err = ioctlErr
+	}
+	if err != nil {
 		return xerrors.Errorf("resize screen client: %w", err)
 	}
 	return nil
+}
+
+// pollable replaces a PTY master that pty.Start left in blocking mode (its
+// ioctls go through Fd) with one in the runtime poller, so that a close
+// ends a blocked read and reads can time out.
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, xerrors.Errorf("duplicate pty: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, xerrors.Errorf("make pty non-blocking: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // detach stops output to the connection and ends the client only: the
@@ -764,14 +829,16 @@ func (a *screenAttachment) detach() {
 }
 
 // screenChrome is what a screen daemon writes to every display as it exits,
-// after escape sequences that reset the terminal and move to its last line.
-// None of it is the program's output, so the relay holds back anything that
-// may be its start and drops it when the client's terminal closes after it.
+// after escape sequences that reset the terminal and move to its last line
+// (in a write of their own). None of it is the program's output, so the
+// relay holds back anything that may be its start, and drops it when the
+// client's terminal closes right after it.
 const screenChrome = "\r\n[screen is terminating]\r\n"
 
-// screenChromeMinHold is the shortest start of screenChrome held back: a
-// bare line ending is too common to delay.
-const screenChromeMinHold = 3
+// screenChromeHold is how long held-back output waits for the rest of the
+// chrome: screen writes it in consecutive writes, so bytes that see nothing
+// follow them were the program's.
+const screenChromeHold = 100 * time.Millisecond
 
 // trailingEscapes matches the terminal-reset sequences screen writes before
 // screenChrome.
@@ -780,11 +847,12 @@ var trailingEscapes = regexp.MustCompile(`(?:\x1b\[[0-9;?]*[A-Za-z]|\x1b[=>]|\x1
 // chromeFilter removes screenChrome, and the escape sequences just before
 // it, from the end of a client's output.
 type chromeFilter struct {
-	held []byte
+	held    []byte
+	sentEOL bool // the last bytes let through were a line ending
 }
 
-// push returns the part of p, after anything held before, that cannot be
-// the start of the chrome.
+// push returns the part of the output so far that cannot be the start of
+// the chrome; the rest is held until more output, flush or end.
 func (f *chromeFilter) push(p []byte) []byte {
 	data := p
 	if len(f.held) > 0 {
@@ -792,34 +860,59 @@ func (f *chromeFilter) push(p []byte) []byte {
 		f.held = nil
 	}
 	hold := len(data)
-	for l := min(len(screenChrome), len(data)); l >= screenChromeMinHold; l-- {
-		if bytes.HasSuffix(data, []byte(screenChrome[:l])) {
-			hold = len(data) - l
+	switch {
+	case f.sentEOL && strings.HasPrefix(screenChrome[2:], string(data)):
+		// The chrome's line ending went out with the last output.
+		hold = 0
+	default:
+		l := min(len(screenChrome), len(data))
+		for ; l >= 2; l-- {
+			if bytes.HasSuffix(data, []byte(screenChrome[:l])) {
+				break
+			}
+		}
+		if l < 2 {
 			break
 		}
-	}
-	if hold == len(data) {
-		return data
-	}
-	if len(data)-hold == len(screenChrome) {
-		window := max(0, hold-256)
-		if loc := trailingEscapes.FindIndex(data[window:hold]); loc != nil {
+		start := len(data) - l
+		window := max(0, start-256)
+		if loc := trailingEscapes.FindIndex(data[window:start]); loc != nil {
 			hold = window + loc[0]
+		} else if l > 2 {
+			// A bare line ending is too common to hold back.
+			hold = start
 		}
 	}
 	f.held = bytes.Clone(data[hold:])
-	return data[:hold]
+	return f.let(data[:hold])
 }
 
-// end is called when the output is over: held bytes that form the chrome
-// are dropped, anything else (a prefix the program printed) is returned.
-func (f *chromeFilter) end() []byte {
+func (f *chromeFilter) let(p []byte) []byte {
+	if len(p) > 0 {
+		f.sentEOL = bytes.HasSuffix(p, []byte("\r\n"))
+	}
+	return p
+}
+
+// holding reports whether output is held back.
+func (f *chromeFilter) holding() bool { return len(f.held) > 0 }
+
+// flush lets held output through: nothing followed it in time.
+func (f *chromeFilter) flush() []byte {
 	held := f.held
 	f.held = nil
-	if bytes.HasSuffix(held, []byte(screenChrome)) {
+	return f.let(held)
+}
+
+// end is called when the output is over: held bytes that end with the
+// chrome are dropped, anything else (a prefix the program printed) is
+// returned.
+func (f *chromeFilter) end() []byte {
+	if bytes.HasSuffix(f.held, []byte(screenChrome[2:])) {
+		f.held = nil
 		return nil
 	}
-	return held
+	return f.flush()
 }
 
 // cappedBuffer keeps the first max bytes written to it, for error messages.
