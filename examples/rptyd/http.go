@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"sync/atomic"
 
 	"cdr.dev/slog/v3"
 	"github.com/coder/websocket"
@@ -31,10 +30,10 @@ import (
 var webFiles embed.FS
 
 // statusSessionEnded is the WebSocket close code the bridge sends when the
-// server ended the connection while the page was still attached: the
-// session's process exited, it timed out, or the server shut down. The page
-// then stops reconnecting, since reattaching to that ID would silently
-// start a new shell. Codes 4000-4999 are for applications (RFC 6455 7.4.2).
+// session ended: its process exited, it timed out, or the server shut down.
+// The page then stops reconnecting, since reattaching to that ID would
+// silently start a new shell. Codes 4000-4999 are for applications (RFC
+// 6455 7.4.2).
 const statusSessionEnded websocket.StatusCode = 4000
 
 // newHTTPHandler serves the web terminal on / (its page and vendored
@@ -93,8 +92,11 @@ func staticHeaders(next http.Handler) http.Handler {
 // upgrade. After the upgrade every binary message from the page carries
 // protocol requests ({"data":"..."}, {"height":H,"width":W}); text messages
 // are refused (the connection closes with 1003). The terminal output comes
-// back as binary messages of raw bytes. When the server ends the connection
-// while the page is attached, the close code is 4000 ("session ended").
+// back as binary messages of raw bytes. When the session ends (its process
+// exited, it timed out, the server shut down), the last output is followed
+// by the close code 4000 ("session ended"). Any other end of the connection
+// (a page cut off for falling behind, a protocol error, a forced shutdown)
+// comes without a close frame, and the page reconnects.
 //
 // A session ID is a capability: whoever knows it can read and type into
 // that session. The embedding application must authenticate the user before
@@ -184,31 +186,29 @@ func parseDimension(name, s string) (uint16, error) {
 
 // bridgeConn is the WebSocket as the server sees it: a net.Conn whose read
 // side yields the init frame first, then the bytes of the page's messages.
+//
+// Its CloseWrite is how the page learns that the session ended: the server
+// half-closes a connection (after flushing the output) exactly when the
+// session's process exited, it timed out, or the server shut down. Every
+// other close (a slow page cut off, the page gone, a forced shutdown) is a
+// plain Close, after which the page reconnects.
 type bridgeConn struct {
 	net.Conn // websocket.NetConn of ws
 
-	ws  *websocket.Conn
-	ctx context.Context
+	ws *websocket.Conn
 
 	// init is what is left of the init frame. Only the server's single
 	// reader touches it.
 	init []byte
-	// peerGone is set once reading from the page failed or hit its close:
-	// then a close frame of ours would reach no one, or say nothing new.
-	peerGone atomic.Bool
-	// writing counts Writes in flight; one still in flight at Close means
-	// the page stopped reading.
-	writing atomic.Int32
 
 	closeOnce sync.Once
-	closed    chan struct{} // closed once Close's work is done
+	closed    chan struct{} // closed once the WebSocket is
 }
 
 func newBridgeConn(ctx context.Context, ws *websocket.Conn, init []byte) *bridgeConn {
 	return &bridgeConn{
 		Conn:   websocket.NetConn(ctx, ws, websocket.MessageBinary),
 		ws:     ws,
-		ctx:    ctx,
 		init:   init,
 		closed: make(chan struct{}),
 	}
@@ -220,48 +220,37 @@ func (c *bridgeConn) Read(p []byte) (int, error) {
 		c.init = c.init[n:]
 		return n, nil
 	}
-	n, err := c.Conn.Read(p)
-	if err != nil {
-		c.peerGone.Store(true)
-	}
-	return n, err
+	return c.Conn.Read(p)
 }
 
-func (c *bridgeConn) Write(p []byte) (int, error) {
-	c.writing.Add(1)
-	defer c.writing.Add(-1)
-	return c.Conn.Write(p)
-}
-
-// Close ends the WebSocket. A close the server starts while the page is
-// attached and reading means the session is over, and says so with
-// statusSessionEnded; the page reconnects after any other close.
-//
-// Close never blocks: the server calls it under its locks, and to unblock a
-// Write stuck on a page that stopped reading. The closing handshake, which
-// waits (up to 5 s) for the page's reply, runs in a goroutine that
-// ServeHTTP waits for through wait.
-func (c *bridgeConn) Close() error {
+// CloseWrite ends the output with the close code statusSessionEnded. The
+// closing handshake waits (up to seconds) for the page's reply, so it runs
+// in a goroutine that ServeHTTP waits for through wait; the server meanwhile
+// reads on until the page's close arrives, or its own deadline.
+func (c *bridgeConn) CloseWrite() error {
 	c.closeOnce.Do(func() {
-		if c.peerGone.Load() || c.ctx.Err() != nil || c.writing.Load() > 0 {
-			// Nobody would answer a handshake, or the page is not
-			// reading (a slow consumer cut off: its session lives
-			// on, so it must not hear "session ended").
-			_ = c.ws.CloseNow()
+		go func() {
+			defer close(c.closed)
+			// The close frame follows every byte of output: the
+			// server calls this after the last write.
+			_ = c.ws.Close(statusSessionEnded, "session ended")
 			// Stops NetConn's deadline timers and contexts; its own
 			// close of the WebSocket is a no-op by now.
 			_ = c.Conn.Close()
-			close(c.closed)
-			return
-		}
-		go func() {
-			defer close(c.closed)
-			// The close frame follows every byte of output already
-			// written, so the page sees the end of the session's
-			// output before the code.
-			_ = c.ws.Close(statusSessionEnded, "session ended")
-			_ = c.Conn.Close()
 		}()
+	})
+	return nil
+}
+
+// Close ends the WebSocket at once, without a close frame, so the page
+// reconnects. It never blocks: the server calls it under its locks, and to
+// unblock a Write stuck on a page that stopped reading. After CloseWrite it
+// does nothing; the handshake ends the connection soon.
+func (c *bridgeConn) Close() error {
+	c.closeOnce.Do(func() {
+		_ = c.ws.CloseNow()
+		_ = c.Conn.Close()
+		close(c.closed)
 	})
 	return nil
 }

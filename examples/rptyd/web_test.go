@@ -40,7 +40,9 @@ type testDaemon struct {
 	handlers sync.WaitGroup // requests in the handler; Add under mu
 }
 
-func newTestDaemon(t *testing.T) *testDaemon {
+// newTestDaemon starts the daemon; configure may adjust the server's
+// config.
+func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *testDaemon {
 	t.Helper()
 	logger := slogtest.Make(t, &slogtest.Options{IgnoreErrors: true}).Leveled(slog.LevelDebug)
 	reg := prometheus.NewRegistry()
@@ -48,12 +50,16 @@ func newTestDaemon(t *testing.T) *testDaemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
+	cfg := reconnectingpty.Config{
 		Logger:    logger,
 		Metrics:   metrics,
 		Backend:   reconnectingpty.BackendBuffered,
 		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
-	})
+	}
+	for _, f := range configure {
+		f(&cfg)
+	}
+	srv, err := reconnectingpty.NewServer(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +170,8 @@ func dialBridge(ctx context.Context, t *testing.T, d *testDaemon, q url.Values) 
 	if resp.Body != nil {
 		_ = resp.Body.Close()
 	}
+	// One output message can be as large as the replay.
+	conn.SetReadLimit(-1)
 	c := &wsClient{t: t, conn: conn, update: make(chan struct{}, 1), done: make(chan struct{})}
 	go c.readLoop()
 	t.Cleanup(func() {
@@ -225,6 +233,25 @@ func (c *wsClient) waitOutput(ctx context.Context, want string) string {
 		case <-c.update:
 		case <-ctx.Done():
 			c.t.Fatalf("no output %q before the deadline; got:\n%s", want, out)
+		}
+	}
+}
+
+// waitOutputOrEnd waits until the output holds want, reporting true, or
+// the connection ends first, reporting false.
+func (c *wsClient) waitOutputOrEnd(ctx context.Context, want string) bool {
+	c.t.Helper()
+	for {
+		c.mu.Lock()
+		found, ended := strings.Contains(c.out.String(), want), c.err != nil
+		c.mu.Unlock()
+		if found || ended {
+			return found
+		}
+		select {
+		case <-c.update:
+		case <-ctx.Done():
+			c.t.Fatalf("neither output %q nor an end before the deadline", want)
 		}
 	}
 }
@@ -412,5 +439,70 @@ func TestWebSocketBridge(t *testing.T) {
 	}
 	if err := c.waitClosed(ctx); websocket.CloseStatus(err) == statusSessionEnded {
 		t.Errorf("after a cut: %v, want anything but session ended", err)
+	}
+}
+
+// TestWebSocketSlowConsumer checks that a page the server cuts off for not
+// reading is not told its session ended, so it reconnects to it, and that
+// the session carries on.
+func TestWebSocketSlowConsumer(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	d := newTestDaemon(t, func(cfg *reconnectingpty.Config) {
+		cfg.ConnQueueSize = 64 << 10
+		cfg.SlowConsumerTimeout = 300 * time.Millisecond
+	})
+	id := uuid.New()
+
+	// A client that reads nothing: the socket buffers fill, the bridge's
+	// write blocks, the queue overflows, the server cuts it off.
+	conn, resp, err := websocket.Dial(ctx, d.wsURL(sessionQuery(id, "", "")), nil)
+	if err != nil {
+		t.Fatalf("dial bridge: %v", err)
+	}
+	if resp.Body != nil {
+		_ = resp.Body.Close()
+	}
+	t.Cleanup(func() { _ = conn.CloseNow() })
+	conn.SetReadLimit(-1)
+	var buf bytes.Buffer
+	if err := reconnectingpty.WriteRequest(&buf, reconnectingpty.Request{Data: "head -c 16000000 /dev/zero | tr '\\0' x; echo; echo flood-$((2*5))-done\r"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Write(ctx, websocket.MessageBinary, buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	for d.srv.ConnCount() > 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the client that reads nothing was never cut off")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Reading at last, it gets what was buffered, then an end that is
+	// not "session ended".
+	for {
+		_, _, err := conn.Read(ctx)
+		if err == nil {
+			continue
+		}
+		if websocket.CloseStatus(err) == statusSessionEnded || ctx.Err() != nil {
+			t.Fatalf("slow consumer read %v, want an end without the session-ended code", err)
+		}
+		break
+	}
+
+	// Reconnecting, as the page does, reaches the same live session. A
+	// reconnect during the flood may be cut off in turn: retry then.
+	for attempt := 1; ; attempt++ {
+		c := dialBridge(ctx, t, d, sessionQuery(id, "", ""))
+		if c.waitOutputOrEnd(ctx, "flood-10-done") {
+			c.send(ctx, reconnectingpty.Request{Data: "echo alive-$((1+1))\r"})
+			c.waitOutput(ctx, "alive-2")
+			return
+		}
+		if err := c.waitClosed(ctx); websocket.CloseStatus(err) == statusSessionEnded || attempt == 20 {
+			t.Fatalf("reconnect %d ended: %v", attempt, err)
+		}
 	}
 }
