@@ -93,9 +93,10 @@ const (
 // its terminal has that size and clears the screen (screen keeps a grown
 // window's old rows at the bottom, which would push the program's first
 // line down) before it runs the program at the right size. It records the
-// program's exit status last. SIGINT and SIGQUIT are caught rather than
-// ignored, so the program still gets the default dispositions while the
-// wrapper survives a Ctrl-C to record the status.
+// program's exit status last. SIGHUP, SIGINT and SIGQUIT are caught rather
+// than ignored, so the program still gets the default dispositions while
+// the wrapper survives a Ctrl-C to record the status, and a hangup to reap
+// the program instead of orphaning it.
 const screenWrapper = `exitf=$1 pidf=$2 gate=$3
 shift 3
 echo $$ >"$pidf"
@@ -106,7 +107,7 @@ while [ "$(stty size 2>/dev/null)" != "$rows $cols" ] && [ $i -lt 100 ]; do
 	i=$((i + 1))
 done
 printf '\033[H\033[2J'
-trap : INT QUIT
+trap : HUP INT QUIT
 "$@"
 echo $? >"$exitf"
 `
@@ -401,26 +402,11 @@ func (s *screenSession) run() {
 	select {
 	case <-s.daemonDone:
 	case <-s.closeReq:
-		if err := s.command("-X", "quit"); err != nil {
-			s.logger.Debug(context.Background(), "screen quit", slog.Error(err))
-		}
-		select {
-		case <-s.daemonDone:
-		case <-time.After(hangupGrace):
-			killSession(s.daemon.Process.Pid, syscall.SIGKILL)
-			<-s.daemonDone
-		}
+		s.quit()
 	}
-	// The daemon is gone; whatever the program left running in its
-	// window's session is not wanted either. Screen hung the window up as
-	// it quit; give what is left the same grace as the buffered backend.
-	closing := false
-	select {
-	case <-s.closeReq:
-		closing = true
-	default:
-	}
-	s.killWindow(closing)
+	// Whatever the program left running in its window's session is not
+	// wanted either.
+	s.killWindow(false)
 	_ = s.gate.Close()
 
 	var d disconnect
@@ -449,16 +435,43 @@ func (s *screenSession) run() {
 		slog.F("reason", string(d.reason)), slog.F("exit_code", d.code()))
 }
 
+// quit ends the session from the inside out, so that each process is
+// reaped by its own parent rather than orphaned: the window's session is
+// hung up (the wrapper outlives the program to reap it), which closes the
+// only window and so ends the daemon. Should that not happen, screen is
+// told to quit, and then killed.
+func (s *screenSession) quit() {
+	// A wrapper still at the gate reads EOF and exits.
+	_ = s.gate.Close()
+	if s.killWindow(true) {
+		select {
+		case <-s.daemonDone:
+			return
+		case <-time.After(hangupGrace):
+		}
+	}
+	if err := s.command("-X", "quit"); err != nil {
+		s.logger.Debug(context.Background(), "screen quit", slog.Error(err))
+	}
+	select {
+	case <-s.daemonDone:
+	case <-time.After(hangupGrace):
+		killSession(s.daemon.Process.Pid, syscall.SIGKILL)
+		<-s.daemonDone
+	}
+}
+
 // killWindow kills what is left of the window's terminal session, which
-// the wrapper leads: at once, or after a hangup and a grace period.
-func (s *screenSession) killWindow(hangup bool) {
+// the wrapper leads: at once, or after a hangup and a grace period. It
+// reports whether the window had started.
+func (s *screenSession) killWindow(hangup bool) bool {
 	b, err := os.ReadFile(s.pidFile)
 	if err != nil {
-		return
+		return false
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
 	if err != nil || pid <= 1 {
-		return
+		return false
 	}
 	if hangup && sessionAlive(pid) {
 		killSession(pid, syscall.SIGHUP)
@@ -467,7 +480,11 @@ func (s *screenSession) killWindow(hangup bool) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	killSession(pid, syscall.SIGKILL)
+	// Once the session is empty the PID may be reused: no signal then.
+	if sessionAlive(pid) {
+		killSession(pid, syscall.SIGKILL)
+	}
+	return true
 }
 
 // sessionAlive reports whether any live process (not a zombie) is in the
