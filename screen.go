@@ -61,7 +61,6 @@ import (
 //   - escape ^]]: the command key is Ctrl-] instead of Ctrl-A, which shells
 //     and editors need. Clients never reach it either: input is escaped on
 //     the way in (see escapeScreenInput), so every byte reaches the program.
-//   - defscrollback 1000: copy mode has some history to show.
 const screenConfig = `# Written by the reconnecting PTY server; removed when it shuts down.
 startup_message off
 msgwait 0
@@ -74,7 +73,6 @@ defnonblock on
 defflow off
 term screen-256color
 escape ^]]
-defscrollback 1000
 `
 
 // screenEscape is the command key configured in screenConfig; typing it
@@ -310,8 +308,13 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	}()
 
 	if err := s.waitReady(); err != nil {
-		killSession(daemon.Process.Pid, syscall.SIGKILL)
-		<-s.daemonDone
+		select {
+		case <-s.daemonDone:
+		default:
+			// Not reaped yet, so the PID is still the daemon's.
+			killSession(daemon.Process.Pid, syscall.SIGKILL)
+			<-s.daemonDone
+		}
 		s.killWindow(false)
 		return fail(xerrors.Errorf("start screen daemon: %w (output: %q)", err, stderr.String()))
 	}
@@ -855,7 +858,7 @@ const screenChrome = "\r\n[screen is terminating]\r\n"
 // screenChromeHold is how long held-back output waits for the rest of the
 // chrome: screen writes it in consecutive writes, so bytes that see nothing
 // follow them were the program's.
-const screenChromeHold = 100 * time.Millisecond
+const screenChromeHold = 200 * time.Millisecond
 
 // trailingEscapes matches the terminal-reset sequences screen writes before
 // screenChrome.

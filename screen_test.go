@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // requireScreen skips a test on a machine without GNU screen.
@@ -33,15 +34,10 @@ func expectPrompt(tc *testClient) {
 // if it is not a live screen session.
 func screenSessionFor(t *testing.T, ts *testServer, id uuid.UUID) *screenSession {
 	t.Helper()
-	v, ok := ts.srv.sessions.Load(id)
+	r := backendOf(t, ts, id)
+	ss, ok := r.(*screenSession)
 	if !ok {
-		t.Fatalf("no session %s", id)
-	}
-	sess := v.(*session)
-	<-sess.ready
-	ss, ok := sess.rpty.(*screenSession)
-	if !ok {
-		t.Fatalf("session %s has backend %T, want screen", id, sess.rpty)
+		t.Fatalf("session %s has backend %T, want screen", id, r)
 	}
 	return ss
 }
@@ -383,5 +379,89 @@ func TestScreenSessionNamesAreShortAndUnique(t *testing.T) {
 	srv.Close()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("directory %s survives shutdown", dir)
+	}
+}
+
+// backendOf returns the backend behind the live session id.
+func backendOf(t *testing.T, ts *testServer, id uuid.UUID) rpty {
+	t.Helper()
+	v, ok := ts.srv.sessions.Load(id)
+	if !ok {
+		t.Fatalf("no session %s", id)
+	}
+	sess := v.(*session)
+	<-sess.ready
+	return sess.rpty
+}
+
+// TestScreenUnavailableFallsBackToBuffered asks for screen where there is
+// none: the client gets a working buffered session, the server warns once
+// and counts every fallback.
+func TestScreenUnavailableFallsBackToBuffered(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendScreen, Config{ScreenPath: "/nonexistent/screen"})
+	for i := range 2 {
+		id := uuid.New()
+		c := ts.connect(Init{ID: id, Command: testShell, BackendType: string(BackendScreen)})
+		c.typeLine(`echo fallback-""` + strconv.Itoa(i))
+		c.expect("fallback-" + strconv.Itoa(i))
+		if r := backendOf(t, ts, id); r == nil {
+			t.Fatal("no backend")
+		} else if _, ok := r.(*buffered); !ok {
+			t.Fatalf("backend %T, want buffered", r)
+		}
+	}
+	if got := testutil.ToFloat64(ts.srv.metrics.errors.WithLabelValues(errorTypeScreenUnavailable)); got != 2 {
+		t.Fatalf("screen_unavailable errors = %v, want 2", got)
+	}
+	ts.logs.mu.Lock()
+	warnings := 0
+	for _, e := range ts.logs.entries {
+		if strings.Contains(e.Message, "screen is not installed") {
+			warnings++
+		}
+	}
+	ts.logs.mu.Unlock()
+	if warnings != 1 {
+		t.Fatalf("%d warnings about the missing screen, want 1", warnings)
+	}
+}
+
+// TestScreenAutoPicksScreen checks that auto means screen where it is
+// installed, and buffered, silently, where it is not.
+func TestScreenAutoPicksScreen(t *testing.T) {
+	t.Parallel()
+	requireScreen(t)
+	for _, tc := range []struct {
+		name       string
+		screenPath string
+		want       BackendType
+	}{
+		{"installed", "", BackendScreen},
+		{"missing", "/nonexistent/screen", BackendBuffered},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, BackendAuto, Config{ScreenPath: tc.screenPath})
+			id := uuid.New()
+			c := ts.connect(Init{ID: id, Command: testShell, BackendType: ""})
+			c.typeLine(`echo auto-""ok`)
+			c.expect("auto-ok")
+			var got BackendType
+			switch r := backendOf(t, ts, id).(type) {
+			case *screenSession:
+				got = BackendScreen
+			case *buffered:
+				got = BackendBuffered
+			default:
+				t.Fatalf("backend %T", r)
+			}
+			if got != tc.want {
+				t.Fatalf("auto chose %s, want %s", got, tc.want)
+			}
+			if n := testutil.ToFloat64(ts.srv.metrics.errors.WithLabelValues(errorTypeScreenUnavailable)); n != 0 {
+				t.Fatalf("auto counted %v screen_unavailable errors", n)
+			}
+		})
 	}
 }
