@@ -171,8 +171,9 @@ func (b *buffered) cut(a *bufferedAttachment, detail string) {
 	a.signal()
 	b.srv.metrics.errors.WithLabelValues(errorTypeSlowConsumer).Inc()
 	a.c.end(disconnect{reason: DisconnectSlowConsumer, detail: detail})
-	// Unblocks a writer stuck on a client that stopped reading.
-	_ = a.c.Close()
+	// Unblocks a writer stuck on a client that stopped reading, and the
+	// connection's handler, which closes it.
+	a.c.interrupt()
 }
 
 func (b *buffered) signalDrained() {

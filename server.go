@@ -253,6 +253,15 @@ func isTemporary(err error) bool {
 // connection has closed, with ErrServerClosed if the server was shut down
 // before it began. Cancelling ctx closes the connection; the session lives
 // on.
+//
+// What the server calls on nc: Read, Write, SetDeadline and its kin (a
+// deadline in the past interrupts a connection from under a lock, so they
+// must not block), RemoteAddr and Close, from the connection's own
+// goroutines. When the session itself ends (its process exited, it timed
+// out, the server shut down) and nc has a CloseWrite method, the server
+// calls CloseWrite after the last byte of output, and only then: a bridge
+// can rely on it to tell its client the session is over rather than the
+// connection lost.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	c, ok := s.track(nc)
 	if !ok {
@@ -317,7 +326,7 @@ func (s *Server) Shutdown(hardCtx context.Context) error {
 		s.mu.Lock()
 		for c := range s.conns {
 			c.end(disconnect{reason: DisconnectServerShutdown, detail: "forced close"})
-			_ = c.Close()
+			c.interrupt()
 		}
 		s.mu.Unlock()
 		<-done
@@ -349,11 +358,21 @@ type conn struct {
 // within the grace period, a broken network as an error or a timeout.
 func (c *conn) failWrite(err error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.writeErr == nil {
 		c.writeErr = err
 	}
-	c.mu.Unlock()
-	_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	if c.ended == nil {
+		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+	}
+}
+
+// interrupt makes every pending and future read and write on the
+// connection fail at once. Unlike Close it never blocks (closing a
+// WebSocket waits for a handshake), so it is safe under locks; the
+// connection's handler closes it.
+func (c *conn) interrupt() {
+	_ = c.SetDeadline(time.Unix(1, 0))
 }
 
 // end records d as the reason the connection closes, unless one is
@@ -391,6 +410,21 @@ func (c *conn) closeWrite() {
 	_ = c.Close()
 }
 
+// afterFunc runs f when ctx is done, like context.AfterFunc; the stop
+// function it returns also waits for a run of f that has begun.
+func afterFunc(ctx context.Context, f func()) (stop func()) {
+	ran := make(chan struct{})
+	stopped := context.AfterFunc(ctx, func() {
+		defer close(ran)
+		f()
+	})
+	return func() {
+		if !stopped() {
+			<-ran
+		}
+	}
+}
+
 func remoteAddr(nc net.Conn) string {
 	if a := nc.RemoteAddr(); a != nil {
 		return a.String()
@@ -418,20 +452,18 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 	// Cancelling the caller's context, or shutting the server down before
 	// the connection has attached, closes it now; once attached, the
 	// session's close flushes output to it first.
-	stopCtx := context.AfterFunc(ctx, func() {
+	defer afterFunc(ctx, func() {
 		c.end(disconnect{reason: DisconnectServerShutdown, detail: "context canceled"})
-		_ = c.Close()
-	})
-	defer stopCtx()
-	stopSrv := context.AfterFunc(s.ctx, func() {
+		c.interrupt()
+	})()
+	defer afterFunc(s.ctx, func() {
 		c.mu.Lock()
 		attached := c.attached
 		c.mu.Unlock()
 		if !attached && c.end(disconnect{reason: DisconnectServerShutdown, detail: "server closed"}) {
-			_ = c.Close()
+			c.interrupt()
 		}
-	})
-	defer stopSrv()
+	})()
 
 	d, init, disconnected := s.serve(ctx, c, logger)
 	if init.ID != uuid.Nil {
