@@ -55,8 +55,11 @@ func TestScreenSharedEchoAndReattach(t *testing.T) {
 	a.expect("shared-42")
 	b.expect("shared-42")
 
-	// The others stay attached while one leaves.
+	// One screen client per connection, plus the daemon; detaching one
+	// connection ends its client only.
+	waitScreenProcesses(t, ts.marker, 3)
 	a.close()
+	waitScreenProcesses(t, ts.marker, 2)
 	b.typeLine("echo still-$((1+1))")
 	b.expect("still-2")
 	b.close()
@@ -257,6 +260,29 @@ func TestScreenReattachRepaintsFullScreenProgram(t *testing.T) {
 	t.Logf("vim wrote %d bytes while detached", writtenBytes(t, vimPID)-before)
 	if written := writtenBytes(t, vimPID) - before; written <= bufferSize {
 		t.Fatalf("vim wrote only %d bytes while detached; the test needs more than %d", written, bufferSize)
+	}
+}
+
+// waitScreenProcesses polls until exactly n screen processes (the daemon
+// and the clients) carry the test's marker.
+func waitScreenProcesses(t *testing.T, marker string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(shortWait)
+	for {
+		var got []int
+		for _, pid := range markedProcesses(marker) {
+			comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+			if strings.TrimSpace(string(comm)) == "screen" {
+				got = append(got, pid)
+			}
+		}
+		if len(got) == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("screen processes %v, want %d", got, n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -464,4 +490,16 @@ func TestScreenAutoPicksScreen(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestScreenLoginShell checks that an empty command still starts a login
+// shell: the leading dash of argv[0] cannot pass through the wrapper, so it
+// becomes -l.
+func TestScreenLoginShell(t *testing.T) {
+	t.Parallel()
+	requireScreen(t)
+	ts := newTestServer(t, BackendScreen, Config{})
+	c := ts.connect(Init{ID: uuid.New()})
+	c.typeLine(`shopt -q login_shell && echo login-""shell`)
+	c.expect("login-shell")
 }
