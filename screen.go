@@ -574,6 +574,7 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 		ptmx:       ptmx,
 		drawn:      make(chan struct{}),
 		refused:    make(chan struct{}),
+		confirmed:  make(chan struct{}),
 		clientDone: make(chan struct{}),
 		relayDone:  make(chan struct{}),
 		finishCh:   make(chan struct{}),
@@ -589,7 +590,7 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	ending = s.ending
 	s.mu.Unlock()
 	if ending {
-		a.detach()
+		a.stop()
 		return nil, errSessionEnded
 	}
 
@@ -604,12 +605,14 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 				s.logger.Warn(context.Background(), "release screen gate", slog.Error(err))
 			}
 		}
+		close(a.confirmed)
 		return a, nil
 	case <-a.refused:
 	case <-a.clientDone:
 	case <-timer.C:
 	}
-	a.detach()
+	// The connection is left alone: the server retries with it.
+	a.stop()
 	select {
 	case <-s.daemonDone:
 		return nil, errSessionEnded
@@ -634,9 +637,9 @@ type screenAttachment struct {
 	client *exec.Cmd
 	ptmx   *os.File
 
-	drawnOnce  sync.Once
 	drawn      chan struct{} // closed when the client has drawn the screen
 	refused    chan struct{} // closed when the client printed an error instead
+	confirmed  chan struct{} // closed when attach succeeds: output may flow
 	clientDone chan struct{}
 	relayDone  chan struct{}
 
@@ -683,7 +686,14 @@ func (a *screenAttachment) relay() {
 					close(a.refused)
 					writing = false
 				} else {
-					a.drawnOnce.Do(func() { close(a.drawn) })
+					close(a.drawn)
+					// Nothing reaches the connection before attach has
+					// decided to keep this client.
+					select {
+					case <-a.confirmed:
+					case <-a.detachCh:
+						writing = false
+					}
 				}
 			}
 			writing = a.send(filter.push(buf[:n]), writing)
@@ -719,7 +729,8 @@ func (a *screenAttachment) relay() {
 			a.s.logger.Warn(context.Background(), "screen client exited while its session lives")
 			a.s.remove(a)
 			a.c.end(disconnect{reason: DisconnectStartFailed, detail: "screen client exited while the session lives"})
-			_ = a.c.Close()
+			// The handler sees the read fail and closes the connection.
+			a.c.interrupt()
 			return
 		}
 	}
@@ -733,7 +744,7 @@ func (a *screenAttachment) relay() {
 	if writing {
 		a.c.closeWrite()
 	} else {
-		_ = a.c.Close()
+		a.c.interrupt()
 	}
 }
 
@@ -826,14 +837,21 @@ func pollable(f *os.File) (*os.File, error) {
 // detach stops output to the connection and ends the client only: the
 // hangup makes it tell the daemon it is leaving, and the session lives on.
 func (a *screenAttachment) detach() {
+	// A relay blocked on a client that stopped reading needs the interrupt;
+	// the connection's handler closes it.
+	a.c.interrupt()
+	a.stop()
+}
+
+// stop ends the client and waits for the attachment's goroutines, without
+// touching the connection.
+func (a *screenAttachment) stop() {
 	a.detachOnce.Do(func() {
 		a.s.remove(a)
 		a.mu.Lock()
 		a.detached = true
 		a.mu.Unlock()
 		close(a.detachCh)
-		// A relay blocked on a client that stopped reading needs the close.
-		_ = a.c.Close()
 		_ = a.client.Process.Signal(syscall.SIGHUP)
 		select {
 		case <-a.clientDone:
