@@ -758,6 +758,8 @@ func (a *screenAttachment) send(p []byte, writing bool) bool {
 		a.c.failWrite(err)
 		return false
 	}
+	// Screen gives no access to the program's own output stream, so this
+	// counts what each connection is sent, repaints included.
 	a.s.srv.metrics.outputBytes.Add(float64(len(p)))
 	return true
 }
@@ -873,6 +875,9 @@ func (a *screenAttachment) stop() {
 // client's terminal closes right after it.
 const screenChrome = "\r\n[screen is terminating]\r\n"
 
+// chromeBytes is screenChrome for byte comparisons; it is never written.
+var chromeBytes = []byte(screenChrome)
+
 // screenChromeHold is how long held-back output waits for the rest of the
 // chrome: screen writes it in consecutive writes, so bytes that see nothing
 // follow them were the program's.
@@ -899,13 +904,13 @@ func (f *chromeFilter) push(p []byte) []byte {
 	}
 	hold := len(data)
 	switch {
-	case f.sentEOL && strings.HasPrefix(screenChrome[2:], string(data)):
+	case f.sentEOL && len(data) <= len(screenChrome)-2 && bytes.HasPrefix(chromeBytes[2:], data):
 		// The chrome's line ending went out with the last output.
 		hold = 0
 	default:
 		l := min(len(screenChrome), len(data))
 		for ; l >= 2; l-- {
-			if bytes.HasSuffix(data, []byte(screenChrome[:l])) {
+			if bytes.HasSuffix(data, chromeBytes[:l]) {
 				break
 			}
 		}
@@ -946,7 +951,7 @@ func (f *chromeFilter) flush() []byte {
 // chrome are dropped, anything else (a prefix the program printed) is
 // returned.
 func (f *chromeFilter) end() []byte {
-	if bytes.HasSuffix(f.held, []byte(screenChrome[2:])) {
+	if bytes.HasSuffix(f.held, chromeBytes[2:]) {
 		f.held = nil
 		return nil
 	}
