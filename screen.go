@@ -118,8 +118,9 @@ const (
 	// screenCommandTimeout bounds one screen -Q or -X command.
 	screenCommandTimeout = 5 * time.Second
 	// screenClientGrace is how long an attachment whose client exited waits
-	// for the session's end before it concludes the client died alone.
-	screenClientGrace = 2 * hangupGrace
+	// for the daemon to be gone before it concludes the client died alone.
+	// Clients exit only as the daemon does, so this is a generous margin.
+	screenClientGrace = time.Second
 )
 
 // screenHost owns what the screen backend shares between the sessions of
@@ -576,6 +577,8 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 		refused:    make(chan struct{}),
 		confirmed:  make(chan struct{}),
 		clientDone: make(chan struct{}),
+		waiterDone: make(chan struct{}),
+		readEnded:  make(chan struct{}),
 		relayDone:  make(chan struct{}),
 		finishCh:   make(chan struct{}),
 		detachCh:   make(chan struct{}),
@@ -640,7 +643,9 @@ type screenAttachment struct {
 	drawn      chan struct{} // closed when the client has drawn the screen
 	refused    chan struct{} // closed when the client printed an error instead
 	confirmed  chan struct{} // closed when attach succeeds: output may flow
-	clientDone chan struct{}
+	clientDone chan struct{} // closed when the client is reaped
+	waiterDone chan struct{} // closed when waitClient returns
+	readEnded  chan struct{} // closed when the relay has read all it will
 	relayDone  chan struct{}
 
 	mu       sync.Mutex
@@ -653,9 +658,28 @@ type screenAttachment struct {
 	detachCh   chan struct{}
 }
 
+// waitClient reaps the client. A client that died on its own, while the
+// daemon lives, leaves its terminal open in the daemon, which would keep
+// the relay from ever reading EOF: once the relay has had time to read
+// what the client left, the terminal is closed under it.
 func (a *screenAttachment) waitClient() {
-	defer close(a.clientDone)
+	defer close(a.waiterDone)
 	_ = a.client.Wait()
+	close(a.clientDone)
+	timer := time.NewTimer(screenClientGrace)
+	defer timer.Stop()
+	select {
+	case <-a.readEnded:
+	case <-a.detachCh:
+	case <-timer.C:
+		select {
+		case <-a.s.daemonDone:
+			// The session ended: the daemon let go of the terminal, and
+			// the relay reads the rest at its connection's pace.
+		default:
+			_ = a.ptmx.Close()
+		}
+	}
 }
 
 // relay copies the client's output to the connection until the client's
@@ -706,6 +730,7 @@ func (a *screenAttachment) relay() {
 			break
 		}
 	}
+	close(a.readEnded)
 	// What is held back now is the daemon's goodbye to its displays.
 	writing = a.send(filter.end(), writing)
 
@@ -865,6 +890,7 @@ func (a *screenAttachment) stop() {
 		// our side ends the relay's read regardless.
 		_ = a.ptmx.Close()
 		<-a.relayDone
+		<-a.waiterDone
 	})
 }
 

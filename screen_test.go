@@ -503,3 +503,39 @@ func TestScreenLoginShell(t *testing.T) {
 	c.typeLine(`shopt -q login_shell && echo login-""shell`)
 	c.expect("login-shell")
 }
+
+// TestScreenClientDeathEndsOnlyItsConnection kills one connection's screen
+// client from outside: that connection is ended and attributed, the other
+// and the session carry on.
+func TestScreenClientDeathEndsOnlyItsConnection(t *testing.T) {
+	t.Parallel()
+	requireScreen(t)
+	ts := newTestServer(t, BackendScreen, Config{})
+	id := uuid.New()
+	a := ts.connect(Init{ID: id, Command: testShell})
+	a.typeLine(`echo first-""up`)
+	a.expect("first-up")
+	b := ts.connect(Init{ID: id})
+	b.expect("first-up")
+
+	ss := screenSessionFor(t, ts, id)
+	ss.mu.Lock()
+	var victim *screenAttachment
+	for att := range ss.atts {
+		if victim == nil || att.client.Process.Pid > victim.client.Process.Pid {
+			victim = att // the newest client is b's
+		}
+	}
+	ss.mu.Unlock()
+	if err := victim.client.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	b.expectEOF()
+	cl := ts.waitForCloses(1)[0]
+	requireClose(t, cl, DisconnectStartFailed)
+	if got := testutil.ToFloat64(ts.srv.metrics.errors.WithLabelValues(errorTypeScreen)); got != 1 {
+		t.Fatalf("screen errors = %v, want 1", got)
+	}
+	a.typeLine(`echo still-""up`)
+	a.expect("still-up")
+}
