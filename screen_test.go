@@ -539,3 +539,23 @@ func TestScreenClientDeathEndsOnlyItsConnection(t *testing.T) {
 	a.typeLine(`echo still-""up`)
 	a.expect("still-up")
 }
+
+// TestScreenTwoServersDoNotCollide runs the same session ID on two servers
+// of one host: each has its own directory, daemon and shell.
+func TestScreenTwoServersDoNotCollide(t *testing.T) {
+	t.Parallel()
+	requireScreen(t)
+	id := uuid.New()
+	one := newTestServer(t, BackendScreen, Config{})
+	two := newTestServer(t, BackendScreen, Config{})
+	a := one.connect(Init{ID: id, Command: testShell})
+	b := two.connect(Init{ID: id, Command: testShell})
+	a.typeLine(`echo pid-""$$-end`)
+	b.typeLine(`echo pid-""$$-end`)
+	if pa, pb := a.expectPID(), b.expectPID(); pa == pb {
+		t.Fatalf("both servers attached to shell %d", pa)
+	}
+	if da, db := screenSessionFor(t, one, id).dir, screenSessionFor(t, two, id).dir; da == db {
+		t.Fatalf("both servers use %s", da)
+	}
+}
