@@ -93,7 +93,9 @@ func benchReattach(b *testing.B, backend BackendType) {
 	for _, pid := range pids {
 		r, p := procKiB(b, pid, "status", "VmRSS:"), procKiB(b, pid, "smaps_rollup", "Pss:")
 		comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		b.Logf("%s pid %d %s: rss %d KiB, pss %d KiB", backend, pid, bytes.TrimSpace(comm), r, p)
+		if testing.Verbose() {
+			b.Logf("%s pid %d %s: rss %d KiB, pss %d KiB", backend, pid, bytes.TrimSpace(comm), r, p)
+		}
 		rss += r
 		pss += p
 	}
