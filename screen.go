@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"cdr.dev/slog/v3"
-	"github.com/creack/pty"
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
@@ -556,14 +555,7 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	client.Dir = s.dir
 	// Started at the connection's size: a client resized right after
 	// attaching makes screen pad the window from the top.
-	ptmx, err := pty.StartWithSize(client, &pty.Winsize{Rows: height, Cols: width})
-	if err == nil {
-		ptmx, err = pollable(ptmx)
-		if err != nil {
-			_ = client.Process.Kill()
-			_ = client.Wait()
-		}
-	}
+	ptmx, err := startPTY(client, height, width)
 	if err != nil {
 		s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 		return nil, xerrors.Errorf("start screen client: %w", err)
@@ -827,38 +819,10 @@ func escapeScreenInput(p []byte) []byte {
 }
 
 func (a *screenAttachment) resize(height, width uint16) error {
-	// Not pty.Setsize: it takes the descriptor out of the poller.
-	rc, err := a.ptmx.SyscallConn()
-	if err != nil {
-		return xerrors.Errorf("resize screen client: %w", err)
-	}
-	var ioctlErr error
-	err = rc.Control(func(fd uintptr) {
-		ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: height, Col: width})
-	})
-	if err == nil {
-		err = ioctlErr
-	}
-	if err != nil {
+	if err := resizePTY(a.ptmx, height, width); err != nil {
 		return xerrors.Errorf("resize screen client: %w", err)
 	}
 	return nil
-}
-
-// pollable replaces a PTY master that pty.Start left in blocking mode (its
-// ioctls go through Fd) with one in the runtime poller, so that a close
-// ends a blocked read and reads can time out.
-func pollable(f *os.File) (*os.File, error) {
-	defer f.Close()
-	fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, xerrors.Errorf("duplicate pty: %w", err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil {
-		_ = unix.Close(fd)
-		return nil, xerrors.Errorf("make pty non-blocking: %w", err)
-	}
-	return os.NewFile(uintptr(fd), f.Name()), nil
 }
 
 // detach stops output to the connection and ends the client only: the
