@@ -17,7 +17,15 @@ import (
 // backendsUnderTest lists the backends the behaviour suite runs against.
 func backendsUnderTest(t *testing.T) []BackendType {
 	t.Helper()
-	return []BackendType{BackendBuffered}
+	backends := []BackendType{BackendBuffered}
+	if _, ok := lookScreen("screen"); ok {
+		backends = append(backends, BackendScreen)
+	} else {
+		t.Run(string(BackendScreen), func(t *testing.T) {
+			t.Skip("screen not installed: apt-get install screen")
+		})
+	}
+	return backends
 }
 
 // TestBackends runs the behaviour every backend owes its clients.
