@@ -198,8 +198,13 @@ func testShutdownLeavesNoProcess(t *testing.T, backend BackendType) {
 	// both must go with the session.
 	a.typeLine(`set -m; sleep 1000 & (sleep 1001 &); echo started-""jobs`)
 	a.expect("started-jobs")
-	if n := len(markedProcesses(ts.marker)); n < 3 {
-		t.Fatalf("want the shell and two sleeps running, found %d processes", n)
+	// A process being exec'd shows no environment for a moment: poll.
+	deadline := time.Now().Add(shortWait)
+	for n := len(markedProcesses(ts.marker)); n < 3; n = len(markedProcesses(ts.marker)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("want the shell and two sleeps running, found %d processes", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := ts.srv.Close(); err != nil {
 		t.Fatal(err)
