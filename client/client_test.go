@@ -466,3 +466,91 @@ func TestDialError(t *testing.T) {
 		t.Fatalf("Dial error %v, want a dial error", err)
 	}
 }
+
+// TestInputWhileDisconnected: input written while reconnecting is held and
+// sent on the next connection.
+func TestInputWhileDisconnected(t *testing.T) {
+	data := make(chan string, 10)
+	f := newFakeServer(t, func(n int, conn net.Conn) {
+		_, _ = conn.Write([]byte("x"))
+		if n == 0 {
+			resetConn(conn)
+			return
+		}
+		dec := json.NewDecoder(conn)
+		for {
+			var req reconnectingpty.Request
+			if dec.Decode(&req) != nil {
+				return
+			}
+			data <- req.Data
+		}
+	})
+	ev := newEvents()
+	c, err := client.Dial(context.Background(), f.dial, reconnectingpty.Init{}, client.Options{
+		OnState:    ev.record,
+		MinBackoff: 300 * time.Millisecond,
+		MaxBackoff: 300 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readOutput(c)
+	ev.waitFor(t, client.StateReconnecting)
+	write(t, c, "queued")
+	select {
+	case d := <-data:
+		if d != "queued" {
+			t.Fatalf("second connection got %q", d)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("held input never sent")
+	}
+	closeClient(t, c, out)
+}
+
+// TestWriteBlocksWhenFull: with MaxPendingInput reached, Write waits, and
+// Close releases it with ErrClosed.
+func TestWriteBlocksWhenFull(t *testing.T) {
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	t.Cleanup(func() {
+		close(release)
+		wg.Wait()
+	})
+	dial := func(context.Context) (net.Conn, error) {
+		clientSide, serverSide := net.Pipe()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer serverSide.Close()
+			if _, err := reconnectingpty.ReadInit(serverSide); err != nil {
+				return
+			}
+			_, _ = serverSide.Write([]byte("x"))
+			// Never read the requests: the client's writer blocks.
+			<-release
+		}()
+		return clientSide, nil
+	}
+	c, err := client.Dial(context.Background(), dial, reconnectingpty.Init{}, client.Options{MaxPendingInput: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readOutput(c)
+	out.waitFor(t, "x")
+	wrote := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 1000))
+		wrote <- err
+	}()
+	select {
+	case err := <-wrote:
+		t.Fatalf("Write returned %v with the connection stalled and 16 bytes of room", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	closeClient(t, c, out)
+	if err := <-wrote; !errors.Is(err, client.ErrClosed) {
+		t.Fatalf("blocked Write after Close: %v, want ErrClosed", err)
+	}
+}
