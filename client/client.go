@@ -211,10 +211,13 @@ type Client struct {
 	readMu sync.Mutex
 	rest   chunk // the unread part of the chunk Read took last
 
-	mu       sync.Mutex
-	space    *sync.Cond // signalled when pending input shrinks or the client ends
-	init     reconnectingpty.Init
-	sizeGen  uint64 // incremented by Resize
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when pending input shrinks or the client ends
+	init    reconnectingpty.Init
+	sizeGen uint64 // incremented by Resize
+	// resizeAt is where in pending the latest Resize was called: input
+	// before it is sent before the resize, input after it after.
+	resizeAt int
 	pending  []byte // input not yet handed to a connection
 	conn     net.Conn
 	state    State
@@ -469,9 +472,18 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 	for {
 		c.mu.Lock()
-		data := takeInput(&c.pending)
+		resize := c.sizeGen != sent
+		limit := len(c.pending)
+		if resize {
+			limit = min(limit, c.resizeAt)
+		}
+		data := takeInput(&c.pending, limit)
+		c.resizeAt = max(c.resizeAt-len(data), 0)
 		var req reconnectingpty.Request
-		if c.sizeGen != sent {
+		// The resize goes out once the input written before it has,
+		// but for a split character, which waits for its remaining bytes
+		// and can follow the resize.
+		if resize && c.resizeAt < utf8.UTFMax {
 			sent = c.sizeGen
 			req.Height, req.Width = c.init.Height, c.init.Width
 		}
@@ -506,13 +518,13 @@ func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 	}
 }
 
-// takeInput removes and returns the input to send next: at most
+// takeInput removes and returns the input to send next: at most limit and
 // maxRequestData bytes, ending on a character boundary. The data travels
 // as a JSON string, which would turn a split UTF-8 sequence into U+FFFD,
 // so an incomplete sequence at the end waits for the rest of its bytes.
-func takeInput(pending *[]byte) []byte {
+func takeInput(pending *[]byte, limit int) []byte {
 	p := *pending
-	n := min(len(p), maxRequestData)
+	n := min(limit, maxRequestData)
 	// Back up over a trailing, possibly incomplete, sequence.
 	for i := n - 1; i >= 0 && i >= n-utf8.UTFMax; i-- {
 		if utf8.RuneStart(p[i]) {
@@ -617,9 +629,11 @@ func (c *Client) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// Resize sets the terminal size. It is sent now if connected, and is the
-// size in the init of every later reconnect. A zero height or width is
-// ignored, as the server ignores it.
+// Resize sets the terminal size. It is sent now if connected, after the
+// input written before it and before the input written after it, and is
+// the size in the init of every later reconnect. A zero height or width
+// is ignored, as the server ignores it. It fails like Write once the
+// Client has ended.
 func (c *Client) Resize(height, width uint16) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -631,6 +645,7 @@ func (c *Client) Resize(height, width uint16) error {
 	}
 	c.init.Height, c.init.Width = height, width
 	c.sizeGen++
+	c.resizeAt = len(c.pending)
 	c.signal()
 	return nil
 }

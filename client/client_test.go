@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"regexp"
@@ -553,4 +554,66 @@ func TestWriteBlocksWhenFull(t *testing.T) {
 	if err := <-wrote; !errors.Is(err, client.ErrClosed) {
 		t.Fatalf("blocked Write after Close: %v, want ErrClosed", err)
 	}
+}
+
+// TestResizeOrderedWithInput: input written before Resize is sent before
+// the resize request, input written after it after, even when all of it
+// is queued while the connection is not writable.
+func TestResizeOrderedWithInput(t *testing.T) {
+	var wg sync.WaitGroup
+	release := make(chan struct{})
+	reqs := make(chan reconnectingpty.Request, 10)
+	t.Cleanup(wg.Wait)
+	dial := func(context.Context) (net.Conn, error) {
+		clientSide, serverSide := net.Pipe()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer serverSide.Close()
+			if _, err := reconnectingpty.ReadInit(serverSide); err != nil {
+				return
+			}
+			_, _ = serverSide.Write([]byte("x"))
+			<-release // the client queues everything meanwhile
+			dec := json.NewDecoder(serverSide)
+			for {
+				var req reconnectingpty.Request
+				if dec.Decode(&req) != nil {
+					return
+				}
+				reqs <- req
+			}
+		}()
+		return clientSide, nil
+	}
+	c, err := client.Dial(context.Background(), dial, reconnectingpty.Init{Height: 24, Width: 80}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readOutput(c)
+	out.waitFor(t, "x")
+	write(t, c, "before")
+	if err := c.Resize(5, 6); err != nil {
+		t.Fatal(err)
+	}
+	write(t, c, "after")
+	close(release)
+	// A transcript of the requests: input as it is, a resize as |HxW|.
+	// Input may come in more requests than it was written in.
+	var got string
+	for !strings.Contains(got, "after") || !strings.Contains(got, "|") {
+		select {
+		case req := <-reqs:
+			got += req.Data
+			if req.Height != 0 {
+				got += fmt.Sprintf("|%dx%d|", req.Height, req.Width)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("requests so far %q", got)
+		}
+	}
+	if want := "before|5x6|after"; got != want {
+		t.Fatalf("requests %q, want %q", got, want)
+	}
+	closeClient(t, c, out)
 }

@@ -22,7 +22,7 @@
 // sends both keys.
 //
 // rpty exits when the session ends (exit status 0), on detach (0), on
-// SIGTERM, SIGINT or SIGHUP (1, the session keeps running), or on an error
+// SIGTERM, SIGINT, SIGHUP or SIGQUIT (1, the session keeps running), or on an error
 // (1). The terminal is restored on every one of these paths.
 package main
 
@@ -159,7 +159,7 @@ func (s *session) run() int {
 	// Signals are caught before anything changes the terminal, so that
 	// none of them can end the process without the cleanup below.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGWINCH, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer signal.Stop(sigs)
 
 	// Everything that changes the terminal is undone by restore, called
@@ -201,7 +201,7 @@ func (s *session) run() int {
 	// The terminal is still cooked here, so Ctrl-C can cut a slow first
 	// dial short; the signal is also in sigs and ends the run below.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	ctx, stopSignals := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	c, err := client.Dial(ctx, dial, reconnectingpty.Init{
 		ID:          s.id,
 		Height:      height,
