@@ -84,24 +84,15 @@ func serverRate(b *testing.B, readers, stalled int) float64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ctx, ctx, ln) }()
-	defer func() {
-		cancel()
-		<-serveDone
-	}()
+	addr, stop := serveLoopback(b, srv)
+	defer stop()
 
 	id := uuid.New()
 	// The producer waits for a line of input so every client is attached
 	// before the first byte.
 	init := Init{ID: id, Height: 24, Width: 80, Command: "read -r go; " + benchProducer}
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -156,4 +147,22 @@ func serverRate(b *testing.B, readers, stalled int) float64 {
 		slowest = min(slowest, r)
 	}
 	return slowest
+}
+
+// serveLoopback serves srv on a loopback TCP port until stop is called.
+func serveLoopback(tb testing.TB, srv *Server) (addr string, stop func()) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ctx, ctx, ln) }()
+	return ln.Addr().String(), func() {
+		cancel()
+		if err := <-serveDone; err != nil {
+			tb.Error(err)
+		}
+	}
 }

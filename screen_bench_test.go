@@ -2,7 +2,6 @@ package reconnectingpty
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os"
 	"strconv"
@@ -37,24 +36,15 @@ func benchReattach(b *testing.B, backend BackendType) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ctx, ctx, ln) }()
-	defer func() {
-		cancel()
-		<-serveDone
-	}()
+	addr, stop := serveLoopback(b, srv)
+	defer stop()
 
 	id := uuid.New()
 	init := Init{ID: id, Height: 24, Width: 80, Command: "bash --norc --noprofile", BackendType: string(backend)}
 	// The quotes keep the typed command from matching: only its output does.
 	const want = "reattach-marker-42"
 	dial := func() net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
