@@ -396,8 +396,9 @@ func (a *bufferedAttachment) detach() {
 	a.dead = true
 	a.mu.Unlock()
 	a.signal()
-	// A writer blocked on a client that stopped reading needs the close.
-	_ = a.c.Close()
+	// A writer blocked on a client that stopped reading must give up; the
+	// handler closes the connection.
+	a.c.interrupt()
 	<-a.writerDone
 }
 

@@ -351,6 +351,8 @@ type conn struct {
 	ended    *disconnect
 	attached bool
 	writeErr error
+	// sessionEnded is set when the output ended because the session did.
+	sessionEnded bool
 }
 
 // failWrite records that writing output failed. The close is not
@@ -400,6 +402,9 @@ func (c *conn) reason() (disconnect, bool) {
 // byte sent, without discarding its unread input (a close with unread
 // input resets a TCP connection, which can lose the tail of output).
 func (c *conn) closeWrite() {
+	c.mu.Lock()
+	c.sessionEnded = true
+	c.mu.Unlock()
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() == nil {
 			// Give the client a moment to hang up on its own.
@@ -477,6 +482,18 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 			d.detail = "write output: " + c.writeErr.Error()
 		}
 		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	sessionEnded := c.sessionEnded
+	c.mu.Unlock()
+	if !sessionEnded && d.reason != DisconnectGraceful {
+		// A clean EOF tells a client its session is over. Any other close
+		// (a slow consumer cut off, a protocol error) resets a TCP
+		// connection instead, so that a client reconnects rather than
+		// taking it for the end of the session.
+		if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+			_ = l.SetLinger(0)
+		}
 	}
 	_ = c.Close()
 	s.logClose(ctx, logger, disconnected, d)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -405,4 +406,43 @@ func TestServeConnContextCancelDetachesOnly(t *testing.T) {
 	requireClose(t, ts.waitForCloses(1)[0], DisconnectServerShutdown)
 	b := ts.connect(Init{ID: id})
 	b.expect("ctx-cancel")
+}
+
+// TestOnlyTheSessionEndingLooksLikeEOF pins what clients rely on to tell
+// a session's end from a dropped connection: a clean EOF only for the end;
+// a connection cut off for another reason is reset.
+func TestOnlyTheSessionEndingLooksLikeEOF(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{
+		BufferSize: 16 << 10, ConnQueueSize: 64 << 10, SlowConsumerTimeout: 100 * time.Millisecond,
+	})
+	addr, stop := serveLoopback(t, ts.srv)
+	defer stop()
+
+	stalled, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	if err := WriteInit(stalled, Init{ID: uuid.New(), Height: 24, Width: 80, Command: "yes slow-consumer"}); err != nil {
+		t.Fatal(err)
+	}
+	// Not reading: the server cuts the connection off.
+	requireClose(t, ts.waitForCloses(1)[0], DisconnectSlowConsumer)
+	if _, err := io.Copy(io.Discard, stalled); !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("cut-off connection ended with %v, want a reset", err)
+	}
+
+	ended, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ended.Close()
+	if err := WriteInit(ended, Init{ID: uuid.New(), Height: 24, Width: 80, Command: "echo the-end"}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(ended)
+	if err != nil || !strings.Contains(string(out), "the-end") {
+		t.Fatalf("ended session: %q, %v; want its output, then EOF", out, err)
+	}
 }

@@ -18,7 +18,9 @@
 // decides as follows:
 //
 //   - A clean EOF after at least one byte arrived on that connection means
-//     the session ended. This is final: the Client closes, Read returns
+//     the session ended. (This module's server resets a TCP connection it
+//     closes for any other reason, such as a client cut off for falling
+//     behind, so over TCP the rule is exact; see docs/PROTOCOL.md.) This is final: the Client closes, Read returns
 //     io.EOF and the state becomes StateClosed with ErrSessionEnded. A
 //     server process that is killed outright usually closes its
 //     connections cleanly too, and is treated the same way: its sessions
