@@ -243,8 +243,8 @@ func (c *bridgeConn) CloseWrite() error {
 }
 
 // Close ends the WebSocket at once, without a close frame, so the page
-// reconnects. It never blocks: the server calls it under its locks, and to
-// unblock a Write stuck on a page that stopped reading. After CloseWrite it
+// reconnects. It never blocks, so a connection's handler closing a page
+// that stopped reading is never held up by a handshake. After CloseWrite it
 // does nothing; the handshake ends the connection soon.
 func (c *bridgeConn) Close() error {
 	c.closeOnce.Do(func() {
