@@ -108,8 +108,7 @@ func (b *buffered) read() {
 	buf := make([]byte, readSize)
 	for {
 		n, err := readReady(rc, buf)
-		if n > 0 {
-			b.fanOut(buf[:n])
+		if n > 0 && b.fanOut(buf[:n]) {
 			b.waitForRoom()
 		}
 		if err != nil {
@@ -136,10 +135,8 @@ func (b *buffered) allBehind() bool {
 	return true
 }
 
+// waitForRoom holds the reader while every attachment is behind.
 func (b *buffered) waitForRoom() {
-	if !b.allBehind() {
-		return
-	}
 	timer := time.NewTimer(b.srv.cfg.SlowConsumerTimeout)
 	defer timer.Stop()
 	for b.allBehind() {
@@ -183,19 +180,27 @@ func (b *buffered) signalDrained() {
 	}
 }
 
-func (b *buffered) fanOut(p []byte) {
+// fanOut adds p to the ring and every attachment's queue; it reports
+// whether every attachment is now behind.
+func (b *buffered) fanOut(p []byte) (allBehind bool) {
 	b.mu.Lock()
 	b.ring.write(p)
+	allBehind = len(b.atts) > 0
 	if len(b.atts) > 0 {
 		chunk := bytes.Clone(p) // shared, read-only, by every queue
 		for a := range b.atts {
-			if !a.enqueue(chunk) {
+			backlog, ok := a.enqueue(chunk)
+			if !ok {
 				b.cut(a, "more than "+strconv.Itoa(b.srv.cfg.ConnQueueSize)+" bytes of output unread")
+				continue
 			}
+			allBehind = allBehind && backlog >= b.pauseAt()
 		}
 	}
+	allBehind = allBehind && len(b.atts) > 0
 	b.mu.Unlock()
 	b.srv.metrics.outputBytes.Add(float64(len(p)))
+	return allBehind
 }
 
 func (b *buffered) wait() {
@@ -310,18 +315,20 @@ type bufferedAttachment struct {
 }
 
 // enqueue adds chunk unless that would put more than ConnQueueSize bytes
-// behind; it reports false when the connection must be cut off.
-func (a *bufferedAttachment) enqueue(chunk []byte) bool {
+// behind; it returns the backlog, and false when the connection must be
+// cut off.
+func (a *bufferedAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 	a.mu.Lock()
 	if a.pending+len(chunk) > a.b.srv.cfg.ConnQueueSize {
 		a.mu.Unlock()
-		return false
+		return a.pending, false
 	}
 	a.queue = append(a.queue, chunk)
 	a.pending += len(chunk)
+	backlog = a.pending
 	a.mu.Unlock()
 	a.signal()
-	return true
+	return backlog, true
 }
 
 // backlog is how many bytes of live output the connection has yet to take.

@@ -3,9 +3,11 @@ package reconnectingpty
 import (
 	"bytes"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -106,4 +108,40 @@ func TestReplayThenLiveIsExact(t *testing.T) {
 			t.Fatalf("%s: output ends at %d, want %d", name, got, last)
 		}
 	}
+}
+
+// TestSlowReaderIsPacedNotCutOff pins that a lone connection reading more
+// slowly than the program writes slows the program down, as a slow
+// terminal would, instead of being cut off, as long as it makes progress.
+func TestSlowReaderIsPacedNotCutOff(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{
+		BufferSize: 4 << 10, ConnQueueSize: 64 << 10, SlowConsumerTimeout: 2 * time.Second,
+	})
+	client, server := net.Pipe()
+	ts.wg.Add(1)
+	go func() {
+		defer ts.wg.Done()
+		_ = ts.srv.ServeConn(t.Context(), server)
+	}()
+	defer client.Close()
+	const last = 100000 // about 600 KB: ten times the queue limit
+	if err := WriteInit(client, Init{ID: uuid.New(), Height: 24, Width: 80, Command: "seq 1 " + strconv.Itoa(last)}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	buf := make([]byte, 4096)
+	for {
+		n, err := client.Read(buf)
+		out.Write(buf[:n])
+		if err != nil {
+			break
+		}
+		time.Sleep(200 * time.Microsecond) // a reader slower than seq
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\r\n"), "\r\n")
+	if len(lines) != last || lines[len(lines)-1] != strconv.Itoa(last) {
+		t.Fatalf("got %d lines ending %q, want all %d", len(lines), lines[len(lines)-1], last)
+	}
+	requireClose(t, ts.waitForCloses(1)[0], DisconnectProcessExited)
 }
