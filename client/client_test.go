@@ -19,6 +19,7 @@ import (
 
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 func TestMain(m *testing.M) {
@@ -112,7 +113,7 @@ func TestReconnectKeepsShell(t *testing.T) {
 		t.Fatalf("no pid in output %q", out.String())
 	}
 
-	s.ln.drop()
+	s.ln.Drop()
 	rev := ev.waitFor(t, client.StateReconnecting)
 	if rev.Err == nil || errors.Is(rev.Err, io.EOF) {
 		t.Fatalf("reconnecting event error %v, want the read error", rev.Err)
@@ -120,8 +121,8 @@ func TestReconnectKeepsShell(t *testing.T) {
 	ev.waitFor(t, client.StateConnected)
 	write(t, c, "echo got-$V-pid-$$\r")
 	out.waitFor(t, "got-survived-pid-"+pid[1]+"\r\n")
-	if s.ln.accepted() < 2 {
-		t.Fatalf("accepted %d connections, want a redial", s.ln.accepted())
+	if s.ln.Accepted() < 2 {
+		t.Fatalf("accepted %d connections, want a redial", s.ln.Accepted())
 	}
 	if n := replays.Load(); n != 1 {
 		t.Fatalf("OnReplay called %d times, want 1", n)
@@ -156,7 +157,7 @@ func TestSessionEnd(t *testing.T) {
 	if _, err := c.Write([]byte("x")); !errors.Is(err, client.ErrSessionEnded) {
 		t.Fatalf("Write after the end: %v, want ErrSessionEnded", err)
 	}
-	if n := s.ln.accepted(); n != 1 {
+	if n := s.ln.Accepted(); n != 1 {
 		t.Fatalf("accepted %d connections, want 1 (no redial after the session ended)", n)
 	}
 }
@@ -243,7 +244,7 @@ func TestRedialSendsLatestSizeAndID(t *testing.T) {
 		if err := json.NewDecoder(conn).Decode(&req); err == nil {
 			resized <- req
 		}
-		resetConn(conn)
+		rptytest.ResetConn(conn)
 	})
 	id := uuid.New()
 	c, err := client.Dial(context.Background(), f.dial, reconnectingpty.Init{ID: id, Height: 24, Width: 80}, fastRetry)
@@ -347,7 +348,7 @@ func TestGiveUp(t *testing.T) {
 	f = newFakeServer(t, func(n int, conn net.Conn) {
 		_, _ = conn.Write([]byte("x"))
 		_ = f.ln.Close() // every redial is refused from now on
-		resetConn(conn)
+		rptytest.ResetConn(conn)
 	})
 	ev := newEvents()
 	opts := fastRetry
@@ -373,7 +374,7 @@ func TestGiveUp(t *testing.T) {
 func TestClose(t *testing.T) {
 	f := newFakeServer(t, func(n int, conn net.Conn) {
 		_, _ = conn.Write([]byte("x"))
-		resetConn(conn)
+		rptytest.ResetConn(conn)
 	})
 	ev := newEvents()
 	c, err := client.Dial(context.Background(), f.dial, reconnectingpty.Init{}, client.Options{
@@ -475,7 +476,7 @@ func TestInputWhileDisconnected(t *testing.T) {
 	f := newFakeServer(t, func(n int, conn net.Conn) {
 		_, _ = conn.Write([]byte("x"))
 		if n == 0 {
-			resetConn(conn)
+			rptytest.ResetConn(conn)
 			return
 		}
 		dec := json.NewDecoder(conn)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 // waitTimeout bounds every wait for expected output or events.
@@ -20,52 +21,9 @@ const waitTimeout = 20 * time.Second
 // change prompts or output.
 const shellCommand = "bash --norc --noprofile"
 
-// trackingListener records accepted connections so a test can cut them.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-// accepted is how many connections were accepted so far.
-func (l *trackingListener) accepted() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
-// drop resets every accepted connection. A reset, not a plain close: a
-// plain close sends FIN, which the protocol uses to say the session ended,
-// while a broken network shows as a reset or a timeout.
-func (l *trackingListener) drop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		resetConn(c)
-	}
-}
-
-func resetConn(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetLinger(0)
-	}
-	_ = c.Close()
-}
-
 // testServer is an in-process server on a loopback listener.
 type testServer struct {
-	srv *reconnectingpty.Server
-	ln  *trackingListener
+	ln *rptytest.TrackingListener
 }
 
 func (s *testServer) addr() string { return s.ln.Addr().String() }
@@ -77,28 +35,11 @@ func (s *testServer) dial(ctx context.Context) (net.Conn, error) {
 
 func newServer(t *testing.T) *testServer {
 	t.Helper()
-	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
+	ln := rptytest.StartServer(t, reconnectingpty.Config{
 		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
 		Backend:   reconnectingpty.BackendBuffered,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &trackingListener{Listener: nl}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &testServer{srv: srv, ln: ln}
+	return &testServer{ln: ln}
 }
 
 // pipeDialer serves each dial on a net.Pipe with ServeConn.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 func TestMain(m *testing.M) {
@@ -47,67 +47,13 @@ func buildCLI(t *testing.T) string {
 	return bin
 }
 
-// trackingListener records accepted connections so a test can cut them.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *trackingListener) accepted() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
-
-// drop resets every accepted connection: a reset is what a broken network
-// looks like, whereas a plain close (FIN) means the session ended.
-func (l *trackingListener) drop() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetLinger(0)
-		}
-		_ = c.Close()
-	}
-}
-
 // startServer serves the protocol on a loopback port until the test ends.
-func startServer(t *testing.T) *trackingListener {
+func startServer(t *testing.T) *rptytest.TrackingListener {
 	t.Helper()
-	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
+	return rptytest.StartServer(t, reconnectingpty.Config{
 		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
 		Backend:   reconnectingpty.BackendBuffered,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	nl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := &trackingListener{Listener: nl}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx, ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ln
 }
 
 // cli is the command running on a PTY of its own.
@@ -291,8 +237,8 @@ func TestDetachAndReattach(t *testing.T) {
 	second.typeIn("exit\r")
 	second.waitExit(0)
 	second.waitFor("rpty: session ended")
-	if ln.accepted() != 2 {
-		t.Fatalf("accepted %d connections, want 2", ln.accepted())
+	if ln.Accepted() != 2 {
+		t.Fatalf("accepted %d connections, want 2", ln.Accepted())
 	}
 }
 
@@ -309,10 +255,10 @@ func TestReconnectAfterDrop(t *testing.T) {
 	c.typeIn("V=kept; echo set-$((1+1))\r")
 	c.waitFor("set-2\r\n")
 
-	ln.drop()
+	ln.Drop()
 	c.waitFor("connection lost")
 	deadline := time.Now().Add(waitTimeout)
-	for ln.accepted() < 2 {
+	for ln.Accepted() < 2 {
 		if time.Now().After(deadline) {
 			t.Fatalf("no redial; output:\n%q", c.output())
 		}
