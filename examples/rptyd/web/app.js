@@ -24,6 +24,8 @@
     cursorBlink: true,
     fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, "Liberation Mono", monospace',
     fontSize: 14,
+    // At line height 1 the DOM renderer clips underscores at the cell's foot.
+    lineHeight: 1.15,
     scrollback: 5000,
     theme: { background: '#1e1e1e', foreground: '#d4d4d4', cursor: '#d4d4d4' },
   });
