@@ -25,6 +25,9 @@ const (
 	// drainGrace is how long output is still read after the process exits
 	// while something it left behind holds the terminal open.
 	drainGrace = 250 * time.Millisecond
+	// attachGrace is how long a command that exited at once waits for the
+	// connection that created its session to attach and take its output.
+	attachGrace = 2 * time.Second
 )
 
 // buffered is the backend that runs the command on a PTY of its own and
@@ -50,10 +53,15 @@ type buffered struct {
 	// stopReading is closed when the PTY is about to be closed.
 	stopReading chan struct{}
 
-	readerDone chan struct{}
-	waitDone   chan struct{}
-	exitCode   int // written before waitDone is closed
-	doneCh     chan struct{}
+	// The reader starts once the creating connection has attached, so that
+	// it sees the command's output from the first byte rather than from
+	// what is left in the replay ring; until then the PTY holds it.
+	startReader   sync.Once
+	readerStarted chan struct{} // closed at the first attach, or when run gives up waiting
+	readerDone    chan struct{}
+	waitDone      chan struct{}
+	exitCode      int // written before waitDone is closed
+	doneCh        chan struct{}
 }
 
 func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (*buffered, error) {
@@ -62,20 +70,20 @@ func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.L
 		return nil, err
 	}
 	b := &buffered{
-		srv:         s,
-		logger:      logger.With(slog.F("backend", string(BackendBuffered)), slog.F("pid", cmd.Process.Pid)),
-		cmd:         cmd,
-		ptmx:        ptmx,
-		ring:        ring{buf: make([]byte, s.cfg.BufferSize)},
-		atts:        map[*bufferedAttachment]struct{}{},
-		closeReq:    make(chan struct{}),
-		drained:     make(chan struct{}, 1),
-		stopReading: make(chan struct{}),
-		readerDone:  make(chan struct{}),
-		waitDone:    make(chan struct{}),
-		doneCh:      make(chan struct{}),
+		srv:           s,
+		logger:        logger.With(slog.F("backend", string(BackendBuffered)), slog.F("pid", cmd.Process.Pid)),
+		cmd:           cmd,
+		ptmx:          ptmx,
+		ring:          ring{buf: make([]byte, s.cfg.BufferSize)},
+		atts:          map[*bufferedAttachment]struct{}{},
+		closeReq:      make(chan struct{}),
+		drained:       make(chan struct{}, 1),
+		stopReading:   make(chan struct{}),
+		readerDone:    make(chan struct{}),
+		readerStarted: make(chan struct{}),
+		waitDone:      make(chan struct{}),
+		doneCh:        make(chan struct{}),
 	}
-	go b.read()
 	go b.wait()
 	go b.run()
 	return b, nil
@@ -115,6 +123,14 @@ func (b *buffered) read() {
 			return
 		}
 	}
+}
+
+// startReading starts the reader, once; run waits for it.
+func (b *buffered) startReading() {
+	b.startReader.Do(func() {
+		close(b.readerStarted)
+		go b.read()
+	})
 }
 
 // pauseAt is the backlog at which a connection counts as behind.
@@ -225,6 +241,13 @@ func (b *buffered) run() {
 	defer close(b.doneCh)
 	select {
 	case <-b.waitDone:
+		// A command that exits at once still owes its output to the
+		// connection that created the session.
+		select {
+		case <-b.readerStarted:
+		case <-b.closeReq:
+		case <-time.After(attachGrace):
+		}
 	case <-b.closeReq:
 		killSession(b.cmd.Process.Pid, syscall.SIGHUP)
 		select {
@@ -234,6 +257,7 @@ func (b *buffered) run() {
 			<-b.waitDone
 		}
 	}
+	b.startReading()
 	// Read what the process wrote before it exited; a background job that
 	// still holds the terminal must not keep the session alive.
 	select {
@@ -284,6 +308,7 @@ func (b *buffered) attach(c *conn, height, width uint16) (attachment, error) {
 	}
 	b.atts[a] = struct{}{}
 	b.mu.Unlock()
+	b.startReading()
 	go a.writeLoop()
 	if err := a.resize(height, width); err != nil {
 		b.logger.Debug(context.Background(), "resize on attach", slog.Error(err))

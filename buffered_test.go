@@ -2,6 +2,7 @@ package reconnectingpty
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"net"
 	"strconv"
@@ -144,4 +145,49 @@ func TestSlowReaderIsPacedNotCutOff(t *testing.T) {
 		t.Fatalf("got %d lines ending %q, want all %d", len(lines), lines[len(lines)-1], last)
 	}
 	requireClose(t, ts.waitForCloses(1)[0], DisconnectProcessExited)
+}
+
+// TestCreatorSeesOutputFromTheFirstByte pins that the connection that
+// creates a session gets all of a command's output, even when the command
+// writes more than the replay buffer holds, and exits, before that
+// connection has attached.
+func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{BufferSize: 256})
+	cmd, err := ts.srv.cfg.Commander.Command(t.Context(), CommandRequest{Command: "seq 1 300"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := startBuffered(ts.srv, cmd, 24, 80, ts.srv.logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		b.close(disconnect{reason: DisconnectServerShutdown})
+		<-b.done()
+	}()
+	// About 1.4 KB written, which the PTY holds, and exited; nobody has
+	// attached yet.
+	select {
+	case <-b.waitDone:
+	case <-time.After(shortWait):
+		t.Fatal("command did not exit")
+	}
+
+	client, server := net.Pipe()
+	defer client.Close()
+	c := &conn{Conn: server}
+	a, err := b.attach(c, 24, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.detach()
+	lines := strings.Split(strings.TrimSuffix(string(out), "\r\n"), "\r\n")
+	if len(lines) != 300 || lines[0] != "1" {
+		t.Fatalf("creator got %d lines starting %q, want all 300 from 1", len(lines), lines[0])
+	}
 }
