@@ -89,7 +89,9 @@ const (
 // 80x24 and resizes it when the client attaches, so the wrapper waits until
 // its terminal has that size and clears the screen (screen keeps a grown
 // window's old rows at the bottom, which would push the program's first
-// line down) before it runs the program at the right size. It records the
+// line down) before it runs the program at the right size (it waits at
+// least 10 s for that: on a loaded machine the resize can take seconds,
+// and a program started at 80x24 would stay there). It records the
 // program's exit status last. SIGHUP, SIGINT and SIGQUIT are caught rather
 // than ignored, so the program still gets the default dispositions while
 // the wrapper survives a Ctrl-C to record the status, and a hangup to reap
@@ -99,7 +101,7 @@ shift 3
 echo $$ >"$pidf"
 read rows cols _ <"$gate" || exit 0
 i=0
-while [ "$(stty size 2>/dev/null)" != "$rows $cols" ] && [ $i -lt 100 ]; do
+while [ "$(stty size 2>/dev/null)" != "$rows $cols" ] && [ $i -lt 500 ]; do
 	sleep 0.02
 	i=$((i + 1))
 done
