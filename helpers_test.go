@@ -329,6 +329,25 @@ func (tc *testClient) waitFor(what string, d time.Duration, cond func(out string
 	}
 }
 
+// waitUntil repeats act every 200 ms until cond holds on the output.
+func (tc *testClient) waitUntil(what string, d time.Duration, act func(), cond func(out string) bool) {
+	tc.t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		act()
+		retry := time.Now().Add(200 * time.Millisecond)
+		for time.Now().Before(retry) {
+			if cond(tc.output()) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("timed out waiting for %s; output:\n%q", what, tail(tc.output()))
+		}
+	}
+}
+
 func (tc *testClient) expect(substr string) string {
 	tc.t.Helper()
 	return tc.waitFor(strconv.Quote(substr), shortWait, func(out string, _ bool) bool {

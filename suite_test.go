@@ -259,8 +259,11 @@ func testResizeReachesTheProgram(t *testing.T, backend BackendType) {
 	a.typeLine(`stty size`)
 	a.expect("30 100")
 	a.send(Request{Height: 50, Width: 132})
-	a.typeLine(`stty size`)
-	a.expect("50 132")
+	// A backend may apply the resize asynchronously (screen relays it from
+	// the client to its daemon): ask until the program sees it.
+	a.waitUntil("the new size", shortWait, func() { a.typeLine(`stty size`) }, func(out string) bool {
+		return strings.Contains(out, "50 132")
+	})
 }
 
 func testRacingConnectionsShareOneSession(t *testing.T, backend BackendType) {
