@@ -53,11 +53,11 @@ type buffered struct {
 	// stopReading is closed when the PTY is about to be closed.
 	stopReading chan struct{}
 
-	// The reader starts once the creating connection has attached, so that
-	// it sees the command's output from the first byte rather than from
+	// The reader holds off until the creating connection has attached, so
+	// that it sees the command's output from the first byte rather than
 	// what is left in the replay ring; until then the PTY holds it.
-	startReader   sync.Once
-	readerStarted chan struct{} // closed at the first attach, or when run gives up waiting
+	releaseOnce   sync.Once
+	readerRelease chan struct{} // closed at the first attach, or by run
 	readerDone    chan struct{}
 	waitDone      chan struct{}
 	exitCode      int // written before waitDone is closed
@@ -80,10 +80,11 @@ func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.L
 		drained:       make(chan struct{}, 1),
 		stopReading:   make(chan struct{}),
 		readerDone:    make(chan struct{}),
-		readerStarted: make(chan struct{}),
+		readerRelease: make(chan struct{}),
 		waitDone:      make(chan struct{}),
 		doneCh:        make(chan struct{}),
 	}
+	go b.read()
 	go b.wait()
 	go b.run()
 	return b, nil
@@ -108,6 +109,15 @@ func (b *buffered) close(d disconnect) {
 // and the output flows again.
 func (b *buffered) read() {
 	defer close(b.readerDone)
+	// Output keeps flowing even if the creator never attaches.
+	hold := time.NewTimer(attachGrace)
+	select {
+	case <-b.readerRelease:
+	case <-hold.C:
+	case <-b.stopReading:
+		return
+	}
+	hold.Stop()
 	rc, err := b.ptmx.SyscallConn()
 	if err != nil {
 		b.logger.Error(context.Background(), "read pty", slog.Error(err))
@@ -125,12 +135,9 @@ func (b *buffered) read() {
 	}
 }
 
-// startReading starts the reader, once; run waits for it.
+// startReading releases the reader, once.
 func (b *buffered) startReading() {
-	b.startReader.Do(func() {
-		close(b.readerStarted)
-		go b.read()
-	})
+	b.releaseOnce.Do(func() { close(b.readerRelease) })
 }
 
 // pauseAt is the backlog at which a connection counts as behind.
@@ -244,7 +251,7 @@ func (b *buffered) run() {
 		// A command that exits at once still owes its output to the
 		// connection that created the session.
 		select {
-		case <-b.readerStarted:
+		case <-b.readerRelease:
 		case <-b.closeReq:
 		case <-time.After(attachGrace):
 		}
