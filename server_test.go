@@ -446,3 +446,31 @@ func TestOnlyTheSessionEndingLooksLikeEOF(t *testing.T) {
 		t.Fatalf("ended session: %q, %v; want its output, then EOF", out, err)
 	}
 }
+
+// TestAttachingWhileTheProcessExitsNeverHangs attaches connections all
+// around the moment a session's process exits: each must end with EOF,
+// whether it joined the dying session or started the next one.
+func TestAttachingWhileTheProcessExitsNeverHangs(t *testing.T) {
+	t.Parallel()
+	for _, backend := range backendsUnderTest(t) {
+		t.Run(string(backend), func(t *testing.T) {
+			t.Parallel()
+			ts := newTestServer(t, backend, Config{})
+			id := uuid.New()
+			init := Init{ID: id, Command: "echo bye; sleep 0.3"}
+			var clients []*testClient
+			for i := 0; i < 15; i++ {
+				clients = append(clients, ts.connect(init))
+				time.Sleep(40 * time.Millisecond)
+			}
+			for _, c := range clients {
+				c.expectEOF()
+			}
+			for _, c := range ts.waitForCloses(len(clients)) {
+				if r := c["disconnect_reason"]; r != string(DisconnectProcessExited) {
+					t.Errorf("close attributed to %v, want process_exited", r)
+				}
+			}
+		})
+	}
+}
