@@ -357,24 +357,36 @@ func TestHardShutdownClosesClientsThatDoNotRead(t *testing.T) {
 	if err := WriteInit(c, Init{ID: uuid.New(), Height: 24, Width: 80, Command: "yes stalled-client"}); err != nil {
 		t.Fatal(err)
 	}
-	// Read a little so the session surely runs, then stop reading.
+	// Read a little so the session surely runs, then stop reading until
+	// the output stalls: the socket buffers and the connection's queue
+	// are full and the process is paced.
 	if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
 		t.Fatal(err)
 	}
+	deadline := time.Now().Add(shortWait)
+	for last := -1.0; ; {
+		time.Sleep(200 * time.Millisecond)
+		cur := testutil.ToFloat64(ts.srv.metrics.outputBytes)
+		if cur == last {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("output never stalled")
+		}
+		last = cur
+	}
 	cancel()
+	// The graceful shutdown owes the client output it will never read.
 	select {
 	case err := <-serveErr:
-		// The session closed and the queue drained into socket buffers:
-		// allowed, as long as nothing is left running.
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(100 * time.Millisecond):
-		hardCancel()
-		if err := <-serveErr; err != nil {
-			t.Fatal(err)
-		}
+		t.Fatalf("Serve returned (%v) before hardCtx, with output undelivered", err)
+	case <-time.After(300 * time.Millisecond):
 	}
+	hardCancel()
+	if err := <-serveErr; err != nil {
+		t.Fatal(err)
+	}
+	requireClose(t, ts.waitForCloses(1)[0], DisconnectServerShutdown)
 	hardCancel()
 	ts.requireNoProcesses()
 	if ts.srv.ConnCount() != 0 {
