@@ -364,11 +364,13 @@ func TestHardShutdownClosesClientsThatDoNotRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(shortWait)
-	for last := -1.0; ; {
+	for last, still := -1.0, 0; still < 2; {
 		time.Sleep(200 * time.Millisecond)
 		cur := testutil.ToFloat64(ts.srv.metrics.outputBytes)
-		if cur == last {
-			break
+		if cur == last && cur >= float64(ts.srv.cfg.ConnQueueSize/4) {
+			still++
+		} else {
+			still = 0
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("output never stalled")
