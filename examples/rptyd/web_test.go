@@ -473,6 +473,14 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 	if err := conn.Write(ctx, websocket.MessageBinary, buf.Bytes()); err != nil {
 		t.Fatal(err)
 	}
+	// The server counts the connection once the bridge hands it over,
+	// a moment after the handshake: see it come, then go.
+	for d.srv.ConnCount() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the bridge never served the connection")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	for d.srv.ConnCount() > 0 {
 		if ctx.Err() != nil {
 			t.Fatal("the client that reads nothing was never cut off")
