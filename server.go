@@ -440,16 +440,9 @@ func remoteAddr(nc net.Conn) string {
 // handle serves one connection from init to close.
 func (s *Server) handle(ctx context.Context, c *conn) {
 	defer s.wg.Done()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-	}()
 	s.connCount.Add(1)
-	defer s.connCount.Add(-1)
 	s.metrics.connections.Inc()
 	s.metrics.connectionsActive.Inc()
-	defer s.metrics.connectionsActive.Dec()
 
 	addr := remoteAddr(c)
 	logger := s.logger.With(slog.F("remote_addr", addr))
@@ -496,6 +489,13 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 		}
 	}
 	_ = c.Close()
+	// Counted out before the close is reported, so that whoever sees the
+	// report sees the count without it.
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.connCount.Add(-1)
+	s.metrics.connectionsActive.Dec()
 	s.logClose(ctx, logger, disconnected, d)
 }
 
