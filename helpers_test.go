@@ -295,7 +295,16 @@ func (tc *testClient) read() {
 	}
 }
 
+// close hangs up. On TCP it half-closes first and lets the server end the
+// connection: closing a socket with unread output in it resets it, which
+// the server rightly cannot tell from a network failure.
 func (tc *testClient) close() {
+	if cw, ok := tc.conn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		select {
+		case <-tc.done:
+		case <-time.After(shortWait):
+		}
+	}
 	_ = tc.conn.Close()
 	<-tc.done
 }

@@ -646,6 +646,9 @@ type screenAttachment struct {
 	detached bool
 	final    disconnect // set before finishCh is closed
 	finished bool
+	// finishBy is when a finished connection stops waiting for its client:
+	// one that attached as the daemon went away may neither write nor exit.
+	finishBy time.Time
 	finishCh chan struct{}
 
 	detachOnce sync.Once
@@ -688,11 +691,7 @@ func (a *screenAttachment) relay() {
 	writing := true
 	first := true
 	for {
-		if filter.holding() {
-			_ = a.ptmx.SetReadDeadline(time.Now().Add(screenChromeHold))
-		} else {
-			_ = a.ptmx.SetReadDeadline(time.Time{})
-		}
+		finishBy := a.setReadDeadline(filter.holding())
 		n, err := a.ptmx.Read(buf)
 		if n > 0 {
 			if first {
@@ -717,6 +716,11 @@ func (a *screenAttachment) relay() {
 			writing = a.send(filter.push(buf[:n]), writing)
 		}
 		if xerrors.Is(err, os.ErrDeadlineExceeded) {
+			if !finishBy.IsZero() && !time.Now().Before(finishBy) {
+				// The session is over and this client is stuck.
+				_ = a.client.Process.Kill()
+				break
+			}
 			writing = a.send(filter.flush(), writing)
 			continue
 		}
@@ -767,6 +771,24 @@ func (a *screenAttachment) relay() {
 	}
 }
 
+// setReadDeadline sets the relay's read deadline: soon while the chrome
+// filter holds bytes back, and no later than finishBy once the session is
+// over. It runs under a.mu, as finish does, so that neither undoes the
+// other's deadline. It returns finishBy.
+func (a *screenAttachment) setReadDeadline(holding bool) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var deadline time.Time
+	if holding {
+		deadline = time.Now().Add(screenChromeHold)
+	}
+	if !a.finishBy.IsZero() && (deadline.IsZero() || a.finishBy.Before(deadline)) {
+		deadline = a.finishBy
+	}
+	_ = a.ptmx.SetReadDeadline(deadline)
+	return a.finishBy
+}
+
 // send writes p to the connection unless writing has stopped; it reports
 // whether writing goes on.
 func (a *screenAttachment) send(p []byte, writing bool) bool {
@@ -793,6 +815,8 @@ func (a *screenAttachment) finish(d disconnect) {
 	a.finished = true
 	a.final = d
 	close(a.finishCh)
+	a.finishBy = time.Now().Add(screenClientGrace)
+	_ = a.ptmx.SetReadDeadline(a.finishBy)
 }
 
 func (a *screenAttachment) write(p []byte) error {
