@@ -428,9 +428,9 @@ func (c *Client) serve(conn net.Conn, gen uint64, resumed bool) (int, error) {
 		c.writeLoop(conn, gen, stop)
 	}()
 	got, err := c.readLoop(conn, resumed)
-	// Closing the connection ends a writer blocked in Write; the server
-	// sees the close as a detach and keeps the session.
-	_ = conn.Close()
+	// Hanging up ends a writer blocked in Write; the server sees the
+	// client leave and keeps the session.
+	hangUp(conn)
 	close(stop)
 	<-writerDone
 	c.mu.Lock()
@@ -663,8 +663,38 @@ func (c *Client) Close() error {
 	c.mu.Unlock()
 	c.cancel()
 	if conn != nil {
-		_ = conn.Close()
+		// The read loop sees the server's EOF, or the deadline, and the
+		// connection's serve hangs up the rest of the way.
+		if !closeWrite(conn) {
+			_ = conn.Close()
+		}
 	}
 	c.wg.Wait()
 	return nil
+}
+
+// hangUpGrace bounds how long a hang-up waits for the server to close.
+const hangUpGrace = 250 * time.Millisecond
+
+// closeWrite half-closes conn, if its transport can, and bounds the reads
+// that follow by hangUpGrace; it reports whether it did.
+func closeWrite(conn net.Conn) bool {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return false
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(hangUpGrace))
+	return true
+}
+
+// hangUp closes conn so that the server sees the client leave (EOF on its
+// side) rather than a reset: closing a TCP socket that still holds unread
+// output resets the connection, which the server cannot tell from a network
+// failure. It half-closes, discards what output is still on its way for at
+// most hangUpGrace, then closes.
+func hangUp(conn net.Conn) {
+	if closeWrite(conn) {
+		_, _ = io.Copy(io.Discard, conn)
+	}
+	_ = conn.Close()
 }

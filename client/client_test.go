@@ -618,3 +618,48 @@ func TestResizeOrderedWithInput(t *testing.T) {
 	}
 	closeClient(t, c, out)
 }
+
+// TestCloseDuringOutputIsAGracefulHangUp pins that closing a client while
+// output is pouring in shows on the server as the client leaving, not as
+// a network failure: a TCP socket closed with unread output in it would be
+// reset instead.
+func TestCloseDuringOutputIsAGracefulHangUp(t *testing.T) {
+	reasons := make(chan string, 4)
+	ln := rptytest.StartServer(t, reconnectingpty.Config{
+		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
+		Backend:   reconnectingpty.BackendBuffered,
+		ReportConnection: func(uuid.UUID, string) func(int, string) {
+			return func(_ int, reason string) { reasons <- reason }
+		},
+	})
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", ln.Addr().String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	c, err := client.Dial(ctx, dial, reconnectingpty.Init{Height: 24, Width: 80, Command: "yes flood"}, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take some output, then stop reading while the flood goes on.
+	buf := make([]byte, 64<<10)
+	for got := 0; got < 256<<10; {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got += n
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case reason := <-reasons:
+		if reason != string(reconnectingpty.DisconnectGraceful) {
+			t.Fatalf("server saw the close as %s, want graceful", reason)
+		}
+	case <-ctx.Done():
+		t.Fatal("server never reported the close")
+	}
+}
