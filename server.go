@@ -660,6 +660,20 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) discon
 		lr.n = 0
 		var req Request
 		if err := dec.Decode(&req); err != nil {
+			if xerrors.Is(err, io.EOF) {
+				// A reset is reported once, to whichever of reader and
+				// writer asks first; the other then sees a plain EOF. So
+				// an EOF after a write failed with ECONNRESET is that
+				// reset. (A reset after the client's FIN, when it hung up
+				// cleanly and we wrote on, fails the write with EPIPE.)
+				c.mu.Lock()
+				werr := c.writeErr
+				c.mu.Unlock()
+				if xerrors.Is(werr, syscall.ECONNRESET) {
+					s.metrics.errors.WithLabelValues(errorTypeNetwork).Inc()
+					return disconnect{reason: DisconnectNetworkError, detail: "write output: " + werr.Error()}
+				}
+			}
 			return s.requestDisconnect(err)
 		}
 		if req.Data != "" {

@@ -651,6 +651,9 @@ func TestCloseDuringOutputIsAGracefulHangUp(t *testing.T) {
 		}
 		got += n
 	}
+	// Let the flood fill the client's buffers and the socket: a plain
+	// close now would find unread output in it.
+	time.Sleep(300 * time.Millisecond)
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
