@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"cdr.dev/slog/v3"
+	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
 )
 
@@ -59,9 +60,12 @@ type buffered struct {
 	releaseOnce   sync.Once
 	readerRelease chan struct{} // closed at the first attach, or by run
 	readerDone    chan struct{}
-	waitDone      chan struct{}
-	exitCode      int // written before waitDone is closed
-	doneCh        chan struct{}
+	// exited is closed when the process has exited. It is reaped only
+	// after everything else in its terminal session is killed: until then
+	// its PID, which names that session, cannot be reused.
+	exited   chan struct{}
+	exitCode int // set by reap
+	doneCh   chan struct{}
 }
 
 func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (*buffered, error) {
@@ -81,7 +85,7 @@ func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.L
 		stopReading:   make(chan struct{}),
 		readerDone:    make(chan struct{}),
 		readerRelease: make(chan struct{}),
-		waitDone:      make(chan struct{}),
+		exited:        make(chan struct{}),
 		doneCh:        make(chan struct{}),
 	}
 	go b.read()
@@ -226,8 +230,20 @@ func (b *buffered) fanOut(p []byte) (allBehind bool) {
 	return allBehind
 }
 
+// wait waits for the process to exit without reaping it.
 func (b *buffered) wait() {
-	defer close(b.waitDone)
+	defer close(b.exited)
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, b.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// reap collects the exited process and its exit code.
+func (b *buffered) reap() {
 	err := b.cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
@@ -247,7 +263,7 @@ func (b *buffered) wait() {
 func (b *buffered) run() {
 	defer close(b.doneCh)
 	select {
-	case <-b.waitDone:
+	case <-b.exited:
 		// A command that exits at once still owes its output to the
 		// connection that created the session.
 		select {
@@ -258,10 +274,10 @@ func (b *buffered) run() {
 	case <-b.closeReq:
 		killSession(b.cmd.Process.Pid, syscall.SIGHUP)
 		select {
-		case <-b.waitDone:
+		case <-b.exited:
 		case <-time.After(hangupGrace):
 			killSession(b.cmd.Process.Pid, syscall.SIGKILL)
-			<-b.waitDone
+			<-b.exited
 		}
 	}
 	b.startReading()
@@ -272,6 +288,7 @@ func (b *buffered) run() {
 	case <-time.After(drainGrace):
 	}
 	killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+	b.reap()
 	close(b.stopReading)
 	_ = b.ptmx.Close()
 	<-b.readerDone

@@ -169,7 +169,7 @@ func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
 	// About 1.4 KB written, which the PTY holds, and exited; nobody has
 	// attached yet.
 	select {
-	case <-b.waitDone:
+	case <-b.exited:
 	case <-time.After(shortWait):
 		t.Fatal("command did not exit")
 	}
