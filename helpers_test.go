@@ -62,8 +62,8 @@ func childProcesses() []string {
 // shortWait and longWait bound how long a test polls for output; they are
 // deadlines for failure, not delays.
 const (
-	shortWait = 10 * time.Second
-	longWait  = 30 * time.Second
+	shortWait = 20 * time.Second
+	longWait  = 40 * time.Second
 )
 
 // testShell runs without rc files so prompts and output are predictable.

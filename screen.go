@@ -120,8 +120,12 @@ const (
 	screenCommandTimeout = 5 * time.Second
 	// screenClientGrace is how long an attachment whose client exited waits
 	// for the daemon to be gone before it concludes the client died alone.
-	// Clients exit only as the daemon does, so this is a generous margin.
-	screenClientGrace = time.Second
+	// Clients exit only as the daemon does, but on a loaded machine the
+	// daemon can take seconds to follow.
+	screenClientGrace = 5 * time.Second
+	// screenFinishGrace is how long a connection whose session ended waits
+	// for its client's last output and exit before giving up on it.
+	screenFinishGrace = time.Second
 )
 
 // screenHost owns what the screen backend shares between the sessions of
@@ -815,7 +819,7 @@ func (a *screenAttachment) finish(d disconnect) {
 	a.finished = true
 	a.final = d
 	close(a.finishCh)
-	a.finishBy = time.Now().Add(screenClientGrace)
+	a.finishBy = time.Now().Add(screenFinishGrace)
 	_ = a.ptmx.SetReadDeadline(a.finishBy)
 }
 
