@@ -1,7 +1,6 @@
 package reconnectingpty
 
 import (
-	"context"
 	"net"
 	"os/exec"
 	"sync"
@@ -147,22 +146,4 @@ func serverRate(b *testing.B, readers, stalled int) float64 {
 		slowest = min(slowest, r)
 	}
 	return slowest
-}
-
-// serveLoopback serves srv on a loopback TCP port until stop is called.
-func serveLoopback(tb testing.TB, srv *Server) (addr string, stop func()) {
-	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ctx, ctx, ln) }()
-	return ln.Addr().String(), func() {
-		cancel()
-		if err := <-serveDone; err != nil {
-			tb.Error(err)
-		}
-	}
 }

@@ -443,3 +443,29 @@ func closesWithReason(closes []map[string]any, reason DisconnectReason) []map[st
 	}
 	return out
 }
+
+// serveTCP serves srv on a loopback TCP port; Serve's result arrives on
+// the channel.
+func serveTCP(tb testing.TB, srv *Server, ctx, hardCtx context.Context) (addr string, served <-chan error) {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, hardCtx, ln) }()
+	return ln.Addr().String(), done
+}
+
+// serveLoopback serves srv on a loopback TCP port until stop is called.
+func serveLoopback(tb testing.TB, srv *Server) (addr string, stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, served := serveTCP(tb, srv, ctx, ctx)
+	return addr, func() {
+		cancel()
+		if err := <-served; err != nil {
+			tb.Error(err)
+		}
+	}
+}

@@ -168,16 +168,19 @@ type session struct {
 	timer    *time.Timer
 }
 
-// attach joins c and stops the inactivity timer.
+// attach joins c. The connection counts as attached, stopping the
+// inactivity timer, from before the backend's attach, which may take a
+// while (a screen client must draw), and without holding s.mu meanwhile.
 func (s *session) attach(c *conn, height, width uint16) (attachment, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	att, err := s.rpty.attach(c, height, width)
-	if err != nil {
-		return nil, err
-	}
 	s.attached++
 	s.timer.Stop()
+	s.mu.Unlock()
+	att, err := s.rpty.attach(c, height, width)
+	if err != nil {
+		s.detached()
+		return nil, err
+	}
 	return &sessionAttachment{attachment: att, s: s}, nil
 }
 

@@ -527,7 +527,7 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 		height, width = 24, 80
 	}
 
-	att, d, err := s.attach(ctx, c, init, backend, height, width, logger)
+	att, d, err := s.attach(c, init, backend, height, width, logger)
 	if err != nil {
 		return d, init, disconnected
 	}
@@ -549,7 +549,7 @@ func initDisconnect(err error) disconnect {
 }
 
 // attach finds or creates the session for init and attaches c to it.
-func (s *Server) attach(ctx context.Context, c *conn, init Init, backend BackendType, height, width uint16, logger slog.Logger) (attachment, disconnect, error) {
+func (s *Server) attach(c *conn, init Init, backend BackendType, height, width uint16, logger slog.Logger) (attachment, disconnect, error) {
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {

@@ -289,17 +289,12 @@ func TestConfigIsValidated(t *testing.T) {
 func TestServeOverTCP(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, BackendBuffered, Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- ts.srv.Serve(ctx, context.Background(), ln) }()
+	addr, serveErr := serveTCP(t, ts.srv, ctx, context.Background())
 
 	dial := func(init Init) *testClient {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,16 +335,11 @@ func TestServeOverTCP(t *testing.T) {
 func TestHardShutdownClosesClientsThatDoNotRead(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, BackendBuffered, Config{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	hardCtx, hardCancel := context.WithCancel(context.Background())
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- ts.srv.Serve(ctx, hardCtx, ln) }()
+	addr, serveErr := serveTCP(t, ts.srv, ctx, hardCtx)
 
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -41,15 +41,14 @@ const statusSessionEnded websocket.StatusCode = 4000
 // on /metrics. The paths the page uses are relative, so the handler also
 // works mounted under a prefix with http.StripPrefix.
 //
-// ctx is the daemon's lifetime. The bridges do not watch it: shutting srv
-// down already ends every attached connection, after flushing the session's
-// last output to it, which cancelling the bridges first would cut short.
+// The bridges need no context of their own: shutting srv down ends every
+// attached connection, after flushing the session's last output to it.
 //
 // A session ID is a capability: whoever knows it can read and type into
 // that session. This example listens on loopback and authenticates no one;
 // an application that embeds the bridge must authenticate the user before
 // bridging a request to the server.
-func newHTTPHandler(ctx context.Context, srv *reconnectingpty.Server, reg *prometheus.Registry, logger slog.Logger) http.Handler {
+func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logger slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/ws", &webBridge{srv: srv, logger: logger.Named("web")})

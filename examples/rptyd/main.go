@@ -94,7 +94,7 @@ func run() error {
 			_ = ln.Close()
 			return err
 		}
-		httpSrv = &http.Server{Handler: newHTTPHandler(ctx, srv, reg, logger), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: newHTTPHandler(srv, reg, logger), ReadHeaderTimeout: 10 * time.Second}
 		go func() { httpDone <- httpSrv.Serve(hl) }()
 		logger.Info(ctx, "serving http", slog.F("addr", hl.Addr().String()))
 	}

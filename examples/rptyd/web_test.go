@@ -64,8 +64,7 @@ func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *te
 		t.Fatal(err)
 	}
 	d := &testDaemon{t: t, srv: srv, hijacked: map[net.Conn]struct{}{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	h := newHTTPHandler(ctx, srv, reg, logger)
+	h := newHTTPHandler(srv, reg, logger)
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -116,7 +115,6 @@ func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *te
 		}
 		d.cut()
 		d.handlers.Wait()
-		cancel()
 	})
 	return d
 }
@@ -276,7 +274,7 @@ func TestWebSocketRejectsBadQuery(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Close() })
-	h := newHTTPHandler(context.Background(), srv, prometheus.NewRegistry(), slog.Make())
+	h := newHTTPHandler(srv, prometheus.NewRegistry(), slog.Make())
 
 	id := uuid.NewString()
 	for _, tc := range []struct {
