@@ -1,0 +1,105 @@
+// Package xtermjs renders byte streams with real xterm.js (@xterm/headless,
+// pinned in testdata/package-lock.json) for differential tests: the tests of
+// internal/vt and of the server compare what they produce with what the
+// terminal in our users' browsers shows.
+//
+// The JSON that testdata/render.js prints for one terminal decodes into
+// State; this file is the contract between the Node side and the Go side.
+package xtermjs
+
+// Cell is one cell of a rendered line. It travels as a JSON array
+// [chars, width, fg, bg, flags, underline] to keep dumps small.
+type Cell struct {
+	// Chars is the cell's text: a rune or grapheme cluster; "" for an empty
+	// cell and for the second half of a wide character.
+	Chars string
+	// Width is 1, 2 for a wide character, 0 for the cell a wide one covers.
+	Width int
+	// FG and BG are ColorDefault, a palette index 0..255 (SGR 30-37, 90-97
+	// and 38;5;N alike), or ColorRGB|0xRRGGBB.
+	FG, BG int32
+	// Flags is a set of the Attr* bits.
+	Flags uint16
+	// Underline is the underline style: 0 none, 1 single, 2 double,
+	// 3 curly, 4 dotted, 5 dashed.
+	Underline uint8
+}
+
+// Colour encodings of Cell.FG and Cell.BG.
+const (
+	ColorDefault int32 = -1
+	ColorRGB     int32 = 1 << 24
+)
+
+// Attribute bits of Cell.Flags.
+const (
+	AttrBold uint16 = 1 << iota
+	AttrDim
+	AttrItalic
+	AttrUnderline
+	AttrBlink
+	AttrInverse
+	AttrInvisible
+	AttrStrikethrough
+	AttrOverline
+)
+
+// Modes are the terminal modes a client must get back after a reattach.
+type Modes struct {
+	ApplicationCursorKeys bool // DECCKM, ?1
+	ApplicationKeypad     bool // DECKPAM/DECKPNM, ?66
+	BracketedPaste        bool // ?2004
+	Insert                bool // IRM, 4
+	Origin                bool // DECOM, ?6
+	Wraparound            bool // DECAWM, ?7
+	ReverseWraparound     bool // ?45
+	SendFocus             bool // ?1004
+	// MouseTracking is "none", "x10" (?9), "vt200" (?1000), "drag" (?1002)
+	// or "any" (?1003).
+	MouseTracking string
+	// MouseEncoding is "default", "sgr" (?1006) or "sgr_pixels" (?1016);
+	// xterm.js implements no other (1005 and 1015 are not tracked by it).
+	MouseEncoding string
+}
+
+// State is everything the differential tests compare.
+type State struct {
+	Rows, Cols int
+	// Buffer is "normal" or "alternate": the active buffer.
+	Buffer string
+	// CursorX, CursorY are 0-based, relative to the visible screen.
+	CursorX, CursorY int
+	CursorVisible    bool
+	// CursorStyle is "block", "underline" or "bar"; CursorBlink whether it
+	// blinks (DECSCUSR).
+	CursorStyle string
+	CursorBlink bool
+	Title       string
+	Modes       Modes
+	// ScrollTop, ScrollBottom are the active buffer's scroll region,
+	// 0-based and inclusive.
+	ScrollTop, ScrollBottom int
+	// Lines are the visible rows of the active buffer; Wrapped[i] is true
+	// when row i is the soft-wrapped continuation of row i-1.
+	Lines   [][]Cell
+	Wrapped []bool
+	// Scrollback is the text (right-trimmed) of the normal buffer's lines
+	// above its visible screen, oldest first; ScrollbackWrapped as Wrapped.
+	Scrollback        []string
+	ScrollbackWrapped []bool
+	// NormalLines is the normal buffer's visible screen while the
+	// alternate one is active (what leaving it would show); nil otherwise.
+	NormalLines [][]Cell `json:",omitempty"`
+	// Pen is the attribute set the next printed character gets (Chars "",
+	// Width 0).
+	Pen Cell
+	// SavedX, SavedY are the active buffer's DECSC-saved cursor position.
+	SavedX, SavedY int
+	// Charsets are the designations of G0..G3 ("B" ASCII, "0" DEC special
+	// graphics, "A" UK, ...; "" undesignated, which means ASCII), and GL
+	// the one invoked (0 after SI, 1 after SO).
+	Charsets [4]string
+	GL       int
+	// Tabs are the columns with a tab stop, ascending.
+	Tabs []int
+}
