@@ -19,14 +19,15 @@ import (
 	"cdr.dev/slog/v3"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/goleak"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/leakcheck"
 )
 
 // TestMain fails the run if any test left a goroutine or a child process.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		if err := leakcheck.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutines left behind:", err)
 			code = 1
 		}

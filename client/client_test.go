@@ -15,15 +15,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.uber.org/goleak"
 
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
+	"github.com/reconnectingpty/reconnectingpty/internal/leakcheck"
 	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }
 
 func dialShell(t *testing.T, dial client.DialFunc, height, width uint16, opts client.Options) *client.Client {

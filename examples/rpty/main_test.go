@@ -15,15 +15,15 @@ import (
 	"time"
 
 	"github.com/creack/pty"
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/internal/leakcheck"
 	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	leakcheck.VerifyTestMain(m)
 }
 
 const waitTimeout = 20 * time.Second
