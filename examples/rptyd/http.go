@@ -94,6 +94,8 @@ func staticHeaders(next http.Handler) http.Handler {
 //	width      initial columns, 1-65535 (with height)
 //	command    the command line for a new session (default: the login shell)
 //	backend    auto, buffered or screen (default: the daemon's --backend)
+//	resume     1 to ask for the resume extension (docs/PROTOCOL.md), 0 or absent not to
+//	offset     with resume: bytes of the session's output the page has already (default 0)
 //
 // An invalid query is answered 400 with a plain-text reason before any
 // upgrade. After the upgrade every binary message from the page carries
@@ -185,6 +187,21 @@ func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
 			reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen)
 	}
 
+	switch resume := q.Get("resume"); resume {
+	case "", "0":
+	case "1":
+		init.Resume = true
+	default:
+		return init, xerrors.Errorf("invalid resume parameter %q: want 1 or 0", resume)
+	}
+	if s := q.Get("offset"); s != "" {
+		if !init.Resume {
+			return init, xerrors.New("offset parameter without resume=1")
+		}
+		if init.Offset, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return init, xerrors.Errorf("invalid offset parameter %q: want the count of output bytes received, an unsigned integer", s)
+		}
+	}
 	return init, nil
 }
 
