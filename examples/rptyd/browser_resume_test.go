@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// resumePart is one part of a connection's output as the page's resume
+// reader (web/resume.js) splits it; adjacent data parts of one kind are
+// merged, so that any split of the input gives the same parts.
+type resumePart struct {
+	Kind    string `json:"kind"`
+	Offset  int64  `json:"offset,omitempty"`
+	Len     int64  `json:"len,omitempty"`
+	Data    string `json:"data,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// readResumeJS runs the page's reader over each input's chunks (arrays of
+// byte values) and returns the parts, data as Latin-1 strings.
+const readResumeJS = `((inputs) => inputs.map((chunks) => {
+	const r = new RptyResume.Reader();
+	const out = [];
+	for (const c of chunks) {
+		for (const p of r.push(Uint8Array.from(c))) {
+			const q = Object.assign({}, p);
+			if (p.data) q.data = String.fromCharCode.apply(null, Array.from(p.data));
+			const last = out[out.length - 1];
+			if (q.data !== undefined && last && last.kind === q.kind && last.data !== undefined) {
+				last.data += q.data;
+			} else {
+				out.push(q);
+			}
+		}
+	}
+	return out;
+}))(%s)`
+
+// TestBrowserResumeReader runs the page's resume reader in chromium over
+// headers and plain output, each whole, split at every byte, and one byte
+// per message: the parts must not depend on how the output was split.
+func TestBrowserResumeReader(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	navCtx, navCancel := context.WithTimeout(ctx, 30*time.Second)
+	// A page with a bad query does not connect; the reader is loaded all
+	// the same.
+	err := chromedp.Do(navCtx, chromedp.Navigate(d.base+"?reconnect=x"))
+	navCancel()
+	if err != nil {
+		t.Fatalf("open the page: %v", err)
+	}
+
+	const esc = "\x1b"
+	hdr := func(body string) string { return esc + "_rpty;" + body + esc + `\` }
+	errPart := func(msg string) []resumePart { return []resumePart{{Kind: "error", Message: msg}} }
+	for _, tc := range []struct {
+		name  string
+		input string
+		want  []resumePart
+	}{
+		{"delta", hdr("v=1;mode=delta;offset=42") + "hello\r\n",
+			[]resumePart{{Kind: "delta", Offset: 42}, {Kind: "output", Data: "hello\r\n"}}},
+		{"delta from 0", hdr("v=1;mode=delta;offset=0") + "$ ",
+			[]resumePart{{Kind: "delta"}, {Kind: "output", Data: "$ "}}},
+		{"delta, nothing after yet", hdr("v=1;mode=delta;offset=9007199254740991"),
+			[]resumePart{{Kind: "delta", Offset: 9007199254740991}}},
+		{"reset", hdr("v=1;mode=reset;offset=7;len=9") + esc + "[H" + esc + "[2Jab" + "live" + esc + "_x",
+			[]resumePart{{Kind: "reset", Offset: 7, Len: 9}, {Kind: "redraw", Data: esc + "[H" + esc + "[2Jab"}, {Kind: "output", Data: "live" + esc + "_x"}}},
+		{"reset with an empty redraw", hdr("v=1;mode=reset;offset=1000;len=0") + "x",
+			[]resumePart{{Kind: "reset", Offset: 1000}, {Kind: "output", Data: "x"}}},
+		{"reset, redraw not complete yet", hdr("v=1;mode=reset;offset=5;len=100") + "abc",
+			[]resumePart{{Kind: "reset", Offset: 5, Len: 100}, {Kind: "redraw", Data: "abc"}}},
+		{"a header in the output is output", hdr("v=1;mode=delta;offset=1") + hdr("v=1;mode=delta;offset=2"),
+			[]resumePart{{Kind: "delta", Offset: 1}, {Kind: "output", Data: hdr("v=1;mode=delta;offset=2")}}},
+		{"keys in any order, unknown keys ignored", hdr("offset=3;mode=delta;v=1;future=yes"),
+			[]resumePart{{Kind: "delta", Offset: 3}}},
+
+		// A server without the extension: output as before.
+		{"plain text", "$ ls\r\n", []resumePart{{Kind: "plain", Data: "$ ls\r\n"}}},
+		{"plain escape sequence", esc + "[31mred", []resumePart{{Kind: "plain", Data: esc + "[31mred"}}},
+		{"plain APC that is not ours", esc + "_rptx;v=1" + esc + `\ok`, []resumePart{{Kind: "plain", Data: esc + "_rptx;v=1" + esc + `\ok`}}},
+		{"plain, part of the prefix", esc + "_rp" + "\r\n", []resumePart{{Kind: "plain", Data: esc + "_rp\r\n"}}},
+		{"plain UTF-8", "é€😀", []resumePart{{Kind: "plain", Data: latin1("é€😀")}}},
+
+		// Headers the page cannot use.
+		{"version 2", hdr("v=2;mode=delta;offset=1") + "x", errPart(`bad header "rpty;v=2;mode=delta;offset=1": version "2", want 1`)},
+		{"no version", hdr("mode=delta;offset=1"), errPart(`bad header "rpty;mode=delta;offset=1": version undefined, want 1`)},
+		{"unknown mode", hdr("v=1;mode=skip;offset=1"), errPart(`bad header "rpty;v=1;mode=skip;offset=1": mode "skip", want delta or reset`)},
+		{"no offset", hdr("v=1;mode=delta"), errPart(`bad header "rpty;v=1;mode=delta": no offset`)},
+		{"negative offset", hdr("v=1;mode=delta;offset=-1"), errPart(`bad header "rpty;v=1;mode=delta;offset=-1": offset "-1" is not an unsigned integer`)},
+		{"offset in exponent form", hdr("v=1;mode=delta;offset=1e3"), errPart(`bad header "rpty;v=1;mode=delta;offset=1e3": offset "1e3" is not an unsigned integer`)},
+		{"offset beyond 2^53", hdr("v=1;mode=delta;offset=9007199254740993"), errPart(`bad header "rpty;v=1;mode=delta;offset=9007199254740993": offset "9007199254740993" is not an unsigned integer`)},
+		{"reset without len", hdr("v=1;mode=reset;offset=1"), errPart(`bad header "rpty;v=1;mode=reset;offset=1": no len`)},
+		{"repeated key", hdr("v=1;mode=delta;offset=1;offset=2"), errPart(`bad header "rpty;v=1;mode=delta;offset=1;offset=2": field offset repeated`)},
+		{"field without =", hdr("v=1;mode=delta;offset=1;x"), errPart(`bad header "rpty;v=1;mode=delta;offset=1;x": field "x" is not key=value`)},
+		{"control byte", esc + "_rpty;v=1\x07;mode=delta;offset=1" + esc + `\`, errPart("byte 0x07 inside the header")},
+		{"ESC not ending it", esc + "_rpty;v=1" + esc + "[m", errPart("ESC inside the header")},
+		{"endless header", esc + "_rpty;" + strings.Repeat("v", 300), errPart("header longer than 256 bytes")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := []byte(tc.input)
+			// Whole, split in two at every byte, one byte a message.
+			splits := [][][]byte{{b}}
+			for i := 1; i < len(b); i++ {
+				splits = append(splits, [][]byte{b[:i], b[i:]})
+			}
+			var bytewise [][]byte
+			for i := range b {
+				bytewise = append(bytewise, b[i:i+1])
+			}
+			splits = append(splits, bytewise, [][]byte{{}, b, {}})
+			arg, err := json.Marshal(byteArrays(splits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			evalCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			got, err := chromedp.Run(evalCtx, chromedp.Evaluate[[][]resumePart](fmt.Sprintf(readResumeJS, arg)))
+			cancel()
+			if err != nil {
+				t.Fatalf("run the reader: %v", err)
+			}
+			for i, parts := range got {
+				if !reflect.DeepEqual(parts, tc.want) {
+					t.Errorf("split %d %q:\n got %+v\nwant %+v", i, splits[i], parts, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// byteArrays turns byte slices into arrays of numbers for JSON ([]byte
+// would become base64).
+func byteArrays(splits [][][]byte) [][][]int {
+	out := make([][][]int, len(splits))
+	for i, chunks := range splits {
+		out[i] = make([][]int, len(chunks))
+		for j, c := range chunks {
+			out[i][j] = make([]int, len(c))
+			for k, v := range c {
+				out[i][j][k] = int(v)
+			}
+		}
+	}
+	return out
+}
+
+// latin1 is s's UTF-8 bytes as the test's JS returns them: one character
+// a byte.
+func latin1(s string) string {
+	r := make([]rune, len(s))
+	for i := range len(s) {
+		r[i] = rune(s[i])
+	}
+	return string(r)
+}
