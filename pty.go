@@ -46,6 +46,9 @@ func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
 		_ = ptmx.Close()
 		return nil, xerrors.Errorf("start %q: %w", cmd.Path, err)
 	}
+	// The process has its environment now; a session lives long and
+	// should not keep a copy.
+	cmd.Env = nil
 	return ptmx, nil
 }
 

@@ -5,18 +5,23 @@ import (
 	"unicode/utf8"
 )
 
-// replayMinGrowth is the smallest allocation a replayRing makes, so that a
-// trickle of small writes does not reallocate at every write.
-const replayMinGrowth = 1 << 10
+const (
+	// replayStep is the granularity a small replayRing grows by, so that
+	// a session that wrote a few KiB holds little more than that.
+	replayStep = 1 << 10
+	// replayStepUpTo is the size up to which it grows in steps; beyond
+	// it grows by half again, so that growing to max copies little.
+	replayStepUpTo = 64 << 10
+)
 
 // replayRing keeps the last bytes of a session's output, up to max, and
 // knows where they sit in the whole output: offset N is the N-th byte the
 // process ever wrote. It serves both the replay a buffered connection gets
 // on attach and the delta a resuming connection gets.
 //
-// It starts empty and grows with the output, by half again each time, up
-// to max, so that a session that writes little costs little; once full it
-// wraps.
+// It starts empty and grows with the output (in 1 KiB steps while small,
+// then by half again each time) up to max, so that a session that writes
+// little costs little; once full it wraps.
 type replayRing struct {
 	max   int
 	buf   []byte // growing: the held bytes, oldest first; full: len(buf) == max
@@ -40,8 +45,8 @@ func (r *replayRing) write(p []byte) {
 	}
 	if !r.full {
 		if len(r.buf)+len(p) <= r.max {
-			if len(r.buf)+len(p) > cap(r.buf) {
-				grown := make([]byte, len(r.buf), min(r.max, max(len(r.buf)+len(p), cap(r.buf)+cap(r.buf)/2, replayMinGrowth)))
+			if need := len(r.buf) + len(p); need > cap(r.buf) {
+				grown := make([]byte, len(r.buf), min(r.max, growTo(cap(r.buf), need)))
 				copy(grown, r.buf)
 				r.buf = grown
 			}
@@ -68,6 +73,14 @@ func (r *replayRing) write(p []byte) {
 	n := copy(r.buf[r.pos:], p)
 	copy(r.buf, p[n:])
 	r.pos = (r.pos + len(p)) % r.max
+}
+
+// growTo is the capacity a growing ring of capacity c takes to hold need.
+func growTo(c, need int) int {
+	if need <= replayStepUpTo {
+		return (need + replayStep - 1) / replayStep * replayStep
+	}
+	return max(need, c+c/2)
 }
 
 // appendLast appends the last n held bytes (n <= held) to dst, oldest first.
