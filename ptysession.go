@@ -421,6 +421,9 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 		if delta, ok := ps.ring.since(req.offset); ok {
 			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
 			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})
+			if len(delta) == 0 {
+				return [][]byte{h}
+			}
 			return [][]byte{h, delta}
 		}
 	}

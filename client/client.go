@@ -74,6 +74,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -508,6 +509,13 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 			}
 		}
 		if err != nil {
+			if st.redraw > 0 {
+				// Cut off inside a redraw: what is shown is incomplete,
+				// and only a fresh redraw can fix it. No session has
+				// written this many bytes, so the server answers the next
+				// resume with one.
+				c.offset = math.MaxUint64
+			}
 			if errors.Is(err, io.EOF) {
 				return got, io.EOF
 			}

@@ -292,3 +292,48 @@ func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 	}
 	t.Logf("fast reader: %d bytes in %s; slow client: %d bytes, %d resets", whole.Len(), elapsed.Round(time.Millisecond), slow.Len(), resets.Load())
 }
+
+// TestCutInsideARedrawAsksForANewOne: a connection that drops before its
+// redraw is complete leaves the terminal half drawn, so the next resume
+// names an offset no session reaches, which the server answers with a
+// fresh reset.
+func TestCutInsideARedrawAsksForANewOne(t *testing.T) {
+	f := newFakeServer(t, func(n int, conn net.Conn) {
+		switch n {
+		case 0:
+			writeSlowly(conn, "\x1b_rpty;v=1;mode=reset;offset=40;len=10\x1b\\"+"HALF")
+			time.Sleep(20 * time.Millisecond)
+			rptytest.ResetConn(conn)
+		case 1:
+			writeSlowly(conn, "\x1b_rpty;v=1;mode=reset;offset=50;len=2\x1b\\"+"RRx")
+			time.Sleep(20 * time.Millisecond)
+			rptytest.ResetConn(conn)
+		default:
+			writeSlowly(conn, "\x1b_rpty;v=1;mode=delta;offset=51\x1b\\"+"y")
+			drain(conn)
+		}
+	})
+	opts := fastRetry
+	s := newEventStream(&opts)
+	c, err := client.Dial(context.Background(), f.dial, reconnectingpty.Init{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.run(c)
+	if init := f.nextInit(t); init.Offset != 0 {
+		t.Fatalf("first init offset %d", init.Offset)
+	}
+	if init := f.nextInit(t); init.Offset != 1<<64-1 {
+		t.Fatalf("after a cut redraw the init names offset %d, want 2^64-1", init.Offset)
+	}
+	// The complete redraw is not counted: 50 plus the live "x".
+	if init := f.nextInit(t); init.Offset != 51 {
+		t.Fatalf("after a complete reset the init names offset %d, want 51", init.Offset)
+	}
+	s.waitFor(t, "RRxy")
+	if out, log := s.snapshot(); out != "HALFRRxy" || strings.Join(log, " ") != "reset@0 reset@4" {
+		t.Fatalf("stream %q with events %v", out, log)
+	}
+	_ = c.Close()
+	<-s.done
+}
