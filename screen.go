@@ -614,6 +614,7 @@ func (s *screenSession) attach(c *conn, req attachRequest) (attachment, error) {
 
 	timer := time.NewTimer(screenAttachTimeout)
 	defer timer.Stop()
+	grace := screenClientGrace
 	select {
 	case <-a.drawn:
 		if !s.released {
@@ -628,13 +629,19 @@ func (s *screenSession) attach(c *conn, req attachRequest) (attachment, error) {
 	case <-a.refused:
 	case <-a.clientDone:
 	case <-timer.C:
+		grace = 0 // a client that never drew: no reason to wait more
 	}
 	// The connection is left alone: the server retries with it.
 	a.stop()
+	// A client refused or gone while the program is exiting is the session
+	// ending, once the daemon follows, which on a loaded machine can take
+	// a while.
+	wait := time.NewTimer(grace)
+	defer wait.Stop()
 	select {
 	case <-s.daemonDone:
 		return nil, errSessionEnded
-	default:
+	case <-wait.C:
 	}
 	s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 	return nil, xerrors.New("screen client did not attach")

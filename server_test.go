@@ -477,7 +477,7 @@ func TestAttachingWhileTheProcessExitsNeverHangs(t *testing.T) {
 			}
 			for _, c := range ts.waitForCloses(len(clients)) {
 				if r := c["disconnect_reason"]; r != string(DisconnectProcessExited) {
-					t.Errorf("close attributed to %v, want process_exited", r)
+					t.Errorf("close attributed to %v, want process_exited (%v)", r, c["disconnect_detail"])
 				}
 			}
 		})
