@@ -4,11 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 )
 
@@ -160,4 +164,358 @@ func latin1(s string) string {
 		r[i] = rune(s[i])
 	}
 	return string(r)
+}
+
+// openPage navigates the tab of ctx to u and waits until the page is
+// connected.
+func openPage(t *testing.T, ctx context.Context, u string) *browserPage {
+	t.Helper()
+	p := &browserPage{t: t, ctx: ctx}
+	navCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := chromedp.Do(navCtx, chromedp.Navigate(u))
+	cancel()
+	if err != nil {
+		t.Fatalf("open %s: %v", u, err)
+	}
+	p.waitFor("connect", 20*time.Second, func(s *pageState) bool { return s.State == "connected" })
+	return p
+}
+
+// openTab opens u in a new tab of the browser of ctx, closed at the end
+// of the test.
+func openTab(t *testing.T, ctx context.Context, u string) *browserPage {
+	t.Helper()
+	tabCtx, cancel := chromedp.NewContext(ctx)
+	// The first action creates the tab, which lives as long as the
+	// context of that action: not a timeout's.
+	if err := chromedp.Do(tabCtx); err != nil {
+		cancel()
+		t.Fatalf("open a tab: %v", err)
+	}
+	t.Cleanup(cancel)
+	return openPage(t, tabCtx, u)
+}
+
+// eval runs js in the page and decodes its result into a T.
+func eval[T any](p *browserPage, js string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		p.t.Fatalf("evaluate %.60q: %v", js, err)
+	}
+	return v
+}
+
+// visibleScreen is the page's viewport as lines of text, trailing spaces
+// trimmed.
+const visibleScreenJS = `(() => {
+	const b = rpty.term.buffer.active;
+	const lines = [];
+	for (let y = 0; y < rpty.term.rows; y++) {
+		const l = b.getLine(b.viewportY + y);
+		lines.push(l ? l.translateToString(true) : '');
+	}
+	return lines;
+})()`
+
+// watchEchoJS instruments the page: it notes when each key reaches the
+// terminal's onData (typed), and when a chunk holding that character was
+// first parsed by xterm.js after that (echoed, from the write callback,
+// so the character has been on the terminal's screen). Times are the
+// page's performance.now() in milliseconds.
+const watchEchoJS = `(() => {
+	const w = { typed: {}, echoed: {} };
+	window.echoWatch = w;
+	const term = rpty.term;
+	term.onData((d) => { if (!(d in w.typed)) w.typed[d] = performance.now(); });
+	const write = term.write.bind(term);
+	term.write = (data, cb) => {
+		const hits = [];
+		for (const k in w.typed) {
+			if (k in w.echoed || k.length !== 1) continue;
+			const found = typeof data === 'string' ? data.includes(k) : data.indexOf(k.charCodeAt(0)) >= 0;
+			if (found) hits.push(k);
+		}
+		return write(data, () => {
+			const now = performance.now();
+			for (const k of hits) if (!(k in w.echoed)) w.echoed[k] = now;
+			if (cb) cb();
+		});
+	};
+	return true;
+})()`
+
+type echoTimes struct {
+	Typed  map[string]float64 `json:"typed"`
+	Echoed map[string]float64 `json:"echoed"`
+}
+
+type flowCounters struct {
+	Connects int     `json:"connects"`
+	Catchups int     `json:"catchups"`
+	Deltas   int     `json:"deltas"`
+	Resets   int     `json:"resets"`
+	Plain    int     `json:"plain"`
+	Pending  int     `json:"pending"`
+	Offset   *uint64 `json:"offset"`
+}
+
+func (f flowCounters) String() string {
+	off := "unknown"
+	if f.Offset != nil {
+		off = strconv.FormatUint(*f.Offset, 10)
+	}
+	return fmt.Sprintf("connects %d, catch-ups %d, deltas %d, resets %d, plain %d, pending %d, offset %s",
+		f.Connects, f.Catchups, f.Deltas, f.Resets, f.Plain, f.Pending, off)
+}
+
+const flowCountersJS = `({connects: rpty.connects, catchups: rpty.catchups, deltas: rpty.deltas,
+	resets: rpty.resets, plain: rpty.plain, pending: rpty.pending, offset: rpty.offset})`
+
+// TestBrowserFlood runs yes in the web terminal: the page must stay
+// usable. Typed keys are echoed on screen within 200 ms (p95 over 20
+// keys), Ctrl-C stops the flood on screen within 1 s, and the final screen
+// equals what a fresh attach shows.
+func TestBrowserFlood(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	p := openPage(t, ctx, d.base+"?"+url.Values{"command": {testShell}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.typeKeys("PS1='prompt> '\r")
+	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "prompt>") >= 1
+	})
+	eval[bool](p, watchEchoJS)
+
+	p.typeKeys("yes\r")
+	p.waitFor("the page catching up with yes", 20*time.Second, func(*pageState) bool {
+		return eval[flowCounters](p, flowCountersJS).Catchups >= 3
+	})
+
+	// Neither y nor any character of the command line or prompt, so that
+	// only the echo can show them.
+	const keys = "cdfgijklnuvwxzCDFGIJ"
+	var lat []time.Duration
+	for i, k := range keys {
+		p.typeKeys(string(k))
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			e := eval[echoTimes](p, "window.echoWatch")
+			if at, ok := e.Echoed[string(k)]; ok {
+				lat = append(lat, time.Duration((at-e.Typed[string(k)])*float64(time.Millisecond)))
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Logf("key %d (%q): no echo within 2 s", i, k)
+				lat = append(lat, time.Hour) // counts as missed
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(30+17*i%70) * time.Millisecond)
+	}
+	slices.Sort(lat)
+	p95 := lat[len(lat)*95/100-1]
+	fc := eval[flowCounters](p, flowCountersJS)
+	t.Logf("echo latency over %d keys: min %v, median %v, p95 %v, max %v; page: %v",
+		len(lat), lat[0], lat[len(lat)/2], p95, lat[len(lat)-1], fc)
+	if p95 > 200*time.Millisecond {
+		t.Errorf("echo p95 %v, want at most 200ms; sorted: %v", p95, lat)
+	}
+	p.screenshot("flood.png")
+
+	// Ctrl-C: the flood ends on screen (the prompt on the cursor's row)
+	// within 1 s of the key.
+	eval[bool](p, `(() => {
+		const term = rpty.term;
+		window.stopWatch = { typed: 0, stopped: 0 };
+		term.onData((d) => { if (d === '\x03') window.stopWatch.typed = performance.now(); });
+		const check = () => {
+			const w = window.stopWatch;
+			const b = term.buffer.active;
+			const line = b.getLine(b.baseY + b.cursorY);
+			if (w.typed && line && line.translateToString(true).trimEnd() === 'prompt>') {
+				w.stopped = performance.now();
+				return;
+			}
+			setTimeout(check, 5);
+		};
+		check();
+		return true;
+	})()`)
+	p.pressCtrl('c')
+	type stopTimes struct {
+		Typed   float64 `json:"typed"`
+		Stopped float64 `json:"stopped"`
+	}
+	var stop stopTimes
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		stop = eval[stopTimes](p, "window.stopWatch")
+		if stop.Stopped != 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if stop.Stopped == 0 {
+		t.Fatal("the flood did not stop on screen within 10 s of Ctrl-C")
+	}
+	stopAfter := time.Duration((stop.Stopped - stop.Typed) * float64(time.Millisecond))
+	t.Logf("Ctrl-C to the prompt on screen: %v", stopAfter)
+	if stopAfter > time.Second {
+		t.Errorf("Ctrl-C stopped the flood on screen after %v, want at most 1s", stopAfter)
+	}
+
+	// Once all is parsed, the screen is what a fresh attach shows.
+	p.waitFor("the page idle", 10*time.Second, func(*pageState) bool {
+		return eval[flowCounters](p, flowCountersJS).Pending == 0
+	})
+	time.Sleep(300 * time.Millisecond)
+	got := eval[[]string](p, visibleScreenJS)
+	s := p.waitFor("the session ID", time.Second, func(*pageState) bool { return true })
+	// The same size as the page, which a new tab's window need not have.
+	fresh := openTab(t, ctx, d.base+"?"+url.Values{"reconnect": {s.SessionID},
+		"height": {strconv.Itoa(s.Rows)}, "width": {strconv.Itoa(s.Cols)}}.Encode())
+	fresh.waitFor("the prompt in the fresh page", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "prompt>") >= 1
+	})
+	time.Sleep(300 * time.Millisecond)
+	want := eval[[]string](fresh, visibleScreenJS)
+	if !slices.Equal(got, want) {
+		t.Errorf("final screen (%d rows) differs from a fresh attach's (%d rows):\n%s", len(got), len(want), lineDiff(got, want))
+	}
+	p.screenshot("flood-stopped.png")
+	fresh.screenshot("flood-fresh.png")
+}
+
+// pressCtrl types Ctrl and the letter c (a-z) together, as a keyboard
+// does; xterm.js turns it into the control character.
+func (p *browserPage) pressCtrl(c byte) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(".xterm-helper-textarea"))); err != nil {
+		p.t.Fatalf("focus the terminal: %v", err)
+	}
+	upper := string(rune(c - 'a' + 'A'))
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		ev := input.DispatchKeyEventParams{
+			Type:                  typ,
+			Modifiers:             2, // Ctrl
+			Key:                   string(rune(c)),
+			Code:                  "Key" + upper,
+			WindowsVirtualKeyCode: int64(upper[0]),
+			NativeVirtualKeyCode:  int64(upper[0]),
+		}
+		if _, err := chromedp.Call(ctx, input.DispatchKeyEvent, ev); err != nil {
+			p.t.Fatalf("press Ctrl-%c: %v", c, err)
+		}
+	}
+}
+
+// lineDiff shows the rows where got and want differ.
+func lineDiff(got, want []string) string {
+	var b strings.Builder
+	for i := range max(len(got), len(want)) {
+		var g, w string
+		if i < len(got) {
+			g = got[i]
+		}
+		if i < len(want) {
+			w = want[i]
+		}
+		if g != w {
+			fmt.Fprintf(&b, "\trow %d: %q, fresh %q\n", i, g, w)
+		}
+	}
+	return b.String()
+}
+
+// bufferJS is the page's whole buffer, scrollback and screen, as lines of
+// text without trailing blanks, trailing empty lines dropped.
+const bufferJS = `(() => {
+	const b = rpty.term.buffer.active;
+	const lines = [];
+	for (let i = 0; i < b.length; i++) {
+		const l = b.getLine(i);
+		lines.push(l ? l.translateToString(true).trimEnd() : '');
+	}
+	while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+	return lines;
+})()`
+
+// TestBrowserResumeAfterCut cuts the page's WebSocket at the TCP level
+// while a program is writing: the page reconnects with its offset, gets
+// the bytes it missed (a delta), and ends up with the same history, line
+// for line, as a fresh page that attaches afterwards. The output is larger
+// than the buffered backend's replay, so a page that started over from the
+// replay would lack the first lines.
+func TestBrowserResumeAfterCut(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	p := openPage(t, ctx, d.base+"?"+url.Values{"command": {testShell}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	const lines = 1600 // of 61 bytes: 97 KB, more than the 64 KiB replay
+	p.typeKeys("PS1='prompt> '\r")
+	// Bursts of 100 lines (printf is a builtin), a pause after each.
+	p.typeKeys(fmt.Sprintf(`for i in $(seq 1 %d); do printf 'line-%%05d %%s\n' $i %s; [ $((i %% 100)) = 0 ] && sleep 0.25; done; echo done-$((6*7))`+"\r",
+		lines, strings.Repeat("x", 50)))
+	p.waitFor("output under way", 30*time.Second, func(s *pageState) bool {
+		return slices.ContainsFunc(s.Lines, func(l string) bool { return strings.HasPrefix(l, "line-00300 ") })
+	})
+	before := eval[flowCounters](p, flowCountersJS)
+	if n := d.cut(); n == 0 {
+		t.Fatal("no WebSocket connection to cut")
+	}
+	s := p.waitFor("the page reconnected and the output ended", 60*time.Second, func(s *pageState) bool {
+		return s.Connects > before.Connects && countLines(s.Lines, "done-42") == 1
+	})
+	// The shell's prompt follows done-42; wait for the page to have it.
+	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "prompt>") == 1
+	})
+	after := eval[flowCounters](p, flowCountersJS)
+	t.Logf("page before the cut: %v; after: %v", before, after)
+	if after.Deltas <= before.Deltas || after.Resets != before.Resets || after.Plain != 0 {
+		t.Errorf("the reconnect was not a delta: before %v; after %v", before, after)
+	}
+	if before.Offset == nil || after.Offset == nil || *after.Offset <= *before.Offset {
+		t.Errorf("offset did not advance: before %v, after %v", before.Offset, after.Offset)
+	}
+	got := eval[[]string](p, bufferJS)
+	seen := map[string]int{}
+	for _, l := range got {
+		if strings.HasPrefix(l, "line-") {
+			seen[l]++
+		}
+	}
+	for i := 1; i <= lines; i++ {
+		l := fmt.Sprintf("line-%05d %s", i, strings.Repeat("x", 50))
+		if seen[l] != 1 {
+			t.Errorf("%.10s is in the page's buffer %d times, want once", l, seen[l])
+		}
+	}
+
+	// A fresh page of the same size attaching now gets the whole history
+	// (the session's first bytes are still held) and shows the same.
+	fresh := openTab(t, ctx, d.base+"?"+url.Values{"reconnect": {s.SessionID},
+		"height": {strconv.Itoa(s.Rows)}, "width": {strconv.Itoa(s.Cols)}}.Encode())
+	fresh.waitFor("the history in the fresh page", 20*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "done-42") == 1 && countLines(s.Lines, "prompt>") == 1
+	})
+	want := eval[[]string](fresh, bufferJS)
+	if !slices.Equal(got, want) {
+		t.Errorf("the page's buffer (%d lines) differs from a fresh attach's (%d lines):\n%s", len(got), len(want), lineDiff(got, want))
+	}
+	p.screenshot("resumed.png")
 }

@@ -76,12 +76,18 @@
   let offset = 0;
 
   // Flow control: pending is the output handed to xterm.js whose write
-  // callback has not run yet. Above HIGH_WATER the page stops taking output
-  // by dropping the connection (catchingUp), and once xterm.js is down to
-  // LOW_WATER it reconnects with its offset: the server then sends the
-  // bytes it still holds from there, or a redraw of the present. Input
-  // typed meanwhile is held for the new connection.
+  // callback has not run yet, redrawPending the part of it that is a
+  // redraw. When the live output in it reaches HIGH_WATER the page stops
+  // taking output by dropping the connection (catchingUp), and once
+  // xterm.js is down to LOW_WATER it reconnects with its offset: the server
+  // then sends the bytes it still holds from there, or a redraw of the
+  // present. Input typed meanwhile is held for the new connection. A
+  // redraw is always taken whole (it is bounded by the server, and the
+  // offset is right only after all of it) and leaves the live output its
+  // full share, so that a page that keeps falling behind still shows a
+  // stretch of live output after each redraw.
   let pending = 0;
+  let redrawPending = 0;
   let catchingUp = false;
   let holdInput = false;
   let heldInput = [];
@@ -152,13 +158,20 @@
   }
 
   // write hands output to xterm.js, counting it as pending until parsed.
-  function write(data) {
+  function write(data, redraw) {
     if (data.length === 0) return;
     pending += data.length;
+    if (redraw) redrawPending += data.length;
     term.write(data, () => {
       pending -= data.length;
+      if (redraw) redrawPending -= data.length;
       if (catchingUp && pending <= LOW_WATER) caughtUp();
     });
+  }
+
+  // livePending is the live output handed to xterm.js and not yet parsed.
+  function livePending() {
+    return pending - redrawPending;
   }
 
   // resetTerminal resets xterm.js once everything written before has been
@@ -202,17 +215,16 @@
           hooks.resets++;
           return true;
         case 'redraw':
-          // Never cut short: the offset is right only after all of it.
-          write(part.data);
+          write(part.data, true);
           return true;
         case 'output': {
           // Take no more than the high mark allows; the offset says
           // where the next connection takes up.
-          const room = Math.max(0, HIGH_WATER - pending);
+          const room = Math.max(0, HIGH_WATER - livePending());
           const data = part.data.length > room ? part.data.subarray(0, room) : part.data;
           write(data);
           offset += data.length;
-          if (pending >= HIGH_WATER) return catchUp(sock);
+          if (livePending() >= HIGH_WATER) return catchUp(sock);
           return true;
         }
         case 'plain':
@@ -226,7 +238,7 @@
           }
           offset = null;
           write(part.data);
-          if (pending >= HIGH_WATER) return catchUp(sock);
+          if (livePending() >= HIGH_WATER) return catchUp(sock);
           return true;
         default:
           return broken(part.message);
@@ -239,7 +251,7 @@
       console.error('rptyd: resume header: ' + why);
       offset = null;
       ws = null;
-      sock.close(1002, 'bad resume header');
+      sock.close(1000, 'bad resume header');
       setState('error', 'error: the server sent a resume header the page cannot use (' + why + '); reload to start over');
       return false;
     }
