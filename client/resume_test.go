@@ -182,9 +182,11 @@ func TestResumeAgainstAnOldServer(t *testing.T) {
 
 // TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate floods a session
 // with a client reading at 1 MB/s and one reading as fast as it can. The
-// slow one falls ConnQueueSize behind, is cut off, and resumes with a
-// reset each time; it ends showing exactly the session's final output. The
-// fast one is never held to the slow one's pace.
+// slow one falls ConnQueueSize behind and is cut off rather than pacing
+// the program (it is reset at least once), and resumes with a reset; it
+// ends showing exactly the session's final output. The fast one is never
+// cut off and gets every byte. (Its rate is a benchmark's business:
+// BenchmarkThroughput/ten_clients_one_stalled; here it is only logged.)
 func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 	const (
 		flood    = 16 << 20
@@ -264,13 +266,6 @@ func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 		}
 	}
 	elapsed := time.Since(start)
-	// At the slow client's pace the flood would take 16 s: the fast one
-	// must not have been held to it. (Loose on purpose: it is the
-	// behaviour being pinned, not a speed.)
-	if paced := time.Duration(flood/slowRate) * time.Second; elapsed > paced/2 {
-		t.Fatalf("the fast reader took %s for %d bytes, as if paced by the slow one", elapsed, flood)
-	}
-
 	select {
 	case <-slowDone:
 	case <-time.After(2 * waitTimeout):
@@ -280,7 +275,10 @@ func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	if resets.Load() == 0 {
-		t.Fatalf("the slow client was never reset: it read %d bytes of %d", slow.Len(), whole.Len())
+		t.Fatalf("the slow client was never reset, so it paced the program: it read %d bytes of %d", slow.Len(), whole.Len())
+	}
+	if !bytes.Contains(whole.Bytes()[:min(whole.Len(), 4096)], []byte("go\r\n")) || whole.Len() < flood {
+		t.Fatalf("the fast reader missed output: %d bytes", whole.Len())
 	}
 	// Since its last reset the slow client shows a redraw cut from the
 	// session's output and the live output after it: together, the end of
