@@ -191,7 +191,22 @@ func TestResumeIsByteExactAcrossCuts(t *testing.T) {
 // exactly.
 func TestStaleOffsetGetsAReset(t *testing.T) {
 	t.Parallel()
-	const ringSize = 64 << 10
+	for _, tc := range []struct {
+		name     string
+		ringSize int // 0: the default, 1 MiB
+		lines    int // seq 1 lines: well past the ring
+	}{
+		{"SmallRing", 64 << 10, 40000},
+		{"DefaultRing", 0, 250000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testStaleOffsetGetsAReset(t, tc.ringSize, tc.lines)
+		})
+	}
+}
+
+func testStaleOffsetGetsAReset(t *testing.T, ringSize, lines int) {
 	ts := newTestServer(t, BackendBuffered, Config{BufferSize: 4 << 10, ResumeBufferSize: ringSize})
 	id := uuid.New()
 	ref := ts.connect(Init{ID: id, Command: testShell})
@@ -205,7 +220,7 @@ func TestStaleOffsetGetsAReset(t *testing.T) {
 	_ = early.conn.Close()
 
 	// Far more than the ring holds goes by.
-	ref.typeLine(`seq 1 40000; echo more-""output`)
+	ref.typeLine(`seq 1 ` + strconv.Itoa(lines) + `; echo more-""output`)
 	ref.expect("more-output\r\n")
 	late := ts.dialResume(Init{ID: id}, 5)
 	if late.hdr.Mode != resume.Reset {
