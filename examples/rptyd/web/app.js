@@ -24,6 +24,9 @@
   // page reconnects.
   const HIGH_WATER = 100 * 1024;
   const LOW_WATER = 8 * 1024;
+  // Output set aside while xterm.js catches up: more than this, and the page
+  // drops the connection and resumes from its offset instead.
+  const STASH_MAX = 100 * 1024;
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   const NIL_UUID = '00000000-0000-0000-0000-000000000000';
   const DIMENSION_RE = /^[0-9]{1,4}$/;
@@ -78,22 +81,32 @@
   // Flow control: pending is the output handed to xterm.js whose write
   // callback has not run yet, redrawPending the part of it that is a
   // redraw. When the live output in it reaches HIGH_WATER the page stops
-  // taking output by dropping the connection (catchingUp), and once
-  // xterm.js is down to LOW_WATER it reconnects with its offset: the server
-  // then sends the bytes it still holds from there, or a redraw of the
-  // present. Input typed meanwhile is held for the new connection. A
-  // redraw is always taken whole (it is bounded by the server, and the
-  // offset is right only after all of it) and leaves the live output its
-  // full share, so that a page that keeps falling behind still shows a
-  // stretch of live output after each redraw.
+  // handing output to xterm.js (draining) and sets aside what arrives, up
+  // to STASH_MAX bytes; meanwhile the connection stays open, so a burst
+  // costs no reconnect, input goes out at once and the end of the session
+  // is seen. Once xterm.js is down to LOW_WATER the page goes on with what
+  // it set aside. If more comes than that, the program is flooding: the
+  // page drops the connection at once (taking in output only to throw it
+  // away would slow xterm.js down further) and, once drained, resumes from
+  // its offset: the server then sends the bytes it still holds from there,
+  // or a redraw of the present. A redraw is always taken whole (it is bounded by the
+  // server, and the offset is right only after all of it) and leaves the
+  // live output its full share, so that a page that keeps falling behind
+  // still shows a stretch of live output after each redraw.
   let pending = 0;
   let redrawPending = 0;
-  let catchingUp = false;
+  let draining = false;
+  let stash = [];
+  let stashBytes = 0;
+  // resumeWhenDrained: the connection was dropped to catch up.
+  let resumeWhenDrained = false;
+  // Input typed in the moment between dropping a connection to catch up
+  // and the open of the next is sent on that open.
   let holdInput = false;
   let heldInput = [];
 
   // Hooks for tests and for poking at the page from the console.
-  const hooks = { term: term, fit: fit, connects: 0, catchups: 0, deltas: 0, resets: 0, plain: 0 };
+  const hooks = { term: term, fit: fit, connects: 0, pauses: 0, catchups: 0, deltas: 0, resets: 0, plain: 0 };
   Object.defineProperty(hooks, 'state', { get: () => state });
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
   Object.defineProperty(hooks, 'offset', { get: () => offset });
@@ -165,8 +178,64 @@
     term.write(data, () => {
       pending -= data.length;
       if (redraw) redrawPending -= data.length;
-      if (catchingUp && pending <= LOW_WATER) caughtUp();
+      if (draining && pending <= LOW_WATER) drained();
     });
+  }
+
+  // deliver hands an output or plain part to xterm.js, no more than the
+  // high mark allows; the rest is set aside until xterm.js has caught up.
+  function deliver(part) {
+    if (draining) {
+      setAside(part.kind, part.data);
+      return;
+    }
+    const room = Math.max(0, HIGH_WATER - livePending());
+    const data = part.data.length > room ? part.data.subarray(0, room) : part.data;
+    write(data);
+    if (part.kind === 'output') offset += data.length;
+    if (livePending() >= HIGH_WATER) {
+      draining = true;
+      hooks.pauses++;
+      if (data.length < part.data.length) setAside(part.kind, part.data.subarray(data.length));
+    }
+  }
+
+  function setAside(kind, data) {
+    if (stashBytes + data.length <= STASH_MAX) {
+      stash.push({ kind: kind, data: data });
+      stashBytes += data.length;
+      return;
+    }
+    // Too far behind to go on with this connection: the next one resumes
+    // from the offset.
+    clearStash();
+    const sock = ws;
+    if (!sock) return;
+    ws = null;
+    holdInput = true;
+    resumeWhenDrained = true;
+    hooks.catchups++;
+    sock.close(CATCHING_UP, 'catching up');
+  }
+
+  function clearStash() {
+    stash = [];
+    stashBytes = 0;
+  }
+
+  // drained goes on once xterm.js has caught up: with what was set aside,
+  // or by resuming on a new connection from the offset.
+  function drained() {
+    draining = false;
+    if (resumeWhenDrained) {
+      resumeWhenDrained = false;
+      connect();
+      return;
+    }
+    const parts = stash;
+    clearStash();
+    // May start draining again, which sets the rest aside anew.
+    for (const part of parts) deliver(part);
   }
 
   // livePending is the live output handed to xterm.js and not yet parsed.
@@ -189,6 +258,9 @@
     const rows = term.rows;
     const cols = term.cols;
     const from = offset === null ? 0 : offset;
+    // What an earlier connection set aside comes again from the offset.
+    clearStash();
+    resumeWhenDrained = false;
     const sock = new WebSocket(bridgeURL('ws', from));
     sock.binaryType = 'arraybuffer';
     ws = sock;
@@ -217,16 +289,9 @@
         case 'redraw':
           write(part.data, true);
           return true;
-        case 'output': {
-          // Take no more than the high mark allows; the offset says
-          // where the next connection takes up.
-          const room = Math.max(0, HIGH_WATER - livePending());
-          const data = part.data.length > room ? part.data.subarray(0, room) : part.data;
-          write(data);
-          offset += data.length;
-          if (livePending() >= HIGH_WATER) return catchUp(sock);
+        case 'output':
+          deliver(part);
           return true;
-        }
         case 'plain':
           // No header: a server without the extension, which replays
           // recent output on every attach. Clear what the previous
@@ -237,8 +302,7 @@
             resetTerminal();
           }
           offset = null;
-          write(part.data);
-          if (livePending() >= HIGH_WATER) return catchUp(sock);
+          deliver(part);
           return true;
         default:
           return broken(part.message);
@@ -284,6 +348,10 @@
         heldInput = [];
       }
       if (ev.code === SESSION_ENDED) {
+        // The session's last output may still be set aside: it is all
+        // there is, so all of it goes to the terminal.
+        for (const part of stash) write(part.data);
+        clearStash();
         sessionEnded();
       } else if (!opened) {
         diagnose(from);
@@ -291,24 +359,6 @@
         scheduleReconnect();
       }
     };
-  }
-
-  // catchUp drops the connection so that xterm.js can catch up; caughtUp
-  // reconnects once it has. The server sees a close from the page with
-  // the code CATCHING_UP, and the bridge logs it as such.
-  function catchUp(sock) {
-    ws = null;
-    catchingUp = true;
-    holdInput = true;
-    hooks.catchups++;
-    sock.close(CATCHING_UP, 'catching up');
-    if (pending <= LOW_WATER) caughtUp();
-    return false;
-  }
-
-  function caughtUp() {
-    catchingUp = false;
-    connect();
   }
 
   // A WebSocket that never opened hides the HTTP status; ask again over
