@@ -3,81 +3,14 @@ package reconnectingpty
 import (
 	"bytes"
 	"io"
-	"math/rand/v2"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/uuid"
 )
-
-func TestRingKeepsTheLastBytes(t *testing.T) {
-	t.Parallel()
-	rng := rand.New(rand.NewPCG(1, 2))
-	for _, size := range []int{1, 7, 64, 1000} {
-		r := ring{buf: make([]byte, size)}
-		var all []byte
-		for i := 0; i < 200; i++ {
-			chunk := make([]byte, rng.IntN(3*size))
-			for j := range chunk {
-				chunk[j] = 'a' + byte(rng.IntN(26))
-			}
-			r.write(chunk)
-			all = append(all, chunk...)
-			want := all[max(0, len(all)-size):]
-			var got []byte
-			got = append(got, r.buf[r.pos:]...)
-			got = append(got, r.buf[:r.pos]...)
-			if int64(len(all)) <= int64(size) {
-				got = r.buf[:len(all)]
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("size %d after %d bytes: ring %q, want %q", size, len(all), got, want)
-			}
-		}
-	}
-}
-
-func TestReplayIsWholeWhenNothingWasDropped(t *testing.T) {
-	t.Parallel()
-	r := ring{buf: make([]byte, 16)}
-	r.write([]byte("\x1b[1mhé"))
-	if got := string(r.replay()); got != "\x1b[1mhé" {
-		t.Fatalf("replay %q", got)
-	}
-}
-
-func TestReplayNeverStartsInsideASequence(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name, output, want string
-	}{
-		// The cut lands inside "❯" (3 bytes); the next line is clean.
-		{"UTF8ThenLine", "xx❯ prompt\r\nnext line", "next line"},
-		// No newline: start at the next escape sequence, not inside one.
-		{"InsideCSI", "\x1b[38;5;196mred\x1b[0mplain", "\x1b[0mplain"},
-		// Neither: skip the continuation bytes of the cut character.
-		{"OnlyUTF8", "日本語日本語", "本語日本語"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			size := len(tc.output) - 1
-			r := ring{buf: make([]byte, size)}
-			r.write([]byte("z"))
-			r.write([]byte(tc.output))
-			// The ring dropped "z" and the first byte of output.
-			got := string(r.replay())
-			if got != tc.want {
-				t.Fatalf("replay %q, want %q", got, tc.want)
-			}
-			if !utf8.ValidString(got) {
-				t.Fatalf("replay %q is not valid UTF-8", got)
-			}
-		})
-	}
-}
 
 // TestReplayThenLiveIsExact attaches while a program is writing fast and
 // checks that the replay plus the live output is the program's output with
@@ -158,7 +91,7 @@ func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := startBuffered(ts.srv, cmd, 24, 80, ts.srv.logger)
+	b, err := startBuffered(ts.srv, cmd, 24, 80, ts.srv.logger, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +110,7 @@ func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	c := &conn{Conn: server}
-	a, err := b.attach(c, 24, 80)
+	a, err := b.attach(c, attachRequest{height: 24, width: 80})
 	if err != nil {
 		t.Fatal(err)
 	}

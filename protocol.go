@@ -49,6 +49,13 @@ type Init struct {
 	Container     string
 	ContainerUser string
 	BackendType   string
+	// Resume asks for the resume extension (docs/PROTOCOL.md): the output
+	// starts with one header saying whether a delta or a reset follows.
+	// Without it the output is exactly that of the original protocol.
+	Resume bool `json:",omitempty"`
+	// Offset is how many bytes of the session's output the client has
+	// received so far; only meaningful with Resume.
+	Offset uint64 `json:",omitempty"`
 }
 
 // Request is one object of the request stream that follows the init.
@@ -116,6 +123,10 @@ func ReadInit(r io.Reader) (Init, error) {
 		return init, readInitError("read init body", n, size, err)
 	}
 	if err := json.Unmarshal(body, &init); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if xerrors.As(err, &typeErr) && typeErr.Field == "Offset" {
+			return init, &initError{protocol: true, err: xerrors.Errorf("decode init: Offset %s is not an unsigned integer: %w", typeErr.Value, err)}
+		}
 		return init, &initError{protocol: true, err: xerrors.Errorf("decode init: %w", err)}
 	}
 	if init.ID == uuid.Nil {

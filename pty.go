@@ -4,6 +4,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 
 	"github.com/creack/pty"
@@ -45,6 +46,9 @@ func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
 		_ = ptmx.Close()
 		return nil, xerrors.Errorf("start %q: %w", cmd.Path, err)
 	}
+	// The process has its environment now; a session lives long and
+	// should not keep a copy.
+	cmd.Env = nil
 	return ptmx, nil
 }
 
@@ -84,21 +88,33 @@ func resizePTY(f *os.File, height, width uint16) error {
 	return nil
 }
 
-// readReady reads whatever output the PTY has ready, up to len(p), in one
-// call. A PTY hands out a few KiB per read(2); gathering what is already
-// there before relaying it saves every attached connection a write per
-// read, without waiting for anything that has not arrived.
-func readReady(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
+// readReady reads whatever output the PTY has ready, up to a pooled
+// buffer's length, in one call, and returns the buffer, which the caller
+// puts back. A PTY hands out a few KiB per read(2); gathering what is
+// already there before relaying it saves every attached connection a write
+// per read, without waiting for anything that has not arrived. The buffer
+// is taken from the pool only while there is output, so that a reader
+// waiting on an idle terminal holds none.
+func readReady(rc syscall.RawConn, pool *sync.Pool) (buf *[]byte, n int, err error) {
 	var readErr error
-	err := rc.Read(func(fd uintptr) bool {
+	err = rc.Read(func(fd uintptr) bool {
+		if buf == nil {
+			buf = getReadBuffer(pool)
+		}
+		p := *buf
 		for n < len(p) {
 			m, err := unix.Read(int(fd), p[n:])
 			switch {
 			case err == unix.EINTR:
 				continue
 			case err == unix.EAGAIN:
-				return n > 0 // wait for more only when there is nothing yet
+				if n > 0 {
+					return true
+				}
+				// Nothing yet: wait without holding the buffer.
+				pool.Put(buf)
+				buf = nil
+				return false
 			case err != nil:
 				readErr = err
 				return true
@@ -111,10 +127,22 @@ func readReady(rc syscall.RawConn, p []byte) (int, error) {
 		return true
 	})
 	if n > 0 {
-		return n, nil // an error comes again on the next call
+		return buf, n, nil // an error comes again on the next call
+	}
+	if buf != nil {
+		pool.Put(buf)
 	}
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	return 0, readErr
+	return nil, 0, readErr
+}
+
+// getReadBuffer takes a readSize buffer from pool, or makes one.
+func getReadBuffer(pool *sync.Pool) *[]byte {
+	if b, ok := pool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, readSize)
+	return &b
 }

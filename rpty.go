@@ -25,17 +25,27 @@ var errSessionEnded = xerrors.New("session ended")
 // rpty is a backend's session: one process whose terminal is shared by every
 // attached connection.
 type rpty interface {
-	// attach joins c to the session at the given size. Output, starting with
-	// whatever the backend replays, goes to c until the session ends (then c
-	// is ended with the session's reason and closed) or detach is called.
-	// It returns errSessionEnded once the session is over.
-	attach(c *conn, height, width uint16) (attachment, error)
+	// attach joins c to the session at the requested size. Output, starting
+	// with whatever the backend replays (after a resume header, if req asks
+	// to resume), goes to c until the session ends (then c is ended with the
+	// session's reason and closed) or detach is called. It returns
+	// errSessionEnded once the session is over.
+	attach(c *conn, req attachRequest) (attachment, error)
 	// close ends the session for d: the process and everything it started
 	// is killed and every attachment is ended with d. It does not wait.
 	close(d disconnect)
 	// done is closed once the process is gone and every goroutine the
 	// backend started has returned.
 	done() <-chan struct{}
+}
+
+// attachRequest is what a connection asks of the session it joins.
+type attachRequest struct {
+	height, width uint16
+	// resume and offset are the init's resume extension: the connection
+	// wants a resume header, and has the session's output up to offset.
+	resume bool
+	offset uint64
 }
 
 // attachment is one connection's handle on a session.
@@ -153,7 +163,9 @@ func isUTF8Locale(l string) bool {
 }
 
 // session is the registry's entry for one ID: the backend plus the
-// inactivity timer, which is the same for every backend.
+// inactivity timer, which is the same for every backend. It needs no
+// goroutine of its own: the timer and the server's shutdown close the
+// backend from callbacks, and the backend calls ended when it is over.
 type session struct {
 	id      uuid.UUID
 	srv     *Server
@@ -162,21 +174,25 @@ type session struct {
 	rpty    rpty
 	err     error
 	started time.Time
+	// stopShutdown stops the server's shutdown from closing the session,
+	// waiting for a close under way.
+	stopShutdown func()
 
 	mu       sync.Mutex
 	attached int
-	timer    *time.Timer
+	timer    *time.Timer // closes the idle session; see timedOut
+	over     bool        // the backend ended: the timer does nothing
 }
 
 // attach joins c. The connection counts as attached, stopping the
 // inactivity timer, from before the backend's attach, which may take a
 // while (a screen client must draw), and without holding s.mu meanwhile.
-func (s *session) attach(c *conn, height, width uint16) (attachment, error) {
+func (s *session) attach(c *conn, req attachRequest) (attachment, error) {
 	s.mu.Lock()
 	s.attached++
 	s.timer.Stop()
 	s.mu.Unlock()
-	att, err := s.rpty.attach(c, height, width)
+	att, err := s.rpty.attach(c, req)
 	if err != nil {
 		s.detached()
 		return nil, err
@@ -188,38 +204,37 @@ func (s *session) detached() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.attached--
-	if s.attached == 0 {
+	if s.attached == 0 && !s.over {
 		s.timer.Reset(s.srv.cfg.Timeout)
 	}
 }
 
-// lifecycle runs for the session's whole life: it closes the session on
-// inactivity or server shutdown and unregisters it when it is gone.
-func (s *session) lifecycle(ctx context.Context) {
-	defer s.srv.wg.Done()
-	defer s.timer.Stop()
-	for done := false; !done; {
-		select {
-		case <-s.rpty.done():
-			done = true
-		case <-ctx.Done():
-			s.rpty.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
-			done = true
-		case <-s.timer.C:
-			s.mu.Lock()
-			idle := s.attached == 0
-			s.mu.Unlock()
-			if idle {
-				s.logger.Info(ctx, "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))
-				s.rpty.close(disconnect{reason: DisconnectSessionTimeout, detail: "no connection for " + s.srv.cfg.Timeout.String()})
-				done = true
-			}
-		}
+// timedOut closes the session if it is still idle when its timer fires.
+// It holds s.mu throughout, so that once ended has set over, no run of it
+// does anything.
+func (s *session) timedOut() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.over || s.attached > 0 {
+		return
 	}
-	<-s.rpty.done()
+	s.logger.Info(context.Background(), "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))
+	s.rpty.close(disconnect{reason: DisconnectSessionTimeout, detail: "no connection for " + s.srv.cfg.Timeout.String()})
+}
+
+// ended is called by the backend, last, once it is over: the session is
+// unregistered and counted out.
+func (s *session) ended() {
+	<-s.ready // the backend can end before startSession has returned
+	defer s.srv.wg.Done()
+	s.mu.Lock()
+	s.over = true
+	s.timer.Stop()
+	s.mu.Unlock()
+	s.stopShutdown()
 	s.srv.sessions.CompareAndDelete(s.id, s)
 	s.srv.metrics.sessionEnded(time.Since(s.started))
-	s.logger.Info(ctx, "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
+	s.logger.Info(context.Background(), "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
 }
 
 // sessionAttachment tells the session when its connection leaves.

@@ -17,6 +17,8 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/resume"
 )
 
 // The screen backend keeps each session's program inside a GNU screen
@@ -232,11 +234,13 @@ type screenSession struct {
 	closeWhy  disconnect // written before closeReq is closed
 
 	doneCh chan struct{}
+	onDone func() // called by run, last
 }
 
 // start creates a session's daemon and waits until it answers. The daemon
 // runs the command through screenWrapper; the first attach releases it.
-func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (rpty, error) {
+// onDone, if set, is called once the session is over.
+func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (rpty, error) {
 	// The window takes its size from the first client, which attaches
 	// before the program is released, so height and width are not needed.
 	_, _ = height, width
@@ -259,6 +263,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 		daemonDone: make(chan struct{}),
 		closeReq:   make(chan struct{}),
 		doneCh:     make(chan struct{}),
+		onDone:     onDone,
 	}
 	gatePath := filepath.Join(dir, name+".gate")
 	s.files = []string{s.exitFile, s.pidFile, gatePath}
@@ -407,6 +412,9 @@ func (s *screenSession) close(d disconnect) {
 // is called (screen is told to quit, then killed), makes sure nothing the
 // program started survives, and ends every attachment with the reason.
 func (s *screenSession) run() {
+	if s.onDone != nil {
+		defer s.onDone()
+	}
 	defer close(s.doneCh)
 	select {
 	case <-s.daemonDone:
@@ -546,7 +554,13 @@ func (s *screenSession) removeFiles() {
 // returns once it has drawn. Attaches are serialised: the first one opens
 // the gate that starts the program, at the size that client gave the
 // window.
-func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error) {
+//
+// A resuming connection always gets a reset: screen hides the program's
+// output stream, so there is no offset to resume from. Its header says
+// offset 0 and len 0, and the client's own stream follows, starting with
+// screen's repaint.
+func (s *screenSession) attach(c *conn, req attachRequest) (attachment, error) {
+	height, width := req.height, req.width
 	s.attachMu.Lock()
 	defer s.attachMu.Unlock()
 	s.mu.Lock()
@@ -581,6 +595,9 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 		finishCh:   make(chan struct{}),
 		detachCh:   make(chan struct{}),
 	}
+	if req.resume {
+		a.header = resume.AppendHeader(nil, resume.Header{Mode: resume.Reset})
+	}
 	go a.waitClient()
 	go a.relay()
 
@@ -597,6 +614,7 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 
 	timer := time.NewTimer(screenAttachTimeout)
 	defer timer.Stop()
+	grace := screenClientGrace
 	select {
 	case <-a.drawn:
 		if !s.released {
@@ -611,13 +629,19 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	case <-a.refused:
 	case <-a.clientDone:
 	case <-timer.C:
+		grace = 0 // a client that never drew: no reason to wait more
 	}
 	// The connection is left alone: the server retries with it.
 	a.stop()
+	// A client refused or gone while the program is exiting is the session
+	// ending, once the daemon follows, which on a loaded machine can take
+	// a while.
+	wait := time.NewTimer(grace)
+	defer wait.Stop()
 	select {
 	case <-s.daemonDone:
 		return nil, errSessionEnded
-	default:
+	case <-wait.C:
 	}
 	s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 	return nil, xerrors.New("screen client did not attach")
@@ -637,6 +661,8 @@ type screenAttachment struct {
 	c      *conn
 	client *exec.Cmd
 	ptmx   *os.File
+	// header is the resume header sent before the first output, if any.
+	header []byte
 
 	drawn      chan struct{} // closed when the client has drawn the screen
 	refused    chan struct{} // closed when the client printed an error instead
@@ -712,6 +738,7 @@ func (a *screenAttachment) relay() {
 					// decided to keep this client.
 					select {
 					case <-a.confirmed:
+						writing = a.sendHeader()
 					case <-a.detachCh:
 						writing = false
 					}
@@ -806,6 +833,19 @@ func (a *screenAttachment) send(p []byte, writing bool) bool {
 	// Screen gives no access to the program's own output stream, so this
 	// counts what each connection is sent, repaints included.
 	a.s.srv.metrics.outputBytes.Add(float64(len(p)))
+	return true
+}
+
+// sendHeader writes the resume header, if any; it reports whether writing
+// goes on.
+func (a *screenAttachment) sendHeader() bool {
+	if len(a.header) == 0 {
+		return true
+	}
+	if _, err := a.c.Write(a.header); err != nil {
+		a.c.failWrite(err)
+		return false
+	}
 	return true
 }
 

@@ -433,7 +433,7 @@ func TestScreenUnavailableFallsBackToBuffered(t *testing.T) {
 		c.expect("fallback-" + strconv.Itoa(i))
 		if r := backendOf(t, ts, id); r == nil {
 			t.Fatal("no backend")
-		} else if _, ok := r.(*buffered); !ok {
+		} else if ps, ok := r.(*ptySession); !ok || ps.backend != string(BackendBuffered) {
 			t.Fatalf("backend %T, want buffered", r)
 		}
 	}
@@ -477,8 +477,8 @@ func TestScreenAutoPicksScreen(t *testing.T) {
 			switch r := backendOf(t, ts, id).(type) {
 			case *screenSession:
 				got = BackendScreen
-			case *buffered:
-				got = BackendBuffered
+			case *ptySession:
+				got = BackendType(r.backend)
 			default:
 				t.Fatalf("backend %T", r)
 			}

@@ -55,6 +55,14 @@ type Config struct {
 	// BufferSize is how many bytes of recent output the buffered backend
 	// replays on attach. Default: 64 KiB.
 	BufferSize int
+	// ResumeBufferSize is how many bytes of recent output a buffered
+	// session keeps for clients that resume (docs/PROTOCOL.md): one that
+	// reconnects having missed no more than this gets exactly the bytes
+	// it missed, one further behind gets a reset and a redraw. One buffer
+	// serves this and the replay, so a session keeps the larger of the
+	// two; it grows with the output rather than being allocated at start.
+	// Default: 1 MiB.
+	ResumeBufferSize int
 	// Backend is used when the init asks for "auto" or nothing.
 	// Default: BackendAuto.
 	Backend BackendType
@@ -96,6 +104,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BufferSize == 0 {
 		c.BufferSize = 64 << 10
 	}
+	if c.ResumeBufferSize == 0 {
+		c.ResumeBufferSize = 1 << 20
+	}
 	if c.Backend == "" {
 		c.Backend = BackendAuto
 	}
@@ -119,6 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, xerrors.Errorf("timeout %s is negative", c.Timeout)
 	case c.BufferSize < 0:
 		return c, xerrors.Errorf("buffer size %d is negative", c.BufferSize)
+	case c.ResumeBufferSize < 0:
+		return c, xerrors.Errorf("resume buffer size %d is negative", c.ResumeBufferSize)
 	case c.ConnQueueSize < 0:
 		return c, xerrors.Errorf("connection queue size %d is negative", c.ConnQueueSize)
 	case c.ConnQueueSize < c.BufferSize:
@@ -144,8 +157,8 @@ type Server struct {
 	logger  slog.Logger
 	metrics *Metrics
 
-	// ctx is cancelled when the server shuts down; every session's
-	// lifecycle watches it.
+	// ctx is cancelled when the server shuts down, which closes every
+	// session.
 	ctx    context.Context
 	cancel context.CancelFunc
 
@@ -154,11 +167,14 @@ type Server struct {
 	mu     sync.Mutex
 	closed bool
 	conns  map[*conn]struct{}
-	wg     sync.WaitGroup // connection handlers and session lifecycles
+	wg     sync.WaitGroup // connection handlers and live sessions
 
 	connCount atomic.Int64
 	screen    *screenHost
 	warnOnce  sync.Once
+	// readBufs lends PTY readers their read buffers (*[]byte) while they
+	// have output in hand.
+	readBufs sync.Pool
 }
 
 // NewServer validates cfg, applies its defaults and returns a Server.
@@ -527,7 +543,8 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 		height, width = 24, 80
 	}
 
-	att, d, err := s.attach(c, init, backend, height, width, logger)
+	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset}
+	att, d, err := s.attach(c, init, backend, req, logger)
 	if err != nil {
 		return d, init, disconnected
 	}
@@ -549,7 +566,7 @@ func initDisconnect(err error) disconnect {
 }
 
 // attach finds or creates the session for init and attaches c to it.
-func (s *Server) attach(c *conn, init Init, backend BackendType, height, width uint16, logger slog.Logger) (attachment, disconnect, error) {
+func (s *Server) attach(c *conn, init Init, backend BackendType, req attachRequest, logger slog.Logger) (attachment, disconnect, error) {
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {
@@ -557,7 +574,7 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, height, width u
 		v, loaded := s.sessions.LoadOrStore(init.ID, fresh)
 		sess := v.(*session)
 		if !loaded {
-			s.startSession(sess, init, backend, height, width, logger)
+			s.startSession(sess, init, backend, req.height, req.width, logger)
 		}
 		<-sess.ready
 		if sess.err != nil {
@@ -569,7 +586,7 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, height, width u
 		c.mu.Lock()
 		c.attached = true
 		c.mu.Unlock()
-		att, err := sess.attach(c, height, width)
+		att, err := sess.attach(c, req)
 		if err == nil {
 			return att, disconnect{}, nil
 		}
@@ -586,8 +603,8 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, height, width u
 	}
 }
 
-// startSession creates sess's backend and starts its lifecycle; on failure
-// it records the error and unregisters sess.
+// startSession creates sess's backend, which ends it by calling
+// sess.ended; on failure it records the error and unregisters sess.
 func (s *Server) startSession(sess *session, init Init, backend BackendType, height, width uint16, logger slog.Logger) {
 	defer close(sess.ready)
 	// The session outlives the connection that created it: log it as itself.
@@ -600,10 +617,10 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 		s.sessions.CompareAndDelete(init.ID, sess)
 		return
 	}
-	s.wg.Add(1) // for the lifecycle, or undone below
+	s.wg.Add(1) // done by sess.ended, or below
 	s.mu.Unlock()
 
-	r, err := s.newRPTY(init, backend, height, width, logger)
+	r, err := s.newRPTY(init, backend, height, width, logger, sess.ended)
 	if err != nil {
 		s.wg.Done()
 		s.metrics.errors.WithLabelValues(errorTypeStart).Inc()
@@ -614,13 +631,16 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	}
 	sess.rpty = r
 	sess.started = time.Now()
-	sess.timer = time.NewTimer(s.cfg.Timeout)
+	sess.timer = time.AfterFunc(s.cfg.Timeout, sess.timedOut)
+	sess.stopShutdown = afterFunc(s.ctx, func() {
+		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
+	})
 	s.metrics.sessionsActive.Inc()
-	go sess.lifecycle(s.ctx)
 }
 
 // newRPTY starts the backend chosen for the session.
-func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, logger slog.Logger) (rpty, error) {
+// onDone is called by the backend, last, once it is over.
+func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, logger slog.Logger, onDone func()) (rpty, error) {
 	cmd, err := s.cfg.Commander.Command(s.ctx, CommandRequest{
 		ID: init.ID, Command: init.Command, Container: init.Container, ContainerUser: init.ContainerUser,
 	})
@@ -637,7 +657,7 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 	switch backend {
 	case BackendScreen:
 		if s.screen.available() {
-			return s.screen.start(init.ID, cmd, height, width, logger)
+			return s.screen.start(init.ID, cmd, height, width, logger, onDone)
 		}
 		s.metrics.errors.WithLabelValues(errorTypeScreenUnavailable).Inc()
 		s.warnOnce.Do(func() {
@@ -646,10 +666,10 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 		})
 	case BackendAuto:
 		if runtime.GOOS == "linux" && s.screen.available() {
-			return s.screen.start(init.ID, cmd, height, width, logger)
+			return s.screen.start(init.ID, cmd, height, width, logger, onDone)
 		}
 	}
-	return startBuffered(s, cmd, height, width, logger)
+	return startBuffered(s, cmd, height, width, logger, onDone)
 }
 
 // relayInput decodes requests from c and applies them until the stream ends.

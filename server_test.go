@@ -68,6 +68,11 @@ func TestBadInitIsAttributedAndCostsNothingElse(t *testing.T) {
 		{"NilID", rawInit(`{"ID":"00000000-0000-0000-0000-000000000000"}`), false, "nil ID"},
 		{"BadUUID", rawInit(`{"ID":"not-a-uuid"}`), false, "decode init"},
 		{"UnknownBackend", rawInit(`{"ID":"` + uuid.NewString() + `","BackendType":"tmux"}`), false, "unknown backend type"},
+		{"NegativeOffset", rawInit(`{"ID":"` + uuid.NewString() + `","Resume":true,"Offset":-1}`), false, "not an unsigned integer"},
+		{"FractionalOffset", rawInit(`{"ID":"` + uuid.NewString() + `","Resume":true,"Offset":1.5}`), false, "not an unsigned integer"},
+		{"StringOffset", rawInit(`{"ID":"` + uuid.NewString() + `","Resume":true,"Offset":"12"}`), false, "not an unsigned integer"},
+		{"HugeOffset", rawInit(`{"ID":"` + uuid.NewString() + `","Resume":true,"Offset":18446744073709551616}`), false, "not an unsigned integer"},
+		{"NonBoolResume", rawInit(`{"ID":"` + uuid.NewString() + `","Resume":"yes"}`), false, "decode init"},
 		{"TruncatedLength", []byte{5}, true, "truncated after 1 of 2 bytes"},
 		{"TruncatedBody", rawInit(`{"ID":"` + uuid.NewString() + `"}`)[:10], true, "truncated after 8 of"},
 		{"NothingThenTimeout", nil, false, "init timeout"},
@@ -472,7 +477,7 @@ func TestAttachingWhileTheProcessExitsNeverHangs(t *testing.T) {
 			}
 			for _, c := range ts.waitForCloses(len(clients)) {
 				if r := c["disconnect_reason"]; r != string(DisconnectProcessExited) {
-					t.Errorf("close attributed to %v, want process_exited", r)
+					t.Errorf("close attributed to %v, want process_exited (%v)", r, c["disconnect_detail"])
 				}
 			}
 		})

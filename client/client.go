@@ -6,8 +6,19 @@
 // the session. The Client then reads the terminal's output (Read), sends
 // input (Write) and resizes (Resize). When the connection drops it redials
 // with jittered exponential backoff, sending an init with the same session
-// ID and the latest size, and output continues from the server's replay.
-// When the session ends, Read returns io.EOF.
+// ID and the latest size. When the session ends, Read returns io.EOF.
+//
+// # Resume
+//
+// The Client asks to resume (docs/PROTOCOL.md, the resume extension) unless
+// Options.DisableResume is set: every init carries how many bytes of the
+// session's output it has received, and a server with the extension
+// answers with either the exact bytes missed (Read then continues the
+// stream as if nothing happened: nothing repeated, nothing missing, no
+// event) or a reset (Options.OnReset is called, then Read returns a redraw
+// of the terminal's current state, then live output). A server without
+// the extension sends no header; its replay follows and Options.OnReplay
+// is called, as it always was.
 //
 // # Session end versus a dropped connection
 //
@@ -63,6 +74,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -73,6 +85,7 @@ import (
 	"golang.org/x/xerrors"
 
 	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/internal/resume"
 )
 
 // ErrSessionEnded is the reason a Client closes when the server ended the
@@ -138,13 +151,24 @@ type Options struct {
 	// call Close (Close waits for the goroutine that calls OnState).
 	OnState func(Event)
 	// OnReplay is called by Read, in the goroutine that called Read, just
-	// before Read returns the first output of a reconnected connection.
-	// That output starts with the server's replay of recent output
-	// (buffered backend) or a repaint of the screen (screen backend), so
-	// it repeats what was shown before the drop. A terminal can reset its
-	// screen here; calling it from Read orders it with the output
-	// already written.
+	// before Read returns the first output of a reconnected connection to
+	// a server without the resume extension. That output starts with the
+	// server's replay of recent output (buffered backend) or a repaint of
+	// the screen (screen backend), so it repeats what was shown before the
+	// drop. A terminal can reset its screen here; calling it from Read
+	// orders it with the output already written. It is also called for a
+	// reset when OnReset is nil.
 	OnReplay func()
+	// OnReset is called by Read, like OnReplay, when the server answered a
+	// resume with a reset: what Read returns next redraws the terminal's
+	// current state, so the terminal should be reset first (clear the
+	// screen, scrollback and modes). It may come on the first connection
+	// too, when the session already had output the server no longer holds.
+	OnReset func()
+	// DisableResume stops the Client from asking to resume: every
+	// reconnect then gets the server's replay, as with a server without
+	// the extension.
+	DisableResume bool
 	// MinBackoff and MaxBackoff bound the delay between redials. The
 	// delay doubles with every attempt in a row without output, and a
 	// random half of it is taken off so that many clients cut off at once
@@ -188,11 +212,14 @@ func (o Options) withDefaults() Options {
 // paste does not make a request the server rejects as too large.
 const maxRequestData = 32 << 10
 
-// chunk is one read of output, tagged with whether it is the first output
-// of a reconnected connection.
+// chunk is one read of output, tagged with the event Read reports before
+// its data: the first output of a reconnected connection that replays
+// (resumed), or a reset that redraws (reset). A reset chunk may have no
+// data.
 type chunk struct {
 	data    []byte
 	resumed bool
+	reset   bool
 }
 
 // Client is one logical terminal session over a sequence of connections.
@@ -212,6 +239,12 @@ type Client struct {
 
 	readMu sync.Mutex
 	rest   chunk // the unread part of the chunk Read took last
+
+	// offset is how many bytes of the session's output have been handed
+	// to Read, redraws excluded; resume is whether inits ask to resume.
+	// Only the run goroutine uses them.
+	offset uint64
+	resume bool
 
 	mu      sync.Mutex
 	space   *sync.Cond // signalled when pending input shrinks or the client ends
@@ -247,7 +280,9 @@ func Dial(ctx context.Context, dial DialFunc, init reconnectingpty.Init, opts Op
 		init: init,
 	}
 	c.space = sync.NewCond(&c.mu)
-	conn, err := c.connect(ctx, init)
+	c.resume = !c.opts.DisableResume
+	c.offset = init.Offset
+	conn, err := c.connect(ctx, c.resumeInit(init))
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +305,17 @@ func (c *Client) State() State {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.state
+}
+
+// resumeInit is init asking to resume from the output received so far,
+// or not asking at all.
+func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
+	init.Resume = c.resume
+	init.Offset = 0
+	if c.resume {
+		init.Offset = c.offset
+	}
+	return init
 }
 
 // connect dials and sends init, within the dial timeout.
@@ -356,7 +402,7 @@ func (c *Client) reconnect(failures *int, why error) (net.Conn, uint64) {
 		c.mu.Lock()
 		init, gen := c.init, c.sizeGen
 		c.mu.Unlock()
-		conn, err := c.connect(c.ctx, init)
+		conn, err := c.connect(c.ctx, c.resumeInit(init))
 		if err != nil {
 			if c.ctx.Err() != nil {
 				c.finish(ErrClosed)
@@ -444,6 +490,7 @@ func (c *Client) serve(conn net.Conn, gen uint64, resumed bool) (int, error) {
 func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 	got := 0
 	buf := make([]byte, 32<<10)
+	st := stream{header: c.resume, replay: resumed}
 	for {
 		if c.opts.ReadTimeout > 0 {
 			// Set before every read, so that time spent waiting for the
@@ -451,22 +498,91 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 			_ = conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
 		}
 		n, err := conn.Read(buf)
-		if n > 0 {
-			ch := chunk{data: append([]byte(nil), buf[:n]...), resumed: resumed && got == 0}
-			got += n
-			select {
-			case c.out <- ch:
-			case <-c.ctx.Done():
-				return got, c.ctx.Err()
+		got += n
+		if n > 0 || (err != nil && len(st.held) > 0) {
+			for _, ch := range c.take(&st, buf[:n], err != nil) {
+				select {
+				case c.out <- ch:
+				case <-c.ctx.Done():
+					return got, c.ctx.Err()
+				}
 			}
 		}
 		if err != nil {
+			if st.redraw > 0 {
+				// Cut off inside a redraw: what is shown is incomplete,
+				// and only a fresh redraw can fix it. No session has
+				// written this many bytes, so the server answers the next
+				// resume with one.
+				c.offset = math.MaxUint64
+			}
 			if errors.Is(err, io.EOF) {
 				return got, io.EOF
 			}
 			return got, xerrors.Errorf("read output: %w", err)
 		}
 	}
+}
+
+// stream is what readLoop knows about the connection's output so far.
+type stream struct {
+	header bool   // the resume header may still be ahead
+	held   []byte // the start of the output, while it may be a header
+	replay bool   // the next output is an old server's replay
+	redraw uint64 // bytes of a reset's redraw still to come
+}
+
+// take turns one read of output into the chunks for Read, keeping the
+// resume offset: it strips the resume header, which may arrive split
+// across reads, and counts the output that is not a redraw. last says
+// that the connection ended, so that a header cannot complete any more.
+func (c *Client) take(st *stream, p []byte, last bool) []chunk {
+	var out []chunk
+	if st.header {
+		st.held = append(st.held, p...)
+		h, n, status, err := resume.Parse(st.held)
+		switch {
+		case err != nil:
+			// Not a header this client understands: take the server for
+			// one without the extension, and stop asking.
+			c.resume = false
+			st.header = false
+		case status == resume.NeedMore && !last:
+			return nil
+		case status == resume.Found:
+			st.header, st.replay = false, false
+			switch {
+			case h.Mode == resume.Delta && h.Offset == c.offset:
+				// Exactly where this client left off: nothing to report.
+			case h.Mode == resume.Delta:
+				// Not where it left off: what is shown is out of step.
+				out = append(out, chunk{reset: true})
+				c.offset = h.Offset
+			default:
+				out = append(out, chunk{reset: true})
+				c.offset = h.Offset
+				st.redraw = h.Len
+			}
+			st.held = st.held[n:]
+		default:
+			st.header = false // no header: a server without the extension
+		}
+		p, st.held = st.held, nil
+	}
+	if len(p) == 0 {
+		return out
+	}
+	redraw := min(st.redraw, uint64(len(p)))
+	st.redraw -= redraw
+	c.offset += uint64(len(p)) - redraw
+	data := append([]byte(nil), p...)
+	if len(out) > 0 {
+		out[len(out)-1].data = data
+		return out
+	}
+	out = append(out, chunk{data: data, resumed: st.replay})
+	st.replay = false
+	return out
 }
 
 // writeLoop sends pending input and resizes on conn until stop is closed
@@ -551,9 +667,9 @@ func (c *Client) signal() {
 	}
 }
 
-// Read reads terminal output. After a reconnect it continues with the
-// output of the new connection, which starts with the server's replay (see
-// Options.OnReplay). It returns io.EOF once the session has ended and all
+// Read reads terminal output. After a reconnect it continues the stream
+// exactly, or after Options.OnReset with a redraw, or, from a server
+// without the resume extension, after Options.OnReplay with its replay. It returns io.EOF once the session has ended and all
 // of its output was read, ErrClosed after Close, or the error the Client
 // gave up on.
 func (c *Client) Read(p []byte) (int, error) {
@@ -568,22 +684,32 @@ func (c *Client) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	for len(c.rest.data) == 0 {
+	for {
+		c.event()
+		if len(c.rest.data) > 0 {
+			break
+		}
 		ch, ok := <-c.out
 		if !ok {
 			return 0, c.readErr()
 		}
 		c.rest = ch
 	}
-	if c.rest.resumed {
-		c.rest.resumed = false
-		if c.opts.OnReplay != nil {
-			c.opts.OnReplay()
-		}
-	}
 	n := copy(p, c.rest.data)
 	c.rest.data = c.rest.data[n:]
 	return n, nil
+}
+
+// event reports the event of the chunk Read took last, once. c.readMu is
+// held.
+func (c *Client) event() {
+	switch {
+	case c.rest.reset && c.opts.OnReset != nil:
+		c.opts.OnReset()
+	case (c.rest.reset || c.rest.resumed) && c.opts.OnReplay != nil:
+		c.opts.OnReplay()
+	}
+	c.rest.reset, c.rest.resumed = false, false
 }
 
 // endErr is why the client cannot take input any more, or nil. c.mu must

@@ -93,43 +93,64 @@ func TestResize(t *testing.T) {
 
 // TestReconnectKeepsShell drops the connection with a reset and checks
 // that the client redials into the same shell: a variable set before the
-// drop is still set, and the shell's PID is the same.
+// drop is still set, and the shell's PID is the same. Resuming, the
+// reconnect continues the stream exactly, with no event and nothing
+// repeated; without resume, the server's replay follows OnReplay.
 func TestReconnectKeepsShell(t *testing.T) {
-	s := newServer(t)
-	ev := newEvents()
-	var replays atomic.Int32
-	c := dialShell(t, s.dial, 24, 80, client.Options{
-		OnState:    ev.record,
-		OnReplay:   func() { replays.Add(1) },
-		MinBackoff: 10 * time.Millisecond,
-		MaxBackoff: 100 * time.Millisecond,
-	})
-	out := readOutput(c)
-	ev.waitFor(t, client.StateConnected)
-	write(t, c, "V=survived; echo pid-$$-$((1+1))\r")
-	out.waitFor(t, "-2\r\n")
-	pid := regexp.MustCompile(`pid-(\d+)-2\r\n`).FindStringSubmatch(out.String())
-	if pid == nil {
-		t.Fatalf("no pid in output %q", out.String())
-	}
+	for _, tc := range []struct {
+		name          string
+		disableResume bool
+		replays       int32
+	}{
+		{"Resume", false, 0},
+		{"NoResume", true, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t)
+			ev := newEvents()
+			var replays, resets atomic.Int32
+			c := dialShell(t, s.dial, 24, 80, client.Options{
+				OnState:       ev.record,
+				OnReplay:      func() { replays.Add(1) },
+				OnReset:       func() { resets.Add(1) },
+				DisableResume: tc.disableResume,
+				MinBackoff:    10 * time.Millisecond,
+				MaxBackoff:    100 * time.Millisecond,
+			})
+			out := readOutput(c)
+			ev.waitFor(t, client.StateConnected)
+			write(t, c, "V=survived; echo pid-$$-$((1+1))\r")
+			out.waitFor(t, "-2\r\n")
+			pid := regexp.MustCompile(`pid-(\d+)-2\r\n`).FindStringSubmatch(out.String())
+			if pid == nil {
+				t.Fatalf("no pid in output %q", out.String())
+			}
 
-	s.ln.Drop()
-	rev := ev.waitFor(t, client.StateReconnecting)
-	if rev.Err == nil || errors.Is(rev.Err, io.EOF) {
-		t.Fatalf("reconnecting event error %v, want the read error", rev.Err)
-	}
-	ev.waitFor(t, client.StateConnected)
-	write(t, c, "echo got-$V-pid-$$\r")
-	out.waitFor(t, "got-survived-pid-"+pid[1]+"\r\n")
-	if s.ln.Accepted() < 2 {
-		t.Fatalf("accepted %d connections, want a redial", s.ln.Accepted())
-	}
-	if n := replays.Load(); n != 1 {
-		t.Fatalf("OnReplay called %d times, want 1", n)
-	}
-	closeClient(t, c, out)
-	if ev := ev.waitFor(t, client.StateClosed); !errors.Is(ev.Err, client.ErrClosed) {
-		t.Fatalf("closed event error %v, want ErrClosed", ev.Err)
+			s.ln.Drop()
+			rev := ev.waitFor(t, client.StateReconnecting)
+			if rev.Err == nil || errors.Is(rev.Err, io.EOF) {
+				t.Fatalf("reconnecting event error %v, want the read error", rev.Err)
+			}
+			ev.waitFor(t, client.StateConnected)
+			write(t, c, "echo got-$V-pid-$$\r")
+			out.waitFor(t, "got-survived-pid-"+pid[1]+"\r\n")
+			if s.ln.Accepted() < 2 {
+				t.Fatalf("accepted %d connections, want a redial", s.ln.Accepted())
+			}
+			if n := replays.Load(); n != tc.replays {
+				t.Fatalf("OnReplay called %d times, want %d", n, tc.replays)
+			}
+			if n := resets.Load(); n != 0 {
+				t.Fatalf("OnReset called %d times, want 0", n)
+			}
+			if n, want := strings.Count(out.String(), "pid-"+pid[1]+"-2\r\n"), 1+int(tc.replays); n != want {
+				t.Fatalf("the output before the drop is shown %d times, want %d:\n%q", n, want, out.String())
+			}
+			closeClient(t, c, out)
+			if ev := ev.waitFor(t, client.StateClosed); !errors.Is(ev.Err, client.ErrClosed) {
+				t.Fatalf("closed event error %v, want ErrClosed", ev.Err)
+			}
+		})
 	}
 }
 

@@ -13,8 +13,10 @@
 // The local terminal is put in raw mode and its size is sent at start and
 // whenever it changes. If the connection drops, rpty reconnects with
 // backoff to the same session, showing a one-line status at the bottom of
-// the screen meanwhile; on reconnect the screen is cleared and repainted
-// from the server's replay.
+// the screen meanwhile, and resumes where it left off: the output it
+// missed follows, with no clear and no repaint. Only when the server no
+// longer holds that output (or does not know how to resume) is the screen
+// reset and repainted from the server's replay.
 //
 // Detach: press Ctrl-\ and then d. The session keeps running on the
 // server, and rpty prints the command to reattach to it. To send Ctrl-\
@@ -23,7 +25,10 @@
 //
 // rpty exits when the session ends (exit status 0), on detach (0), on
 // SIGTERM, SIGINT, SIGHUP or SIGQUIT (1, the session keeps running), or on an error
-// (1). The terminal is restored on every one of these paths.
+// (1). The terminal is restored on every one of these paths: its settings,
+// and the modes the session's programs may have left on (alternate screen,
+// hidden cursor, application keypad and cursor keys, mouse reporting,
+// bracketed paste, colours).
 package main
 
 import (
@@ -129,8 +134,9 @@ type session struct {
 	in, out, errOut        *os.File
 
 	// outMu serializes writes to the terminal from the output copy and
-	// the status line.
+	// the status line, and guards modes.
 	outMu sync.Mutex
+	modes modeTracker
 	rows  atomic.Int32 // terminal size, for the status line
 	cols  atomic.Int32
 	// termFd is the terminal whose size is sent, or -1 if there is none.
@@ -211,6 +217,7 @@ func (s *session) run() int {
 	}, client.Options{
 		OnState:    s.status,
 		OnReplay:   s.clearScreen,
+		OnReset:    s.resetScreen,
 		MinBackoff: 250 * time.Millisecond,
 		MaxBackoff: 5 * time.Second,
 	})
@@ -233,10 +240,12 @@ func (s *session) run() int {
 		}
 		undo = append(undo, func() { _ = term.Restore(inFd, old) })
 	}
+	// Undone first: whatever the session's programs switched on.
+	undo = append(undo, s.restoreModes)
 
 	outDone := make(chan error, 1)
 	go func() {
-		_, err := io.Copy(lockedWriter{&s.outMu, s.out}, c)
+		_, err := io.Copy(trackingWriter{s}, c)
 		outDone <- err
 	}()
 	inDone := make(chan error, 1)
@@ -374,6 +383,42 @@ func (s *session) clearScreen() {
 	_, _ = io.WriteString(s.out, "\x1b[0m\x1b[H\x1b[2J")
 }
 
+// resetScreen runs before the server redraws the session from scratch
+// (a resume reset): the terminal is put back to its defaults and cleared,
+// scrollback included, so that the redraw lands on a blank terminal.
+func (s *session) resetScreen() {
+	if !s.outIsTerm {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	_, _ = io.WriteString(s.out, s.modes.resetSequence()+"\x1b[H\x1b[2J\x1b[3J")
+	s.modes = modeTracker{}
+}
+
+// restoreModes switches off, on the way out, the terminal modes a program
+// in the session may have left on, so the user's shell gets its terminal
+// back as it was.
+func (s *session) restoreModes() {
+	if !s.outIsTerm {
+		return
+	}
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
+	_, _ = io.WriteString(s.out, s.modes.resetSequence())
+}
+
+// trackingWriter writes session output to the terminal, noting the modes
+// it switches.
+type trackingWriter struct{ s *session }
+
+func (w trackingWriter) Write(p []byte) (int, error) {
+	w.s.outMu.Lock()
+	defer w.s.outMu.Unlock()
+	w.s.modes.scan(p)
+	return w.s.out.Write(p)
+}
+
 var errDetach = errors.New("detach")
 
 // relayInput copies local input to the session until the detach
@@ -450,16 +495,4 @@ func (in *input) stop() {
 	if in.interruptible {
 		_ = in.f.SetReadDeadline(time.Now())
 	}
-}
-
-// lockedWriter serializes writes to w with mu.
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  io.Writer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

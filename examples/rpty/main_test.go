@@ -50,11 +50,19 @@ func buildCLI(t *testing.T) string {
 // startServer serves the protocol on a loopback port until the test ends.
 func startServer(t *testing.T) *rptytest.TrackingListener {
 	t.Helper()
-	return rptytest.StartServer(t, reconnectingpty.Config{
-		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
-		Backend:   reconnectingpty.BackendBuffered,
-	})
+	return startServerWith(t, reconnectingpty.Config{})
 }
+
+// startServerWith serves with cfg, running bash on the buffered backend.
+func startServerWith(t *testing.T, cfg reconnectingpty.Config) *rptytest.TrackingListener {
+	t.Helper()
+	cfg.Commander = reconnectingpty.LocalCommander{Shell: "/bin/bash"}
+	cfg.Backend = reconnectingpty.BackendBuffered
+	return rptytest.StartServer(t, cfg)
+}
+
+// clearSequence is how rpty clears the screen before a repaint.
+const clearSequence = "\x1b[H\x1b[2J"
 
 // cli is the command running on a PTY of its own.
 type cli struct {
@@ -217,6 +225,11 @@ func TestDetachAndReattach(t *testing.T) {
 	first.waitExit(0)
 	// The reader may still be behind the exited command's last output.
 	first.waitFor("reattach with")
+	// The terminal's modes were put back; the shell never left the main
+	// screen, so rpty does not either (that would move the cursor).
+	if out := first.output(); !strings.Contains(out, resetModes) || strings.Contains(out, leaveAltScreen) {
+		t.Fatalf("detach did not restore the modes as it should:\n%q", out)
+	}
 	m := reattachRE.FindStringSubmatch(first.output())
 	if m == nil {
 		t.Fatalf("no reattach command in output:\n%q", first.output())
@@ -266,6 +279,10 @@ func TestReconnectAfterDrop(t *testing.T) {
 	}
 	c.typeIn("echo got-$V-$((2+2))\r")
 	c.waitFor("got-kept-4\r\n")
+	// The reconnect resumed: nothing was cleared or repainted.
+	if out := c.output(); strings.Contains(out, clearSequence) || strings.Count(out, "set-2\r\n") != 1 {
+		t.Fatalf("the reconnect cleared or repeated output:\n%q", out)
+	}
 
 	if err := c.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -274,6 +291,46 @@ func TestReconnectAfterDrop(t *testing.T) {
 	c.waitFor("reattach with")
 	if !reattachRE.MatchString(c.output()) {
 		t.Fatalf("no reattach hint after SIGTERM:\n%q", c.output())
+	}
+}
+
+// TestReattachAfterTheOutputMovedOnIsAReset: reattaching to a session
+// whose first output the server no longer holds gets a reset, and rpty
+// clears the terminal before the repaint. A program left on the alternate
+// screen is left on it by rpty's exit sequence too.
+func TestReattachAfterTheOutputMovedOnIsAReset(t *testing.T) {
+	bin := buildCLI(t)
+	ln := startServerWith(t, reconnectingpty.Config{BufferSize: 4 << 10, ResumeBufferSize: 8 << 10})
+	addr := ln.Addr().String()
+
+	first := startCLI(t, bin, append([]string{"--addr", addr, "--backend", "buffered"}, shellArgs...)...)
+	first.waitFor("bash-")
+	first.typeIn("seq 1 10000; echo done-$((5*5))\r")
+	first.waitFor("done-25\r\n")
+	if strings.Contains(first.output(), clearSequence) {
+		t.Fatalf("the first attach to a new session cleared the screen:\n%q", first.output())
+	}
+	first.typeIn("\x1cd")
+	first.waitExit(0)
+	first.waitFor("reattach with")
+	m := reattachRE.FindStringSubmatch(first.output())
+	if m == nil {
+		t.Fatalf("no reattach command in output:\n%q", first.output())
+	}
+
+	second := startCLI(t, bin, "--addr", addr, "--id", m[2])
+	second.waitFor("done-25\r\n")
+	out := second.output()
+	if i := strings.Index(out, clearSequence); i < 0 || i > strings.Index(out, "done-25") {
+		t.Fatalf("no clear before the repaint:\n%q", out)
+	}
+	second.typeIn("printf '\\033[?1049h\\033[?1000h'; echo alt-$((6*7))\r")
+	second.waitFor("alt-42\r\n")
+	second.typeIn("\x1cd")
+	second.waitExit(0)
+	second.waitFor("reattach with")
+	if out := second.output(); !strings.Contains(out, leaveAltScreen+resetModes) {
+		t.Fatalf("detach left the terminal on the alternate screen or with the mouse on:\n%q", out)
 	}
 }
 

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"embed"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"cdr.dev/slog/v3"
 	"github.com/coder/websocket"
@@ -25,8 +27,8 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/style.css
-//go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/LICENSE.*
+//go:embed web/index.html web/app.js web/resume.js web/style.css
+//go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 
 // statusSessionEnded is the WebSocket close code the bridge sends when the
@@ -35,6 +37,12 @@ var webFiles embed.FS
 // silently start a new shell. Codes 4000-4999 are for applications (RFC
 // 6455 7.4.2).
 const statusSessionEnded websocket.StatusCode = 4000
+
+// statusCatchingUp is the close code of a page that drops its connection
+// because xterm.js has fallen too far behind the output (its flow control);
+// it reconnects with its offset once it has caught up. The bridge ends the
+// connection as a graceful close by the client, which it is.
+const statusCatchingUp websocket.StatusCode = 4001
 
 // newHTTPHandler serves the web terminal on / (its page and vendored
 // scripts), its WebSocket bridge on /ws, and the Prometheus metrics of reg
@@ -86,12 +94,15 @@ func staticHeaders(next http.Handler) http.Handler {
 //	width      initial columns, 1-65535 (with height)
 //	command    the command line for a new session (default: the login shell)
 //	backend    auto, buffered or screen (default: the daemon's --backend)
+//	resume     1 to ask for the resume extension (docs/PROTOCOL.md), 0 or absent not to
+//	offset     with resume: bytes of the session's output the page has already (default 0)
 //
 // An invalid query is answered 400 with a plain-text reason before any
 // upgrade. After the upgrade every binary message from the page carries
 // protocol requests ({"data":"..."}, {"height":H,"width":W}); text messages
 // are refused (the connection closes with 1003). The terminal output comes
-// back as binary messages of raw bytes. When the session ends (its process
+// back as binary messages of raw bytes; with resume, the extension's header
+// comes first. A page that closes with 4001 (catching up) is logged as such. When the session ends (its process
 // exited, it timed out, the server shut down), the last output is followed
 // by the close code 4000 ("session ended"). Any other end of the connection
 // (a page cut off for falling behind, a protocol error, a forced shutdown)
@@ -133,6 +144,9 @@ func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err := b.srv.ServeConn(ctx, nc); err != nil {
 		logger.Debug(ctx, "web terminal not served", slog.Error(xerrors.Errorf("serve websocket: %w", err)))
 	}
+	if nc.catchingUp.Load() {
+		logger.Debug(ctx, "web terminal dropped its connection to catch up with the output; it resumes from its offset")
+	}
 	// The server has closed nc by now (or never took it); wait for the
 	// closing handshake, which runs in the background.
 	nc.wait()
@@ -172,6 +186,22 @@ func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
 		return init, xerrors.Errorf("invalid backend parameter %q: want %q, %q or %q", backend,
 			reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen)
 	}
+
+	switch resume := q.Get("resume"); resume {
+	case "", "0":
+	case "1":
+		init.Resume = true
+	default:
+		return init, xerrors.Errorf("invalid resume parameter %q: want 1 or 0", resume)
+	}
+	if s := q.Get("offset"); s != "" {
+		if !init.Resume {
+			return init, xerrors.New("offset parameter without resume=1")
+		}
+		if init.Offset, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return init, xerrors.Errorf("invalid offset parameter %q: want the count of output bytes received, an unsigned integer", s)
+		}
+	}
 	return init, nil
 }
 
@@ -199,6 +229,8 @@ type bridgeConn struct {
 	// init is what is left of the init frame. Only the server's single
 	// reader touches it.
 	init []byte
+	// catchingUp records that the page closed with statusCatchingUp.
+	catchingUp atomic.Bool
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed once the WebSocket is
@@ -219,7 +251,14 @@ func (c *bridgeConn) Read(p []byte) (int, error) {
 		c.init = c.init[n:]
 		return n, nil
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if err != nil && websocket.CloseStatus(err) == statusCatchingUp {
+		// The page closed on purpose and comes back: as graceful a
+		// close as a normal closure, which NetConn reads as EOF.
+		c.catchingUp.Store(true)
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // CloseWrite ends the output with the close code statusSessionEnded. The

@@ -38,6 +38,7 @@ func run() error {
 		backend   = flag.String("backend", "auto", "default backend: auto, buffered or screen")
 		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection")
 		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
+		resumeBuf = flag.Int("resume-buffer", 1<<20, "bytes of output a session keeps so that a resuming client gets exactly what it missed")
 		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
 	)
 	flag.Parse()
@@ -58,11 +59,12 @@ func run() error {
 		return err
 	}
 	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
-		Logger:     logger,
-		Metrics:    metrics,
-		Timeout:    *timeout,
-		BufferSize: *buffer,
-		Backend:    reconnectingpty.BackendType(*backend),
+		Logger:           logger,
+		Metrics:          metrics,
+		Timeout:          *timeout,
+		BufferSize:       *buffer,
+		ResumeBufferSize: *resumeBuf,
+		Backend:          reconnectingpty.BackendType(*backend),
 	})
 	if err != nil {
 		return err

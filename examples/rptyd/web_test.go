@@ -294,6 +294,12 @@ func TestWebSocketRejectsBadQuery(t *testing.T) {
 		{"width not a number", "reconnect=" + id + "&height=24&width=8x", `invalid width parameter "8x"`},
 		{"unknown backend", "reconnect=" + id + "&backend=tmux", `invalid backend parameter "tmux"`},
 		{"init too large", "reconnect=" + id + "&command=" + strings.Repeat("x", reconnectingpty.MaxInitSize), "exceeds the 65535-byte limit"},
+		{"resume not 0 or 1", "reconnect=" + id + "&resume=yes", `invalid resume parameter "yes"`},
+		{"offset without resume", "reconnect=" + id + "&offset=10", "offset parameter without resume=1"},
+		{"offset with resume=0", "reconnect=" + id + "&resume=0&offset=10", "offset parameter without resume=1"},
+		{"negative offset", "reconnect=" + id + "&resume=1&offset=-1", `invalid offset parameter "-1"`},
+		{"offset not a number", "reconnect=" + id + "&resume=1&offset=12x", `invalid offset parameter "12x"`},
+		{"offset beyond 64 bits", "reconnect=" + id + "&resume=1&offset=18446744073709551616", `invalid offset parameter "18446744073709551616"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
@@ -317,6 +323,36 @@ func TestWebSocketRejectsBadQuery(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ws?reconnect="+id+"&height=24&width=80&backend=buffered", nil))
 	if rec.Code == http.StatusBadRequest || rec.Code < 400 {
 		t.Errorf("valid query without upgrade: status %d, want a non-400 refusal; body %q", rec.Code, rec.Body.String())
+	}
+}
+
+// TestBridgeResumeQuery checks that the bridge passes the page's resume
+// request into the init, and leaves it out when the page does not ask.
+func TestBridgeResumeQuery(t *testing.T) {
+	t.Parallel()
+	id := uuid.New()
+	for _, tc := range []struct {
+		query  string
+		resume bool
+		offset uint64
+	}{
+		{"", false, 0},
+		{"&resume=0", false, 0},
+		{"&resume=1", true, 0},
+		{"&resume=1&offset=0", true, 0},
+		{"&resume=1&offset=18446744073709551615", true, 18446744073709551615},
+	} {
+		q, err := url.ParseQuery("reconnect=" + id.String() + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		init, err := initFromQuery(q)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.query, err)
+		}
+		if init.Resume != tc.resume || init.Offset != tc.offset {
+			t.Errorf("%q: Resume %v Offset %d, want %v %d", tc.query, init.Resume, init.Offset, tc.resume, tc.offset)
+		}
 	}
 }
 

@@ -1,9 +1,10 @@
 // The rptyd web terminal: xterm.js bridged over a WebSocket to a
 // reconnecting PTY session (docs/PROTOCOL.md). The session UUID lives in the
 // page's URL (?reconnect=...), so a reload reattaches to the same shell; a
-// dropped connection is retried with backoff. Every request to the server is
-// one binary WebSocket message of protocol JSON; output arrives as binary
-// messages of raw terminal bytes.
+// dropped connection is retried with backoff and resumes where the terminal
+// left off (the resume extension, read by resume.js). Every request to the
+// server is one binary WebSocket message of protocol JSON; output arrives as
+// binary messages of raw terminal bytes.
 (function () {
   'use strict';
 
@@ -11,16 +12,36 @@
   // exited, timed out, server shut down). Reattaching to that UUID would
   // start a fresh shell, so the page asks first.
   const SESSION_ENDED = 4000;
+  // Close code the page sends when it drops its connection to let xterm.js
+  // catch up (see flow control below); the bridge logs it as such.
+  const CATCHING_UP = 4001;
   const MIN_DELAY_MS = 250;
   const MAX_DELAY_MS = 10000;
+  // Flow control watermarks, in bytes handed to xterm.js but not yet
+  // parsed: about what xterm.js's flow-control guide and VS Code use. The
+  // high mark bounds how far the screen lags behind the program (xterm.js
+  // parses tens of MB/s); the low mark leaves work for xterm.js while the
+  // page reconnects.
+  const HIGH_WATER = 100 * 1024;
+  const LOW_WATER = 8 * 1024;
+  // Output set aside while xterm.js catches up: more than this, and the page
+  // drops the connection and resumes from its offset instead.
+  const STASH_MAX = 100 * 1024;
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   const NIL_UUID = '00000000-0000-0000-0000-000000000000';
+  const DIMENSION_RE = /^[0-9]{1,4}$/;
+  // A fixed size from the URL is at most this many rows or columns: far
+  // more than a screen shows, and few enough cells for xterm.js to hold.
+  const MAX_DIMENSION = 1000;
+  const EMPTY = new Uint8Array(0);
 
   const params = new URLSearchParams(location.search);
   const statusEl = document.getElementById('status');
   const encoder = new TextEncoder();
 
   const term = new Terminal({
+    // For term.unicode, which xterm.js still calls experimental.
+    allowProposedApi: true,
     cursorBlink: true,
     fontFamily: '"DejaVu Sans Mono", "Cascadia Mono", Menlo, Consolas, "Liberation Mono", monospace',
     fontSize: 14,
@@ -31,11 +52,16 @@
   });
   const fit = new FitAddon.FitAddon();
   term.loadAddon(fit);
+  // Character widths of Unicode 11, as the server's own terminal emulator
+  // (internal/vt) counts them, so both agree where a wide character ends.
+  term.loadAddon(new Unicode11Addon.Unicode11Addon());
+  term.unicode.activeVersion = '11';
   term.open(document.getElementById('terminal'));
-  fit.fit();
-  term.focus();
 
   let sessionID = '';
+  // rows and cols from the page's URL, when given: the terminal keeps them
+  // whatever the window's size.
+  let fixedSize = null;
   let ws = null;
   let attempt = 0;
   let retryTimer = 0;
@@ -45,10 +71,46 @@
   let sentRows = 0;
   let sentCols = 0;
 
+  // Resume: offset is how many bytes of the session's output the terminal
+  // has been given (a header and a redraw are not counted), so a new
+  // connection asks for exactly what follows. null when unknown (after a
+  // server without the extension, or a header the page could not read):
+  // the next connection then asks from 0 and draws on a reset terminal.
+  let offset = 0;
+
+  // Flow control: pending is the output handed to xterm.js whose write
+  // callback has not run yet, redrawPending the part of it that is a
+  // redraw. When the live output in it reaches HIGH_WATER the page stops
+  // handing output to xterm.js (draining) and sets aside what arrives, up
+  // to STASH_MAX bytes; meanwhile the connection stays open, so a burst
+  // costs no reconnect, input goes out at once and the end of the session
+  // is seen. Once xterm.js is down to LOW_WATER the page goes on with what
+  // it set aside. If more comes than that, the program is flooding: the
+  // page drops the connection at once (taking in output only to throw it
+  // away would slow xterm.js down further) and, once drained, resumes from
+  // its offset: the server then sends the bytes it still holds from there,
+  // or a redraw of the present. A redraw is always taken whole (it is bounded by the
+  // server, and the offset is right only after all of it) and leaves the
+  // live output its full share, so that a page that keeps falling behind
+  // still shows a stretch of live output after each redraw.
+  let pending = 0;
+  let redrawPending = 0;
+  let draining = false;
+  let stash = [];
+  let stashBytes = 0;
+  // resumeWhenDrained: the connection was dropped to catch up.
+  let resumeWhenDrained = false;
+  // Input typed in the moment between dropping a connection to catch up
+  // and the open of the next is sent on that open.
+  let holdInput = false;
+  let heldInput = [];
+
   // Hooks for tests and for poking at the page from the console.
-  const hooks = { term: term, fit: fit, connects: 0 };
+  const hooks = { term: term, fit: fit, connects: 0, pauses: 0, catchups: 0, deltas: 0, resets: 0, plain: 0 };
   Object.defineProperty(hooks, 'state', { get: () => state });
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
+  Object.defineProperty(hooks, 'offset', { get: () => offset });
+  Object.defineProperty(hooks, 'pending', { get: () => pending });
   window.rpty = hooks;
 
   function setState(s, text) {
@@ -76,7 +138,7 @@
     history.replaceState(null, '', location.pathname + '?' + params.toString() + location.hash);
   }
 
-  function bridgeURL(scheme) {
+  function bridgeURL(scheme, from) {
     const q = new URLSearchParams();
     q.set('reconnect', sessionID);
     q.set('height', String(term.rows));
@@ -85,6 +147,8 @@
       const v = params.get(k);
       if (v) q.set(k, v);
     }
+    q.set('resume', '1');
+    q.set('offset', String(from));
     const u = new URL('ws?' + q.toString(), location.href);
     if (scheme === 'ws') u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     return u;
@@ -106,6 +170,85 @@
     }
   }
 
+  // write hands output to xterm.js, counting it as pending until parsed.
+  function write(data, redraw) {
+    if (data.length === 0) return;
+    pending += data.length;
+    if (redraw) redrawPending += data.length;
+    term.write(data, () => {
+      pending -= data.length;
+      if (redraw) redrawPending -= data.length;
+      if (draining && pending <= LOW_WATER) drained();
+    });
+  }
+
+  // deliver hands an output or plain part to xterm.js, no more than the
+  // high mark allows; the rest is set aside until xterm.js has caught up.
+  function deliver(part) {
+    if (draining) {
+      setAside(part.kind, part.data);
+      return;
+    }
+    const room = Math.max(0, HIGH_WATER - livePending());
+    const data = part.data.length > room ? part.data.subarray(0, room) : part.data;
+    write(data);
+    if (part.kind === 'output') offset += data.length;
+    if (livePending() >= HIGH_WATER) {
+      draining = true;
+      hooks.pauses++;
+      if (data.length < part.data.length) setAside(part.kind, part.data.subarray(data.length));
+    }
+  }
+
+  function setAside(kind, data) {
+    if (stashBytes + data.length <= STASH_MAX) {
+      stash.push({ kind: kind, data: data });
+      stashBytes += data.length;
+      return;
+    }
+    // Too far behind to go on with this connection: the next one resumes
+    // from the offset.
+    clearStash();
+    const sock = ws;
+    if (!sock) return;
+    ws = null;
+    holdInput = true;
+    resumeWhenDrained = true;
+    hooks.catchups++;
+    sock.close(CATCHING_UP, 'catching up');
+  }
+
+  function clearStash() {
+    stash = [];
+    stashBytes = 0;
+  }
+
+  // drained goes on once xterm.js has caught up: with what was set aside,
+  // or by resuming on a new connection from the offset.
+  function drained() {
+    draining = false;
+    if (resumeWhenDrained) {
+      resumeWhenDrained = false;
+      connect();
+      return;
+    }
+    const parts = stash;
+    clearStash();
+    // May start draining again, which sets the rest aside anew.
+    for (const part of parts) deliver(part);
+  }
+
+  // livePending is the live output handed to xterm.js and not yet parsed.
+  function livePending() {
+    return pending - redrawPending;
+  }
+
+  // resetTerminal resets xterm.js once everything written before has been
+  // parsed, so no earlier output lands on the fresh terminal.
+  function resetTerminal() {
+    term.write(EMPTY, () => term.reset());
+  }
+
   function connect() {
     clearTimeout(retryTimer);
     retryTimer = 0;
@@ -114,10 +257,68 @@
     // The init carries this size; remember it for the open.
     const rows = term.rows;
     const cols = term.cols;
-    const sock = new WebSocket(bridgeURL('ws'));
+    const from = offset === null ? 0 : offset;
+    // What an earlier connection set aside comes again from the offset.
+    clearStash();
+    resumeWhenDrained = false;
+    const sock = new WebSocket(bridgeURL('ws', from));
     sock.binaryType = 'arraybuffer';
     ws = sock;
     let opened = false;
+    const reader = new RptyResume.Reader();
+    let plain = false;
+
+    // take handles one part of the output (see resume.js) and reports
+    // whether to go on reading this connection.
+    function take(part) {
+      switch (part.kind) {
+        case 'delta':
+          if (part.offset !== from) {
+            return broken('the server resumed at ' + part.offset + ', not at ' + from);
+          }
+          // Asked from 0 for want of an offset: draw it all afresh.
+          if (offset === null) resetTerminal();
+          offset = from;
+          hooks.deltas++;
+          return true;
+        case 'reset':
+          resetTerminal();
+          offset = part.offset;
+          hooks.resets++;
+          return true;
+        case 'redraw':
+          write(part.data, true);
+          return true;
+        case 'output':
+          deliver(part);
+          return true;
+        case 'plain':
+          // No header: a server without the extension, which replays
+          // recent output on every attach. Clear what the previous
+          // connection drew so it is not doubled, as before.
+          if (!plain) {
+            plain = true;
+            hooks.plain++;
+            resetTerminal();
+          }
+          offset = null;
+          deliver(part);
+          return true;
+        default:
+          return broken(part.message);
+      }
+    }
+
+    // broken gives up on a connection whose resume header makes no
+    // sense: the page cannot tell what its terminal shows any more.
+    function broken(why) {
+      console.error('rptyd: resume header: ' + why);
+      offset = null;
+      ws = null;
+      sock.close(1000, 'bad resume header');
+      setState('error', 'error: the server sent a resume header the page cannot use (' + why + '); reload to start over');
+      return false;
+    }
 
     sock.onopen = () => {
       opened = true;
@@ -125,25 +326,35 @@
       hooks.connects++;
       sentRows = rows;
       sentCols = cols;
-      // The server replays the session's recent output on every attach:
-      // clear what the previous connection drew so it is not doubled. RIS
-      // goes through the write queue, so it lands after any output still
-      // pending from the old connection and before the replay.
-      term.write('\x1bc');
       setState('connected');
       sendSize();
+      holdInput = false;
+      for (const data of heldInput.splice(0)) send({ data: data });
     };
     sock.onmessage = (ev) => {
+      if (ws !== sock) return;
       // Raw bytes: xterm decodes UTF-8 itself, across message boundaries.
-      term.write(typeof ev.data === 'string' ? ev.data : new Uint8Array(ev.data));
+      const chunk = typeof ev.data === 'string' ? encoder.encode(ev.data) : new Uint8Array(ev.data);
+      for (const part of reader.push(chunk)) {
+        if (!take(part)) return;
+      }
     };
     sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
+      if (!opened) {
+        // Not the short gap of a catch-up after all: drop what was held.
+        holdInput = false;
+        heldInput = [];
+      }
       if (ev.code === SESSION_ENDED) {
+        // The session's last output may still be set aside: it is all
+        // there is, so all of it goes to the terminal.
+        for (const part of stash) write(part.data);
+        clearStash();
         sessionEnded();
       } else if (!opened) {
-        diagnose();
+        diagnose(from);
       } else {
         scheduleReconnect();
       }
@@ -152,8 +363,8 @@
 
   // A WebSocket that never opened hides the HTTP status; ask again over
   // plain HTTP so a 400 (bad query) is shown instead of retried forever.
-  function diagnose() {
-    fetch(bridgeURL('http'), { cache: 'no-store' })
+  function diagnose(from) {
+    fetch(bridgeURL('http', from), { cache: 'no-store' })
       .then((res) => (res.status === 400 ? res.text() : null))
       .then((msg) => {
         if (msg !== null) {
@@ -191,6 +402,7 @@
         attempt = 0;
         useSession(newUUID());
         term.write('\x1bc');
+        offset = 0;
         setState('connecting');
         connect();
       }
@@ -198,15 +410,17 @@
     }
     // Typing while disconnected is dropped rather than queued: it would
     // land in whatever the shell is doing by the time the page is back.
-    send({ data: data });
+    // The short gap of a catch-up is not a disconnection: that input is
+    // held and sent first thing on the new connection.
+    if (!send({ data: data }) && holdInput) heldInput.push(data);
   });
   term.onResize(sendSize);
 
   // Refit whenever the window (or anything else) changes the container's
-  // size, at most once per frame.
+  // size, at most once per frame; a size fixed in the URL stays.
   let fitQueued = false;
   new ResizeObserver(() => {
-    if (fitQueued) return;
+    if (fitQueued || fixedSize) return;
     fitQueued = true;
     requestAnimationFrame(() => {
       fitQueued = false;
@@ -223,8 +437,43 @@
     if (document.visibilityState === 'visible') retryNow();
   });
 
-  const given = params.get('reconnect');
-  useSession(given && UUID_RE.test(given) && given !== NIL_UUID ? given.toLowerCase() : newUUID());
+  // pageQuery validates the page's own query: reconnect (a session UUID;
+  // absent or empty starts a new session), and height with width (a fixed
+  // terminal size instead of the window's). command and backend go to the
+  // bridge as they are, which answers a bad one with a 400 that the page
+  // shows. It returns an error message, or '' when all is well.
+  function pageQuery() {
+    const given = params.get('reconnect');
+    if (given && (!UUID_RE.test(given) || given === NIL_UUID)) {
+      return 'invalid reconnect parameter ' + JSON.stringify(given) +
+        ': want a non-nil session UUID (leave it out to start a new session)';
+    }
+    const h = params.get('height');
+    const w = params.get('width');
+    if ((h === null) !== (w === null)) return 'height and width go together: give both or neither';
+    if (h !== null) {
+      for (const [name, v] of [['height', h], ['width', w]]) {
+        if (!DIMENSION_RE.test(v) || Number(v) < 1 || Number(v) > MAX_DIMENSION) {
+          return 'invalid ' + name + ' parameter ' + JSON.stringify(v) + ': want a whole number from 1 to ' + MAX_DIMENSION;
+        }
+      }
+      fixedSize = { rows: Number(h), cols: Number(w) };
+    }
+    useSession(given ? given.toLowerCase() : newUUID());
+    return '';
+  }
+
+  const queryError = pageQuery();
+  if (queryError) {
+    setState('error', 'error: ' + queryError);
+    return;
+  }
+  if (fixedSize) {
+    term.resize(fixedSize.cols, fixedSize.rows);
+  } else {
+    fit.fit();
+  }
+  term.focus();
   setState('connecting');
   connect();
 })();

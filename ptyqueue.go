@@ -1,0 +1,119 @@
+package reconnectingpty
+
+import (
+	"net"
+	"sync"
+
+	"golang.org/x/xerrors"
+)
+
+// ptyAttachment is one connection's bounded output queue on a ptySession
+// and the goroutine that drains it.
+type ptyAttachment struct {
+	ps *ptySession
+	c  *conn
+
+	mu      sync.Mutex
+	queue   [][]byte
+	pending int  // bytes queued or being written
+	final   bool // the session ended: flush, then end the output
+	dead    bool // detached or cut off: stop at once
+
+	wake       chan struct{}
+	writerDone chan struct{}
+}
+
+// enqueue adds chunk unless that would put more than ConnQueueSize bytes
+// behind; it returns the backlog, and false when the connection must be
+// cut off.
+func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
+	a.mu.Lock()
+	if a.pending+len(chunk) > a.ps.srv.cfg.ConnQueueSize {
+		a.mu.Unlock()
+		return a.pending, false
+	}
+	a.queue = append(a.queue, chunk)
+	a.pending += len(chunk)
+	backlog = a.pending
+	a.mu.Unlock()
+	a.signal()
+	return backlog, true
+}
+
+// backlog is how many bytes of output the connection has yet to take.
+func (a *ptyAttachment) backlog() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.pending
+}
+
+func (a *ptyAttachment) signal() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish ends the connection with d once the queued output is written.
+func (a *ptyAttachment) finish(d disconnect) {
+	a.c.end(d)
+	a.mu.Lock()
+	a.final = true
+	a.mu.Unlock()
+	a.signal()
+}
+
+func (a *ptyAttachment) writeLoop() {
+	defer close(a.writerDone)
+	for {
+		a.mu.Lock()
+		bufs, final, dead := a.queue, a.final, a.dead
+		a.queue = nil
+		a.mu.Unlock()
+		if dead {
+			return
+		}
+		if len(bufs) > 0 {
+			nb := net.Buffers(bufs)
+			n, err := nb.WriteTo(a.c)
+			if err != nil {
+				a.ps.remove(a)
+				a.c.failWrite(err)
+				return
+			}
+			a.mu.Lock()
+			a.pending = max(0, a.pending-int(n))
+			a.mu.Unlock()
+			a.ps.signalDrained()
+			continue
+		}
+		if final {
+			a.c.closeWrite()
+			return
+		}
+		<-a.wake
+	}
+}
+
+func (a *ptyAttachment) write(p []byte) error {
+	if _, err := a.ps.ptmx.Write(p); err != nil {
+		return xerrors.Errorf("write to pty: %w", err)
+	}
+	return nil
+}
+
+func (a *ptyAttachment) resize(height, width uint16) error {
+	return a.ps.resize(height, width)
+}
+
+func (a *ptyAttachment) detach() {
+	a.ps.remove(a)
+	a.mu.Lock()
+	a.dead = true
+	a.mu.Unlock()
+	a.signal()
+	// A writer blocked on a client that stopped reading must give up; the
+	// handler closes the connection.
+	a.c.interrupt()
+	<-a.writerDone
+}

@@ -1,0 +1,459 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"cdr.dev/slog/v3"
+	"golang.org/x/sys/unix"
+	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/resume"
+)
+
+const (
+	// readSize is the PTY read size; the kernel rarely returns more.
+	readSize = 32 << 10
+	// hangupGrace is how long a closed session's process gets to exit on
+	// SIGHUP before everything in its session is killed.
+	hangupGrace = 2 * time.Second
+	// drainGrace is how long output is still read after the process exits
+	// while something it left behind holds the terminal open.
+	drainGrace = 250 * time.Millisecond
+	// attachGrace is how long a command that exited at once waits for the
+	// connection that created its session to attach and take its output.
+	attachGrace = 2 * time.Second
+)
+
+// greeting is what an in-process backend adds to the shared PTY core: what
+// a connection is sent first. The core calls every method with its lock
+// held, so each sees the output, the resizes and the connections joining in
+// one order: whatever greet returns plus the live output that follows is
+// exact, with nothing missed or repeated.
+type greeting interface {
+	// output sees every chunk of output, in order, once the ring holds it.
+	// It may return bytes to write to the terminal's input (answers to a
+	// terminal query), which the core writes after releasing its lock.
+	output(p []byte) (reply []byte)
+	// resized sees every size the terminal is given, in order with output.
+	resized(height, width uint16)
+	// attached sees how many connections are attached, whenever that
+	// changes.
+	attached(n int)
+	// greet appends what a joining connection is sent before live output:
+	// the first bytes of a plain attach, and the redraw of a resume reset.
+	// ring is the session's output so far.
+	greet(dst []byte, ring *replayRing) []byte
+}
+
+// ptySession is the core every in-process backend shares: it runs the
+// command on a PTY of its own, reads its output without ever blocking it on
+// a client, fans it out to bounded per-connection queues (cutting or
+// pacing slow consumers), applies input and resizes, reaps the process and
+// everything it started, and ends every connection with the session's
+// reason. A greeting decides what a connection receives first.
+type ptySession struct {
+	srv      *Server
+	logger   slog.Logger
+	backend  string
+	cmd      *exec.Cmd
+	ptmx     *os.File
+	greeting greeting
+	// onDone, if set, is called by run once everything else is over.
+	onDone func()
+
+	mu     sync.Mutex
+	ring   replayRing
+	atts   map[*ptyAttachment]struct{}
+	ending bool // set once the output has ended: no more attaches
+
+	closeOnce sync.Once
+	closeReq  chan struct{}
+	closeWhy  disconnect // written before closeReq is closed
+
+	// drained is signalled when an attachment's backlog shrinks or one
+	// leaves, to wake a reader waiting for room.
+	drained chan struct{}
+	// stopReading is closed when the PTY is about to be closed.
+	stopReading chan struct{}
+
+	// The reader holds off until the creating connection has attached, so
+	// that it sees the command's output from the first byte rather than
+	// what is left in the replay ring; until then the PTY holds it.
+	releaseOnce   sync.Once
+	readerRelease chan struct{} // closed at the first attach, or by run
+	readerDone    chan struct{}
+	// exited is closed when the process has exited. It is reaped only
+	// after everything else in its terminal session is killed: until then
+	// its PID, which names that session, cannot be reused.
+	exited   chan struct{}
+	exitCode int // set by reap
+	doneCh   chan struct{}
+}
+
+// startPTYSession starts cmd on a new PTY and the goroutines that serve it:
+// the reader, the process waiter and run, which calls onDone last.
+func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
+	ptmx, err := startPTY(cmd, height, width)
+	if err != nil {
+		return nil, err
+	}
+	ps := &ptySession{
+		srv:           s,
+		logger:        logger.With(slog.F("backend", string(backend)), slog.F("pid", cmd.Process.Pid)),
+		backend:       string(backend),
+		cmd:           cmd,
+		ptmx:          ptmx,
+		greeting:      g,
+		onDone:        onDone,
+		ring:          newReplayRing(max(s.cfg.BufferSize, s.cfg.ResumeBufferSize)),
+		atts:          map[*ptyAttachment]struct{}{},
+		closeReq:      make(chan struct{}),
+		drained:       make(chan struct{}, 1),
+		stopReading:   make(chan struct{}),
+		readerDone:    make(chan struct{}),
+		readerRelease: make(chan struct{}),
+		exited:        make(chan struct{}),
+		doneCh:        make(chan struct{}),
+	}
+	g.resized(height, width)
+	go ps.read()
+	go ps.wait()
+	go ps.run()
+	return ps, nil
+}
+
+func (ps *ptySession) done() <-chan struct{} { return ps.doneCh }
+
+func (ps *ptySession) close(d disconnect) {
+	ps.closeOnce.Do(func() {
+		ps.closeWhy = d
+		close(ps.closeReq)
+	})
+}
+
+// read copies PTY output into the replay ring and every attachment's queue.
+//
+// A connection that falls ConnQueueSize behind the others is cut off at
+// once, so it never holds up the rest. Only when every attached connection
+// is a quarter of that behind does the reader wait, so that the process is
+// paced like on a slow terminal instead of its readers being cut off; and
+// if none of them catches up within SlowConsumerTimeout, they are cut off
+// and the output flows again.
+//
+// It holds a read buffer only while it has output in hand, so that an
+// idle session holds none.
+func (ps *ptySession) read() {
+	defer close(ps.readerDone)
+	// Output keeps flowing even if the creator never attaches.
+	hold := time.NewTimer(attachGrace)
+	select {
+	case <-ps.readerRelease:
+	case <-hold.C:
+	case <-ps.stopReading:
+		return
+	}
+	hold.Stop()
+	rc, err := ps.ptmx.SyscallConn()
+	if err != nil {
+		ps.logger.Error(context.Background(), "read pty", slog.Error(err))
+		return
+	}
+	for {
+		bp, n, err := readReady(rc, &ps.srv.readBufs)
+		if n > 0 {
+			allBehind := ps.fanOut((*bp)[:n])
+			ps.srv.readBufs.Put(bp)
+			if allBehind {
+				ps.waitForRoom()
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// startReading releases the reader, once.
+func (ps *ptySession) startReading() {
+	ps.releaseOnce.Do(func() { close(ps.readerRelease) })
+}
+
+// pauseAt is the backlog at which a connection counts as behind.
+func (ps *ptySession) pauseAt() int { return ps.srv.cfg.ConnQueueSize / 4 }
+
+// allBehind reports whether there are attachments and all are behind.
+func (ps *ptySession) allBehind() bool {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if len(ps.atts) == 0 {
+		return false
+	}
+	for a := range ps.atts {
+		if a.backlog() < ps.pauseAt() {
+			return false
+		}
+	}
+	return true
+}
+
+// waitForRoom holds the reader while every attachment is behind.
+func (ps *ptySession) waitForRoom() {
+	timer := time.NewTimer(ps.srv.cfg.SlowConsumerTimeout)
+	defer timer.Stop()
+	for ps.allBehind() {
+		select {
+		case <-ps.drained:
+		case <-ps.closeReq:
+			return
+		case <-ps.stopReading:
+			return
+		case <-timer.C:
+			ps.mu.Lock()
+			for a := range ps.atts {
+				if a.backlog() >= ps.pauseAt() {
+					ps.cut(a, "no progress on "+strconv.Itoa(a.backlog())+" bytes of output for "+ps.srv.cfg.SlowConsumerTimeout.String())
+				}
+			}
+			ps.mu.Unlock()
+			return
+		}
+	}
+}
+
+// cut disconnects a connection that fell too far behind. ps.mu is held.
+func (ps *ptySession) cut(a *ptyAttachment, detail string) {
+	ps.leave(a)
+	a.mu.Lock()
+	a.dead = true
+	a.mu.Unlock()
+	a.signal()
+	ps.srv.metrics.errors.WithLabelValues(errorTypeSlowConsumer).Inc()
+	a.c.end(disconnect{reason: DisconnectSlowConsumer, detail: detail})
+	// Unblocks a writer stuck on a client that stopped reading, and the
+	// connection's handler, which closes it.
+	a.c.interrupt()
+}
+
+// leave takes a out of the fan-out. ps.mu is held.
+func (ps *ptySession) leave(a *ptyAttachment) {
+	if _, ok := ps.atts[a]; !ok {
+		return
+	}
+	delete(ps.atts, a)
+	ps.greeting.attached(len(ps.atts))
+}
+
+func (ps *ptySession) signalDrained() {
+	select {
+	case ps.drained <- struct{}{}:
+	default:
+	}
+}
+
+// fanOut adds p to the ring, the greeting and every attachment's queue; it
+// reports whether every attachment is now behind.
+func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
+	ps.mu.Lock()
+	ps.ring.write(p)
+	reply := ps.greeting.output(p)
+	allBehind = len(ps.atts) > 0
+	if len(ps.atts) > 0 {
+		chunk := bytes.Clone(p) // shared, read-only, by every queue
+		for a := range ps.atts {
+			backlog, ok := a.enqueue(chunk)
+			if !ok {
+				ps.cut(a, "more than "+strconv.Itoa(ps.srv.cfg.ConnQueueSize)+" bytes of output unread")
+				continue
+			}
+			allBehind = allBehind && backlog >= ps.pauseAt()
+		}
+	}
+	allBehind = allBehind && len(ps.atts) > 0
+	ps.mu.Unlock()
+	ps.srv.metrics.outputBytes.Add(float64(len(p)))
+	if len(reply) > 0 {
+		if _, err := ps.ptmx.Write(reply); err != nil {
+			ps.logger.Debug(context.Background(), "answer terminal query", slog.Error(err))
+		}
+	}
+	return allBehind
+}
+
+// wait waits for the process to exit without reaping it.
+func (ps *ptySession) wait() {
+	defer close(ps.exited)
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, ps.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return
+		}
+	}
+}
+
+// reap collects the exited process and its exit code.
+func (ps *ptySession) reap() {
+	err := ps.cmd.Wait()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+	case xerrors.As(err, &exitErr):
+		ps.exitCode = exitErr.ExitCode()
+		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			ps.exitCode = 128 + int(ws.Signal())
+		}
+	default:
+		ps.exitCode = 1
+	}
+}
+
+// run ends the session when the process exits or close is called, and makes
+// sure nothing the process started outlives it.
+func (ps *ptySession) run() {
+	if ps.onDone != nil {
+		defer ps.onDone()
+	}
+	defer close(ps.doneCh)
+	select {
+	case <-ps.exited:
+		// A command that exits at once still owes its output to the
+		// connection that created the session.
+		select {
+		case <-ps.readerRelease:
+		case <-ps.closeReq:
+		case <-time.After(attachGrace):
+		}
+	case <-ps.closeReq:
+		killSession(ps.cmd.Process.Pid, syscall.SIGHUP)
+		select {
+		case <-ps.exited:
+		case <-time.After(hangupGrace):
+			killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+			<-ps.exited
+		}
+	}
+	ps.startReading()
+	// Read what the process wrote before it exited; a background job that
+	// still holds the terminal must not keep the session alive.
+	select {
+	case <-ps.readerDone:
+	case <-time.After(drainGrace):
+	}
+	killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+	ps.reap()
+	close(ps.stopReading)
+	_ = ps.ptmx.Close()
+	<-ps.readerDone
+
+	d := disconnect{reason: DisconnectProcessExited, exitCode: ps.exitCode, detail: "exit code " + strconv.Itoa(ps.exitCode)}
+	select {
+	case <-ps.closeReq:
+		d = ps.closeWhy
+	default:
+	}
+	ps.mu.Lock()
+	ps.ending = true
+	atts := ps.atts
+	ps.atts = nil
+	ps.mu.Unlock()
+	for a := range atts {
+		a.finish(d)
+	}
+	ps.logger.Debug(context.Background(), ps.backend+" session ended",
+		slog.F("reason", string(d.reason)), slog.F("exit_code", ps.exitCode))
+}
+
+func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
+	a := &ptyAttachment{
+		ps:         ps,
+		c:          c,
+		wake:       make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
+	}
+	ps.mu.Lock()
+	if ps.ending {
+		ps.mu.Unlock()
+		return nil, errSessionEnded
+	}
+	// The connection's size first, so that a greeting drawn from the
+	// terminal's state is drawn at that size.
+	if err := ps.resizeLocked(req.height, req.width); err != nil {
+		ps.logger.Debug(context.Background(), "resize on attach", slog.Error(err))
+	}
+	// Choosing the first bytes and joining the fan-out under one lock is
+	// what makes them plus live output exact: no byte missed or repeated.
+	first := ps.firstBytes(req)
+	for _, b := range first {
+		a.queue = append(a.queue, b)
+		a.pending += len(b)
+	}
+	ps.atts[a] = struct{}{}
+	ps.greeting.attached(len(ps.atts))
+	ps.mu.Unlock()
+	ps.startReading()
+	go a.writeLoop()
+	return a, nil
+}
+
+// firstBytes is what a joining connection is sent before live output: the
+// greeting, or for a resuming one a header and then the output it missed
+// (delta) or the greeting as a redraw (reset). ps.mu is held.
+func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
+	if !req.resume {
+		g := ps.greeting.greet(nil, &ps.ring)
+		ps.srv.metrics.replayBytes.Add(float64(len(g)))
+		if len(g) == 0 {
+			return nil
+		}
+		return [][]byte{g}
+	}
+	written := ps.ring.written()
+	// A delta longer than a connection may queue would only be cut off:
+	// that client is as far behind as a slow consumer, and is redrawn.
+	if req.offset <= written && written-req.offset <= uint64(ps.srv.cfg.ConnQueueSize) {
+		if delta, ok := ps.ring.since(req.offset); ok {
+			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
+			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})
+			if len(delta) == 0 {
+				return [][]byte{h}
+			}
+			return [][]byte{h, delta}
+		}
+	}
+	redraw := ps.greeting.greet(nil, &ps.ring)
+	ps.srv.metrics.replayBytes.Add(float64(len(redraw)))
+	h := resume.AppendHeader(nil, resume.Header{Mode: resume.Reset, Offset: written, Len: uint64(len(redraw))})
+	if len(redraw) == 0 {
+		return [][]byte{h}
+	}
+	return [][]byte{h, redraw}
+}
+
+// resize sets the terminal size, in order with the output the greeting sees.
+func (ps *ptySession) resize(height, width uint16) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return ps.resizeLocked(height, width)
+}
+
+func (ps *ptySession) resizeLocked(height, width uint16) error {
+	if err := resizePTY(ps.ptmx, height, width); err != nil {
+		return err
+	}
+	ps.greeting.resized(height, width)
+	return nil
+}
+
+func (ps *ptySession) remove(a *ptyAttachment) {
+	ps.mu.Lock()
+	ps.leave(a)
+	ps.mu.Unlock()
+	ps.signalDrained()
+}
