@@ -13,7 +13,6 @@ import (
 	"unicode/utf8"
 
 	"cdr.dev/slog/v3"
-	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
 )
 
@@ -69,7 +68,7 @@ type buffered struct {
 }
 
 func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger) (*buffered, error) {
-	ptmx, err := startPTY(cmd, height, width)
+	ptmx, err := startPTY(cmd, height, width, s.startProcess)
 	if err != nil {
 		return nil, err
 	}
@@ -233,13 +232,7 @@ func (b *buffered) fanOut(p []byte) (allBehind bool) {
 // wait waits for the process to exit without reaping it.
 func (b *buffered) wait() {
 	defer close(b.exited)
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, b.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			return
-		}
-	}
+	awaitExit(b.cmd.Process.Pid)
 }
 
 // reap collects the exited process and its exit code.
@@ -272,11 +265,11 @@ func (b *buffered) run() {
 		case <-time.After(attachGrace):
 		}
 	case <-b.closeReq:
-		killSession(b.cmd.Process.Pid, syscall.SIGHUP)
+		b.srv.procs.killSession(b.cmd.Process.Pid, syscall.SIGHUP)
 		select {
 		case <-b.exited:
 		case <-time.After(hangupGrace):
-			killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+			b.srv.procs.killSession(b.cmd.Process.Pid, syscall.SIGKILL)
 			<-b.exited
 		}
 	}
@@ -287,7 +280,7 @@ func (b *buffered) run() {
 	case <-b.readerDone:
 	case <-time.After(drainGrace):
 	}
-	killSession(b.cmd.Process.Pid, syscall.SIGKILL)
+	b.srv.procs.killSession(b.cmd.Process.Pid, syscall.SIGKILL)
 	b.reap()
 	close(b.stopReading)
 	_ = b.ptmx.Close()

@@ -11,13 +11,13 @@ import (
 	"golang.org/x/xerrors"
 )
 
-// startPTY starts cmd as the leader of a new session on a new PTY of the
+// startPTY starts cmd with start as the leader of a new session on a new PTY of the
 // given size and returns the PTY's master side.
 //
 // The master is non-blocking and registered with the runtime poller, so
 // that closing it interrupts a pending Read (creack/pty's Start leaves it
 // blocking, where Close waits for the Read) and resizing it races nothing.
-func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
+func startPTY(cmd *exec.Cmd, height, width uint16, start func(*exec.Cmd) error) (*os.File, error) {
 	ptmx, tty, err := openPTY()
 	if err != nil {
 		return nil, err
@@ -41,7 +41,7 @@ func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
 	cmd.SysProcAttr.Setsid = true
 	cmd.SysProcAttr.Setctty = true
 	cmd.SysProcAttr.Ctty = 0
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		_ = ptmx.Close()
 		return nil, xerrors.Errorf("start %q: %w", cmd.Path, err)
 	}

@@ -31,6 +31,7 @@ import (
 //
 //	rpty-screen-XXXX/
 //	  screenrc           the configuration every daemon and client reads
+//	  owner              the server process's PID and start time (see removeStaleScreenDirs)
 //	  sock/              SCREENDIR: the daemons' sockets, "PID.NAME"
 //	  NAME.gate          FIFO that holds the program until a client is attached
 //	  NAME.pid           the wrapper's PID, which leads the window's session
@@ -136,6 +137,9 @@ type screenHost struct {
 	lookOnce sync.Once
 	path     string // absolute path of the screen binary, if found
 	found    bool
+	// deathArgs run a command with SIGKILL as its parent death signal,
+	// when setpriv(1) is installed; see start.
+	deathArgs []string
 
 	mu      sync.Mutex
 	dir     string // created on first start, removed by cleanup
@@ -150,6 +154,9 @@ func newScreenHost(s *Server) *screenHost { return &screenHost{srv: s} }
 func (h *screenHost) available() bool {
 	h.lookOnce.Do(func() {
 		h.path, h.found = lookScreen(h.srv.cfg.ScreenPath)
+		if p, err := exec.LookPath("setpriv"); err == nil {
+			h.deathArgs = []string{p, "--pdeathsig", "KILL"}
+		}
 	})
 	return h.found
 }
@@ -171,6 +178,7 @@ func (h *screenHost) prepare(id uuid.UUID) (dir, name string, err error) {
 		if len(base) > screenDirMaxLen-20 {
 			base = "/tmp"
 		}
+		removeStaleScreenDirs(base)
 		d, err := os.MkdirTemp(base, "rpty-screen-")
 		if err != nil {
 			return "", "", xerrors.Errorf("create screen directory: %w", err)
@@ -183,6 +191,10 @@ func (h *screenHost) prepare(id uuid.UUID) (dir, name string, err error) {
 		if err := os.WriteFile(filepath.Join(d, "screenrc"), []byte(screenConfig), 0o600); err != nil {
 			_ = os.RemoveAll(d)
 			return "", "", xerrors.Errorf("write screenrc: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(d, screenOwnerFile), []byte(processIdentity(os.Getpid())), 0o600); err != nil {
+			_ = os.RemoveAll(d)
+			return "", "", xerrors.Errorf("write screen directory owner: %w", err)
 		}
 		h.dir = d
 	}
@@ -282,8 +294,15 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 		return fail(xerrors.Errorf("open screen gate: %w", err))
 	}
 
-	args := []string{"-c", s.rc, "-U", "-S", name, "-D", "-m",
-		"/bin/sh", "-c", screenWrapper, "rpty-screen", s.exitFile, s.pidFile, gatePath}
+	// The daemon dies with the server (procStarter); the wrapper dies with
+	// the daemon and the program with the wrapper through setpriv's parent
+	// death signal, so that a server killed outright leaves none of them
+	// behind. (A window's hangup signals only the wrapper, whose trap runs
+	// only once the program has exited.)
+	args := []string{"-c", s.rc, "-U", "-S", name, "-D", "-m"}
+	args = append(args, h.deathArgs...)
+	args = append(args, "/bin/sh", "-c", screenWrapper, "rpty-screen", s.exitFile, s.pidFile, gatePath)
+	args = append(args, h.deathArgs...)
 	args = append(args, programArgs(cmd)...)
 	daemon := exec.Command(h.path, args...)
 	daemon.Env = s.env
@@ -300,7 +319,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	// Should anything the daemon started keep its output pipe open, Wait
 	// must still return once the daemon itself is gone.
 	daemon.WaitDelay = time.Second
-	if err := daemon.Start(); err != nil {
+	if err := h.srv.startProcess(daemon); err != nil {
 		return fail(xerrors.Errorf("start screen daemon: %w", err))
 	}
 	s.daemon = daemon
@@ -310,6 +329,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	s.files = append(s.files, filepath.Join(dir, "sock", s.sock))
 	go func() {
 		defer close(s.daemonDone)
+		awaitExit(daemon.Process.Pid)
 		_ = daemon.Wait()
 	}()
 
@@ -318,7 +338,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 		case <-s.daemonDone:
 		default:
 			// Not reaped yet, so the PID is still the daemon's.
-			killSession(daemon.Process.Pid, syscall.SIGKILL)
+			s.srv.procs.killSession(daemon.Process.Pid, syscall.SIGKILL)
 			<-s.daemonDone
 		}
 		s.killWindow(false)
@@ -387,9 +407,14 @@ func (s *screenSession) command(args ...string) error {
 	cmd := exec.CommandContext(ctx, s.path, append([]string{"-S", s.sock}, args...)...)
 	cmd.Env = s.env
 	cmd.Dir = s.dir
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := s.srv.startProcess(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil {
-		return xerrors.Errorf("screen %s: %w: %q", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return xerrors.Errorf("screen %s: %w: %q", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
 }
@@ -465,7 +490,7 @@ func (s *screenSession) quit() {
 	select {
 	case <-s.daemonDone:
 	case <-time.After(hangupGrace):
-		killSession(s.daemon.Process.Pid, syscall.SIGKILL)
+		s.srv.procs.killSession(s.daemon.Process.Pid, syscall.SIGKILL)
 		<-s.daemonDone
 	}
 }
@@ -482,46 +507,18 @@ func (s *screenSession) killWindow(hangup bool) bool {
 	if err != nil || pid <= 1 {
 		return false
 	}
-	if hangup && sessionAlive(pid) {
-		killSession(pid, syscall.SIGHUP)
+	if hangup && s.srv.procs.sessionAlive(pid) {
+		s.srv.procs.killSession(pid, syscall.SIGHUP)
 		deadline := time.Now().Add(hangupGrace)
-		for sessionAlive(pid) && time.Now().Before(deadline) {
+		for s.srv.procs.sessionAlive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	// Once the session is empty the PID may be reused: no signal then.
-	if sessionAlive(pid) {
-		killSession(pid, syscall.SIGKILL)
+	if s.srv.procs.sessionAlive(pid) {
+		s.srv.procs.killSession(pid, syscall.SIGKILL)
 	}
 	return true
-}
-
-// sessionAlive reports whether any live process (not a zombie) is in the
-// terminal session sid.
-func sessionAlive(sid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// After the parenthesised command name: state ppid pgrp session.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) >= 4 && f[0] != "Z" && f[3] == strconv.Itoa(sid) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *screenSession) exitCode() (int, error) {
@@ -561,7 +558,7 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	client.Dir = s.dir
 	// Started at the connection's size: a client resized right after
 	// attaching makes screen pad the window from the top.
-	ptmx, err := startPTY(client, height, width)
+	ptmx, err := startPTY(client, height, width, s.srv.startProcess)
 	if err != nil {
 		s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 		return nil, xerrors.Errorf("start screen client: %w", err)
@@ -665,6 +662,7 @@ type screenAttachment struct {
 // what the client left, the terminal is closed under it.
 func (a *screenAttachment) waitClient() {
 	defer close(a.waiterDone)
+	awaitExit(a.client.Process.Pid)
 	_ = a.client.Wait()
 	close(a.clientDone)
 	timer := time.NewTimer(screenClientGrace)

@@ -159,6 +159,10 @@ type Server struct {
 	connCount atomic.Int64
 	screen    *screenHost
 	warnOnce  sync.Once
+
+	procs    *procTable   // finds and kills the processes of sessions
+	starter  *procStarter // forks every child; stopped by Shutdown
+	stopOnce sync.Once
 }
 
 // NewServer validates cfg, applies its defaults and returns a Server.
@@ -175,6 +179,8 @@ func NewServer(cfg Config) (*Server, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		conns:   map[*conn]struct{}{},
+		procs:   newProcTable(),
+		starter: newProcStarter(),
 	}
 	s.screen = newScreenHost(s)
 	return s, nil
@@ -332,6 +338,7 @@ func (s *Server) Shutdown(hardCtx context.Context) error {
 		<-done
 	}
 	s.screen.cleanup()
+	s.stopOnce.Do(s.starter.stop)
 	return nil
 }
 
