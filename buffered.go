@@ -311,9 +311,19 @@ func (b *buffered) attach(c *conn, height, width uint16) (attachment, error) {
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
+	// Input goes through a descriptor of the connection's own, so that
+	// interrupting the connection stops a write that waits for a program
+	// that does not read, without touching the other connections'.
+	in, err := dupPollable(b.ptmx)
+	if err != nil {
+		return nil, err
+	}
+	a.input = in
+	c.whenInterrupted(func() { _ = in.SetWriteDeadline(time.Unix(1, 0)) })
 	b.mu.Lock()
 	if b.ending {
 		b.mu.Unlock()
+		_ = in.Close()
 		return nil, errSessionEnded
 	}
 	// Taking the replay and joining the fan-out under one lock is what
@@ -343,8 +353,9 @@ func (b *buffered) remove(a *bufferedAttachment) {
 // bufferedAttachment is one connection's bounded output queue and the
 // goroutine that drains it.
 type bufferedAttachment struct {
-	b *buffered
-	c *conn
+	b     *buffered
+	c     *conn
+	input *os.File // the PTY, for this connection's input
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -429,7 +440,7 @@ func (a *bufferedAttachment) writeLoop() {
 }
 
 func (a *bufferedAttachment) write(p []byte) error {
-	if _, err := a.b.ptmx.Write(p); err != nil {
+	if _, err := a.input.Write(p); err != nil {
 		return xerrors.Errorf("write to pty: %w", err)
 	}
 	return nil
@@ -449,6 +460,7 @@ func (a *bufferedAttachment) detach() {
 	// handler closes the connection.
 	a.c.interrupt()
 	<-a.writerDone
+	_ = a.input.Close()
 }
 
 // ring keeps the last len(buf) bytes of output.

@@ -118,3 +118,24 @@ func readReady(rc syscall.RawConn, p []byte) (int, error) {
 	}
 	return 0, readErr
 }
+
+// dupPollable duplicates a pollable file, such as a PTY master, into a
+// file of its own, with its own deadlines.
+func dupPollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), err)
+	}
+	var fd int
+	var dupErr error
+	if err := rc.Control(func(old uintptr) {
+		fd, dupErr = unix.FcntlInt(old, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), err)
+	}
+	if dupErr != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), dupErr)
+	}
+	// The copy shares the non-blocking flag, so it is pollable too.
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}

@@ -170,6 +170,10 @@ type session struct {
 // while (a screen client must draw), and without holding s.mu meanwhile.
 func (s *session) attach(c *conn, height, width uint16) (attachment, error) {
 	s.mu.Lock()
+	if limit := s.srv.cfg.MaxConnectionsPerSession; over(s.attached, limit) {
+		s.mu.Unlock()
+		return nil, xerrors.Errorf("%w: MaxConnectionsPerSession: %d connections are attached to the session already", errLimit, limit)
+	}
 	s.attached++
 	s.timer.Stop()
 	s.mu.Unlock()
@@ -214,6 +218,7 @@ func (s *session) lifecycle(ctx context.Context) {
 		}
 	}
 	<-s.rpty.done()
+	s.srv.sessionGone()
 	s.srv.sessions.CompareAndDelete(s.id, s)
 	s.srv.metrics.sessionEnded(time.Since(s.started))
 	s.logger.Info(ctx, "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
