@@ -112,12 +112,12 @@ type startReq struct {
 }
 
 // newProcStarter starts the forking goroutine; stop ends it.
-func newProcStarter() *procStarter {
+func newProcStarter(inherited []int) *procStarter {
 	p := &procStarter{
 		reqs:      make(chan startReq),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
-		inherited: inheritableFDs(),
+		inherited: inherited,
 	}
 	go p.loop()
 	return p
@@ -164,7 +164,17 @@ func (p *procStarter) stop() {
 
 // startProcess starts a child of the server; see procStarter.
 func (s *Server) startProcess(cmd *exec.Cmd) error {
-	return s.starter.start(cmd)
+	s.mu.Lock()
+	if s.starterStopped {
+		s.mu.Unlock()
+		return xerrors.Errorf("start %q: %w", cmd.Path, ErrServerClosed)
+	}
+	if s.starter == nil {
+		s.starter = newProcStarter(s.inherited)
+	}
+	st := s.starter
+	s.mu.Unlock()
+	return st.start(cmd)
 }
 
 // fork starts cmd with the inherited descriptors marked close-on-exec for

@@ -211,9 +211,14 @@ type Server struct {
 	screen    *screenHost
 	warnOnce  sync.Once
 
-	procs    *procTable   // finds and kills the processes of sessions
-	starter  *procStarter // forks every child; stopped by Shutdown
-	stopOnce sync.Once
+	procs *procTable // finds and kills the processes of sessions
+	// inherited are the descriptors a child must not inherit (see
+	// procStarter), listed when the server is created.
+	inherited []int
+	// starter forks every child; started by the first start and stopped
+	// by Shutdown. Both guarded by mu.
+	starter        *procStarter
+	starterStopped bool
 }
 
 // NewServer validates cfg, applies its defaults and returns a Server.
@@ -224,14 +229,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		metrics: cfg.Metrics,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[*conn]struct{}{},
-		procs:   newProcTable(),
-		starter: newProcStarter(),
+		cfg:       cfg,
+		logger:    cfg.Logger,
+		metrics:   cfg.Metrics,
+		ctx:       ctx,
+		cancel:    cancel,
+		conns:     map[*conn]struct{}{},
+		procs:     newProcTable(),
+		inherited: inheritableFDs(),
 	}
 	s.screen = newScreenHost(s)
 	return s, nil
@@ -427,7 +432,13 @@ func (s *Server) Shutdown(hardCtx context.Context) error {
 		<-done
 	}
 	s.screen.cleanup()
-	s.stopOnce.Do(s.starter.stop)
+	s.mu.Lock()
+	st := s.starter
+	s.starter, s.starterStopped = nil, true
+	s.mu.Unlock()
+	if st != nil {
+		st.stop()
+	}
 	return nil
 }
 
