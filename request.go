@@ -491,6 +491,30 @@ func (rr *requestReader) skipContainer(open byte) error {
 func (rr *requestReader) stringBody(out func([]byte) error) error {
 	var piece [utf8.UTFMax * 2]byte
 	for {
+		// Fast path: a run of plain ASCII already buffered goes out as is.
+		if buf, _ := rr.r.Peek(rr.r.Buffered()); len(buf) > 0 {
+			k := 0
+			for k < len(buf) && buf[k] >= 0x20 && buf[k] < utf8.RuneSelf && buf[k] != '"' && buf[k] != '\\' {
+				k++
+			}
+			if k > 0 {
+				if room := rr.max - rr.n; rr.inReq && k > room {
+					k = room + 1 // the byte over the limit fails in count
+				}
+				if err := out(buf[:k]); err != nil {
+					return err
+				}
+				_, _ = rr.r.Discard(k)
+				rr.off += int64(k)
+				if rr.inReq {
+					rr.n += k
+					if rr.n > rr.max {
+						return xerrors.Errorf("%w: over %d bytes", errRequestTooLarge, rr.max)
+					}
+				}
+				continue
+			}
+		}
 		c, err := rr.readByte()
 		if err != nil {
 			return err
