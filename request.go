@@ -49,6 +49,9 @@ type requestReader struct {
 	inReq bool
 	chunk []byte
 	emit  func([]byte) error
+	// dataKeys counts the data keys decoded, for the fuzz test: a request
+	// with two of them is where the stream and encoding/json differ.
+	dataKeys int
 }
 
 func newRequestReader(r io.Reader, max int) *requestReader {
@@ -118,6 +121,7 @@ func (rr *requestReader) next(emit func([]byte) error) (height, width uint16, er
 		}
 		switch {
 		case strings.EqualFold(key, "data"):
+			rr.dataKeys++
 			err = rr.dataValue(c)
 		case strings.EqualFold(key, "height"):
 			height, err = rr.sizeValue(c, height)
