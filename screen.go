@@ -32,7 +32,7 @@ import (
 //	rpty-screen-XXXX/
 //	  screenrc           the configuration every daemon and client reads
 //	  owner              the server process's PID and start time (see removeStaleScreenDirs)
-//	  sock/              SCREENDIR: the daemons' sockets, "PID.NAME"
+//	  sock/NAME/         the session's SCREENDIR: its daemon's socket, "PID.NAME"
 //	  NAME.gate          FIFO that holds the program until a client is attached
 //	  NAME.pid           the wrapper's PID, which leads the window's session
 //	  NAME.exit          the program's exit status, written by the wrapper
@@ -225,6 +225,8 @@ type screenSession struct {
 	sock   string // "PID.NAME", how clients and commands address the daemon
 	env    []string
 	files  []string // per-session files, removed at the end
+	// sockDir is the session's SCREENDIR, removed after its files.
+	sockDir string
 
 	exitFile, pidFile string
 	gate              *os.File // held open (read-write) for the session's life
@@ -274,7 +276,15 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	}
 	gatePath := filepath.Join(dir, name+".gate")
 	s.files = []string{s.exitFile, s.pidFile, gatePath}
-	s.env = screenEnv(cmd.Env, filepath.Join(dir, "sock"))
+	// Each session's daemon has a socket directory of its own, so that a
+	// session's programs do not find (and drive) the other sessions'
+	// daemons by listing their SCREENDIR. Same-user processes can still
+	// reach them on purpose: the server's directory is only 0700.
+	s.sockDir = filepath.Join(dir, "sock", name)
+	if err := os.Mkdir(s.sockDir, 0o700); err != nil {
+		return nil, xerrors.Errorf("create screen socket directory: %w", err)
+	}
+	s.env = screenEnv(cmd.Env, s.sockDir)
 
 	fail := func(err error) (rpty, error) {
 		h.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
@@ -326,7 +336,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	// With -D -m screen does not fork: this process is the daemon, and its
 	// socket is named after its PID.
 	s.sock = strconv.Itoa(daemon.Process.Pid) + "." + name
-	s.files = append(s.files, filepath.Join(dir, "sock", s.sock))
+	s.files = append(s.files, filepath.Join(s.sockDir, s.sock))
 	go func() {
 		defer close(s.daemonDone)
 		awaitExit(daemon.Process.Pid)
@@ -536,6 +546,9 @@ func (s *screenSession) exitCode() (int, error) {
 func (s *screenSession) removeFiles() {
 	for _, f := range s.files {
 		_ = os.Remove(f)
+	}
+	if s.sockDir != "" {
+		_ = os.Remove(s.sockDir)
 	}
 }
 
