@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/creack/pty"
 	"github.com/google/uuid"
 )
 
@@ -43,6 +45,7 @@ func ensurePTYs(tb testing.TB, n int) func() {
 type scaleResult struct {
 	start, shutdown time.Duration
 	newSession      []time.Duration // dial to first output, each a new session
+	bare            []time.Duration // the same command on a bare PTY, no server
 	cleanEOFs       int
 }
 
@@ -122,6 +125,7 @@ func runScale(tb testing.TB, n, probes, attached int) scaleResult {
 	res.start = time.Since(began)
 
 	for i := 0; i < probes; i++ {
+		res.bare = append(res.bare, bareStart(tb, "echo probe-out", "probe-out"))
 		t0 := time.Now()
 		c, err := open(uuid.New(), "echo probe-out; exec sleep 100000", "probe-out")
 		if err != nil {
@@ -172,6 +176,32 @@ func runScale(tb testing.TB, n, probes, attached int) scaleResult {
 	return res
 }
 
+// bareStart is the baseline of a new session: the time to start command
+// on a PTY of its own with creack/pty and read want from it.
+func bareStart(tb testing.TB, command, want string) time.Duration {
+	tb.Helper()
+	t0 := time.Now()
+	cmd := exec.Command("/bin/bash", "-c", command)
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 80})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		_ = f.Close()
+		_ = cmd.Wait()
+	}()
+	var got []byte
+	buf := make([]byte, 1024)
+	for !strings.Contains(string(got), want) {
+		n, err := f.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			tb.Fatalf("bare pty: %v after %q", err, got)
+		}
+	}
+	return time.Since(t0)
+}
+
 func p99(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
 	slices.Sort(s)
@@ -200,12 +230,13 @@ func TestScale(t *testing.T) {
 
 // BenchmarkScale reports, for a server with n idle buffered sessions, the
 // time to start them, the p99 time from dialling to the first output of a
-// new session among them, and the time to shut down with 50 clients
+// new session among them (and, as the same run's baseline, the p99 time
+// to start the same command on a bare PTY and read its output), and the time to shut down with 50 clients
 // attached (all of which must get a clean EOF). Run with:
 //
 //	go test -run '^$' -bench Scale -benchtime 1x .
 func BenchmarkScale(b *testing.B) {
-	for _, n := range []int{1000, 3000} {
+	for _, n := range []int{0, 1000, 3000} {
 		b.Run("sessions="+strconv.Itoa(n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				res := runScale(b, n, 200, 50)
@@ -214,6 +245,8 @@ func BenchmarkScale(b *testing.B) {
 				}
 				b.ReportMetric(res.start.Seconds(), "start-s")
 				b.ReportMetric(float64(p99(res.newSession).Microseconds())/1000, "new-session-p99-ms")
+				b.ReportMetric(float64(p99(res.bare).Microseconds())/1000, "bare-p99-ms")
+				b.ReportMetric(float64(p99(res.newSession))/float64(p99(res.bare)), "p99-x-bare")
 				b.ReportMetric(res.shutdown.Seconds(), "shutdown-s")
 			}
 		})
