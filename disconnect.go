@@ -22,6 +22,7 @@ package reconnectingpty
 //	protocol_error   false     client     bad, truncated or late init, or a malformed request
 //	start_failed     false     agent      the command could not be created or started
 //	slow_consumer    false     server     the client fell too far behind the output and was cut off
+//	limit_exceeded   false     server     a configured limit (sessions, connections, startups) refused the connection
 type DisconnectReason string
 
 // The disconnect reasons; see DisconnectReason for when each applies.
@@ -34,6 +35,7 @@ const (
 	DisconnectProtocolError  DisconnectReason = "protocol_error"
 	DisconnectStartFailed    DisconnectReason = "start_failed"
 	DisconnectSlowConsumer   DisconnectReason = "slow_consumer"
+	DisconnectLimitExceeded  DisconnectReason = "limit_exceeded"
 )
 
 // DisconnectInitiator is the party whose action closed the connection.
@@ -65,6 +67,7 @@ var reasonTable = map[DisconnectReason]reasonInfo{
 	DisconnectProtocolError:  {false, InitiatorClient},
 	DisconnectStartFailed:    {false, InitiatorAgent},
 	DisconnectSlowConsumer:   {false, InitiatorServer},
+	DisconnectLimitExceeded:  {false, InitiatorServer},
 }
 
 // Expected reports whether the reason is part of normal operation.
@@ -78,6 +81,7 @@ type disconnect struct {
 	reason   DisconnectReason
 	detail   string
 	exitCode int
+	timeout  bool // the init timed out (counted as a limit hit)
 }
 
 // code is the exit_code field: the process status when it exited, else 0

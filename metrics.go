@@ -20,6 +20,11 @@ import (
 //	<ns>_output_bytes_total               counter            bytes the sessions' processes wrote
 //	<ns>_replay_bytes_total               counter            bytes of history replayed on attach
 //	<ns>_session_duration_seconds         histogram          lifetime of ended sessions
+//	<ns>_limit_hits_total                 counter    limit   connections refused or cut at a limit (see below)
+//
+// Limits: sessions (MaxSessions), connections (MaxConnections),
+// session_connections (MaxConnectionsPerSession), startups (MaxStartups),
+// init_timeout (InitTimeout), request_size (MaxRequestSize).
 //
 // Error types: init (no valid init frame), request (malformed request),
 // start (command could not start), input (writing to the PTY failed),
@@ -34,7 +39,20 @@ type Metrics struct {
 	outputBytes       prometheus.Counter
 	replayBytes       prometheus.Counter
 	sessionDuration   prometheus.Histogram
+	limits            *prometheus.CounterVec
 }
+
+// The limits counted in <ns>_limit_hits_total.
+const (
+	limitSessions           = "sessions"
+	limitConnections        = "connections"
+	limitSessionConnections = "session_connections"
+	limitStartups           = "startups"
+	limitInitTimeout        = "init_timeout"
+	limitRequestSize        = "request_size"
+)
+
+func (m *Metrics) limitHit(limit string) { m.limits.WithLabelValues(limit).Inc() }
 
 // The error types counted in <ns>_errors_total.
 const (
@@ -85,13 +103,17 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			Help:    "Lifetime of ended sessions.",
 			Buckets: []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600},
 		}),
+		limits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "limit_hits_total",
+			Help: "Connections refused or cut off at a configured limit, by limit.",
+		}, []string{"limit"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{
 		m.connections, m.connectionsActive, m.sessionsActive, m.errors,
-		m.disconnects, m.outputBytes, m.replayBytes, m.sessionDuration,
+		m.disconnects, m.outputBytes, m.replayBytes, m.sessionDuration, m.limits,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, xerrors.Errorf("register metrics: %w", err)

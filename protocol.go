@@ -68,12 +68,9 @@ type Request struct {
 // WriteInit encodes init as a length-prefixed frame on w in a single Write,
 // so that a message-oriented transport carries it as one message.
 func WriteInit(w io.Writer, init Init) error {
-	body, err := json.Marshal(init)
+	body, err := encodeInit(init)
 	if err != nil {
-		return xerrors.Errorf("encode init: %w", err)
-	}
-	if len(body) > MaxInitSize {
-		return xerrors.Errorf("encode init: %d bytes exceeds the %d-byte limit", len(body), MaxInitSize)
+		return err
 	}
 	frame := make([]byte, 2+len(body))
 	binary.LittleEndian.PutUint16(frame, uint16(len(body)))
@@ -82,6 +79,18 @@ func WriteInit(w io.Writer, init Init) error {
 		return xerrors.Errorf("write init: %w", err)
 	}
 	return nil
+}
+
+// encodeInit is the JSON of an init frame, if it fits in one.
+func encodeInit(init Init) ([]byte, error) {
+	body, err := json.Marshal(init)
+	if err != nil {
+		return nil, xerrors.Errorf("encode init: %w", err)
+	}
+	if len(body) > MaxInitSize {
+		return nil, xerrors.Errorf("encode init: %d bytes exceeds the %d-byte limit", len(body), MaxInitSize)
+	}
+	return body, nil
 }
 
 // WriteRequest encodes one request object on w.
@@ -131,6 +140,13 @@ func ReadInit(r io.Reader) (Init, error) {
 	}
 	if init.ID == uuid.Nil {
 		return init, &initError{protocol: true, err: xerrors.New("decode init: missing or nil ID")}
+	}
+	// What is read must be writable: an init that grows past the limit
+	// when encoded again (its "<" become "\u003c", its invalid UTF-8
+	// U+FFFD) could not be passed on by a proxy or a client that
+	// re-encodes it, so it is refused here too.
+	if _, err := encodeInit(init); err != nil {
+		return init, &initError{protocol: true, err: xerrors.Errorf("decode init: does not encode again within the frame: %w", err)}
 	}
 	return init, nil
 }

@@ -12,13 +12,13 @@ import (
 	"golang.org/x/xerrors"
 )
 
-// startPTY starts cmd as the leader of a new session on a new PTY of the
+// startPTY starts cmd with start as the leader of a new session on a new PTY of the
 // given size and returns the PTY's master side.
 //
 // The master is non-blocking and registered with the runtime poller, so
 // that closing it interrupts a pending Read (creack/pty's Start leaves it
 // blocking, where Close waits for the Read) and resizing it races nothing.
-func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
+func startPTY(cmd *exec.Cmd, height, width uint16, start func(*exec.Cmd) error) (*os.File, error) {
 	ptmx, tty, err := openPTY()
 	if err != nil {
 		return nil, err
@@ -42,7 +42,7 @@ func startPTY(cmd *exec.Cmd, height, width uint16) (*os.File, error) {
 	cmd.SysProcAttr.Setsid = true
 	cmd.SysProcAttr.Setctty = true
 	cmd.SysProcAttr.Ctty = 0
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		_ = ptmx.Close()
 		return nil, xerrors.Errorf("start %q: %w", cmd.Path, err)
 	}
@@ -145,4 +145,25 @@ func getReadBuffer(pool *sync.Pool) *[]byte {
 	}
 	b := make([]byte, readSize)
 	return &b
+}
+
+// dupPollable duplicates a pollable file, such as a PTY master, into a
+// file of its own, with its own deadlines.
+func dupPollable(f *os.File) (*os.File, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), err)
+	}
+	var fd int
+	var dupErr error
+	if err := rc.Control(func(old uintptr) {
+		fd, dupErr = unix.FcntlInt(old, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), err)
+	}
+	if dupErr != nil {
+		return nil, xerrors.Errorf("duplicate %s: %w", f.Name(), dupErr)
+	}
+	// The copy shares the non-blocking flag, so it is pollable too.
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }

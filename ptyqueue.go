@@ -2,6 +2,7 @@ package reconnectingpty
 
 import (
 	"net"
+	"os"
 	"sync"
 
 	"golang.org/x/xerrors"
@@ -10,8 +11,9 @@ import (
 // ptyAttachment is one connection's bounded output queue on a ptySession
 // and the goroutine that drains it.
 type ptyAttachment struct {
-	ps *ptySession
-	c  *conn
+	ps    *ptySession
+	c     *conn
+	input *os.File // the PTY, for this connection's input
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -96,7 +98,7 @@ func (a *ptyAttachment) writeLoop() {
 }
 
 func (a *ptyAttachment) write(p []byte) error {
-	if _, err := a.ps.ptmx.Write(p); err != nil {
+	if _, err := a.input.Write(p); err != nil {
 		return xerrors.Errorf("write to pty: %w", err)
 	}
 	return nil
@@ -116,4 +118,5 @@ func (a *ptyAttachment) detach() {
 	// handler closes the connection.
 	a.c.interrupt()
 	<-a.writerDone
+	_ = a.input.Close()
 }

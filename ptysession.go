@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"cdr.dev/slog/v3"
-	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
 
 	"github.com/reconnectingpty/reconnectingpty/internal/resume"
@@ -100,7 +99,7 @@ type ptySession struct {
 // startPTYSession starts cmd on a new PTY and the goroutines that serve it:
 // the reader, the process waiter and run, which calls onDone last.
 func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
-	ptmx, err := startPTY(cmd, height, width)
+	ptmx, err := startPTY(cmd, height, width, s.startProcess)
 	if err != nil {
 		return nil, err
 	}
@@ -289,13 +288,7 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 // wait waits for the process to exit without reaping it.
 func (ps *ptySession) wait() {
 	defer close(ps.exited)
-	var info unix.Siginfo
-	for {
-		err := unix.Waitid(unix.P_PID, ps.cmd.Process.Pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
-		if err != unix.EINTR {
-			return
-		}
-	}
+	awaitExit(ps.cmd.Process.Pid)
 }
 
 // reap collects the exited process and its exit code.
@@ -331,11 +324,11 @@ func (ps *ptySession) run() {
 		case <-time.After(attachGrace):
 		}
 	case <-ps.closeReq:
-		killSession(ps.cmd.Process.Pid, syscall.SIGHUP)
+		ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGHUP)
 		select {
 		case <-ps.exited:
 		case <-time.After(hangupGrace):
-			killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+			ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
 			<-ps.exited
 		}
 	}
@@ -346,7 +339,7 @@ func (ps *ptySession) run() {
 	case <-ps.readerDone:
 	case <-time.After(drainGrace):
 	}
-	killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+	ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
 	ps.reap()
 	close(ps.stopReading)
 	_ = ps.ptmx.Close()
@@ -377,9 +370,19 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
+	// Input goes through a descriptor of the connection's own, so that
+	// interrupting the connection stops a write that waits for a program
+	// that does not read, without touching the other connections'.
+	in, err := dupPollable(ps.ptmx)
+	if err != nil {
+		return nil, err
+	}
+	a.input = in
+	c.whenInterrupted(func() { _ = in.SetWriteDeadline(time.Unix(1, 0)) })
 	ps.mu.Lock()
 	if ps.ending {
 		ps.mu.Unlock()
+		_ = in.Close()
 		return nil, errSessionEnded
 	}
 	// The connection's size first, so that a greeting drawn from the

@@ -1,16 +1,13 @@
 package reconnectingpty
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"cdr.dev/slog/v3"
@@ -189,6 +186,10 @@ type session struct {
 // while (a screen client must draw), and without holding s.mu meanwhile.
 func (s *session) attach(c *conn, req attachRequest) (attachment, error) {
 	s.mu.Lock()
+	if limit := s.srv.cfg.MaxConnectionsPerSession; over(s.attached, limit) {
+		s.mu.Unlock()
+		return nil, xerrors.Errorf("%w: MaxConnectionsPerSession: %d connections are attached to the session already", errLimit, limit)
+	}
 	s.attached++
 	s.timer.Stop()
 	s.mu.Unlock()
@@ -232,6 +233,7 @@ func (s *session) ended() {
 	s.timer.Stop()
 	s.mu.Unlock()
 	s.stopShutdown()
+	s.srv.sessionGone()
 	s.srv.sessions.CompareAndDelete(s.id, s)
 	s.srv.metrics.sessionEnded(time.Since(s.started))
 	s.logger.Info(context.Background(), "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
@@ -249,46 +251,4 @@ func (a *sessionAttachment) detach() {
 		a.attachment.detach()
 		a.s.detached()
 	})
-}
-
-// killSession sends sig to every process in the terminal session that pid
-// leads: its process group and, on Linux, any process that moved to another
-// group of the same session (a shell's background jobs). A process that
-// started a session of its own has left on purpose and is not chased.
-func killSession(pid int, sig syscall.Signal) {
-	_ = syscall.Kill(-pid, sig)
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil || p == pid {
-			continue
-		}
-		if sid, ok := procSession(p); ok && sid == pid {
-			_ = syscall.Kill(p, sig)
-		}
-	}
-	_ = syscall.Kill(pid, sig)
-}
-
-// procSession reads a process's session ID from /proc/PID/stat.
-func procSession(pid int) (int, bool) {
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	// The command name is in parentheses and may hold spaces; the fields
-	// after it are: state ppid pgrp session ...
-	i := bytes.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	fields := strings.Fields(string(stat[i+1:]))
-	if len(fields) < 4 {
-		return 0, false
-	}
-	sid, err := strconv.Atoi(fields[3])
-	return sid, err == nil
 }

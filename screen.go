@@ -33,7 +33,8 @@ import (
 //
 //	rpty-screen-XXXX/
 //	  screenrc           the configuration every daemon and client reads
-//	  sock/              SCREENDIR: the daemons' sockets, "PID.NAME"
+//	  owner              the server process's PID and start time (see removeStaleScreenDirs)
+//	  sock/NAME/         the session's SCREENDIR: its daemon's socket, "PID.NAME"
 //	  NAME.gate          FIFO that holds the program until a client is attached
 //	  NAME.pid           the wrapper's PID, which leads the window's session
 //	  NAME.exit          the program's exit status, written by the wrapper
@@ -138,6 +139,9 @@ type screenHost struct {
 	lookOnce sync.Once
 	path     string // absolute path of the screen binary, if found
 	found    bool
+	// deathArgs run a command with SIGKILL as its parent death signal,
+	// when setpriv(1) is installed; see start.
+	deathArgs []string
 
 	mu      sync.Mutex
 	dir     string // created on first start, removed by cleanup
@@ -152,6 +156,9 @@ func newScreenHost(s *Server) *screenHost { return &screenHost{srv: s} }
 func (h *screenHost) available() bool {
 	h.lookOnce.Do(func() {
 		h.path, h.found = lookScreen(h.srv.cfg.ScreenPath)
+		if p, err := exec.LookPath("setpriv"); err == nil {
+			h.deathArgs = []string{p, "--pdeathsig", "KILL"}
+		}
 	})
 	return h.found
 }
@@ -173,6 +180,7 @@ func (h *screenHost) prepare(id uuid.UUID) (dir, name string, err error) {
 		if len(base) > screenDirMaxLen-20 {
 			base = "/tmp"
 		}
+		removeStaleScreenDirs(base)
 		d, err := os.MkdirTemp(base, "rpty-screen-")
 		if err != nil {
 			return "", "", xerrors.Errorf("create screen directory: %w", err)
@@ -185,6 +193,10 @@ func (h *screenHost) prepare(id uuid.UUID) (dir, name string, err error) {
 		if err := os.WriteFile(filepath.Join(d, "screenrc"), []byte(screenConfig), 0o600); err != nil {
 			_ = os.RemoveAll(d)
 			return "", "", xerrors.Errorf("write screenrc: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(d, screenOwnerFile), []byte(processIdentity(os.Getpid())), 0o600); err != nil {
+			_ = os.RemoveAll(d)
+			return "", "", xerrors.Errorf("write screen directory owner: %w", err)
 		}
 		h.dir = d
 	}
@@ -215,6 +227,8 @@ type screenSession struct {
 	sock   string // "PID.NAME", how clients and commands address the daemon
 	env    []string
 	files  []string // per-session files, removed at the end
+	// sockDir is the session's SCREENDIR, removed after its files.
+	sockDir string
 
 	exitFile, pidFile string
 	gate              *os.File // held open (read-write) for the session's life
@@ -267,7 +281,15 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	}
 	gatePath := filepath.Join(dir, name+".gate")
 	s.files = []string{s.exitFile, s.pidFile, gatePath}
-	s.env = screenEnv(cmd.Env, filepath.Join(dir, "sock"))
+	// Each session's daemon has a socket directory of its own, so that a
+	// session's programs do not find (and drive) the other sessions'
+	// daemons by listing their SCREENDIR. Same-user processes can still
+	// reach them on purpose: the server's directory is only 0700.
+	s.sockDir = filepath.Join(dir, "sock", name)
+	if err := os.Mkdir(s.sockDir, 0o700); err != nil {
+		return nil, xerrors.Errorf("create screen socket directory: %w", err)
+	}
+	s.env = screenEnv(cmd.Env, s.sockDir)
 
 	fail := func(err error) (rpty, error) {
 		h.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
@@ -287,8 +309,15 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 		return fail(xerrors.Errorf("open screen gate: %w", err))
 	}
 
-	args := []string{"-c", s.rc, "-U", "-S", name, "-D", "-m",
-		"/bin/sh", "-c", screenWrapper, "rpty-screen", s.exitFile, s.pidFile, gatePath}
+	// The daemon dies with the server (procStarter); the wrapper dies with
+	// the daemon and the program with the wrapper through setpriv's parent
+	// death signal, so that a server killed outright leaves none of them
+	// behind. (A window's hangup signals only the wrapper, whose trap runs
+	// only once the program has exited.)
+	args := []string{"-c", s.rc, "-U", "-S", name, "-D", "-m"}
+	args = append(args, h.deathArgs...)
+	args = append(args, "/bin/sh", "-c", screenWrapper, "rpty-screen", s.exitFile, s.pidFile, gatePath)
+	args = append(args, h.deathArgs...)
 	args = append(args, programArgs(cmd)...)
 	daemon := exec.Command(h.path, args...)
 	daemon.Env = s.env
@@ -305,16 +334,17 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	// Should anything the daemon started keep its output pipe open, Wait
 	// must still return once the daemon itself is gone.
 	daemon.WaitDelay = time.Second
-	if err := daemon.Start(); err != nil {
+	if err := h.srv.startProcess(daemon); err != nil {
 		return fail(xerrors.Errorf("start screen daemon: %w", err))
 	}
 	s.daemon = daemon
 	// With -D -m screen does not fork: this process is the daemon, and its
 	// socket is named after its PID.
 	s.sock = strconv.Itoa(daemon.Process.Pid) + "." + name
-	s.files = append(s.files, filepath.Join(dir, "sock", s.sock))
+	s.files = append(s.files, filepath.Join(s.sockDir, s.sock))
 	go func() {
 		defer close(s.daemonDone)
+		awaitExit(daemon.Process.Pid)
 		_ = daemon.Wait()
 	}()
 
@@ -323,7 +353,7 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 		case <-s.daemonDone:
 		default:
 			// Not reaped yet, so the PID is still the daemon's.
-			killSession(daemon.Process.Pid, syscall.SIGKILL)
+			s.srv.procs.killSession(daemon.Process.Pid, syscall.SIGKILL)
 			<-s.daemonDone
 		}
 		s.killWindow(false)
@@ -392,9 +422,14 @@ func (s *screenSession) command(args ...string) error {
 	cmd := exec.CommandContext(ctx, s.path, append([]string{"-S", s.sock}, args...)...)
 	cmd.Env = s.env
 	cmd.Dir = s.dir
-	out, err := cmd.CombinedOutput()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := s.srv.startProcess(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	if err != nil {
-		return xerrors.Errorf("screen %s: %w: %q", strings.Join(args, " "), err, bytes.TrimSpace(out))
+		return xerrors.Errorf("screen %s: %w: %q", strings.Join(args, " "), err, bytes.TrimSpace(out.Bytes()))
 	}
 	return nil
 }
@@ -473,7 +508,7 @@ func (s *screenSession) quit() {
 	select {
 	case <-s.daemonDone:
 	case <-time.After(hangupGrace):
-		killSession(s.daemon.Process.Pid, syscall.SIGKILL)
+		s.srv.procs.killSession(s.daemon.Process.Pid, syscall.SIGKILL)
 		<-s.daemonDone
 	}
 }
@@ -490,46 +525,18 @@ func (s *screenSession) killWindow(hangup bool) bool {
 	if err != nil || pid <= 1 {
 		return false
 	}
-	if hangup && sessionAlive(pid) {
-		killSession(pid, syscall.SIGHUP)
+	if hangup && s.srv.procs.sessionAlive(pid) {
+		s.srv.procs.killSession(pid, syscall.SIGHUP)
 		deadline := time.Now().Add(hangupGrace)
-		for sessionAlive(pid) && time.Now().Before(deadline) {
+		for s.srv.procs.sessionAlive(pid) && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	// Once the session is empty the PID may be reused: no signal then.
-	if sessionAlive(pid) {
-		killSession(pid, syscall.SIGKILL)
+	if s.srv.procs.sessionAlive(pid) {
+		s.srv.procs.killSession(pid, syscall.SIGKILL)
 	}
 	return true
-}
-
-// sessionAlive reports whether any live process (not a zombie) is in the
-// terminal session sid.
-func sessionAlive(sid int) bool {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return false
-	}
-	for _, e := range entries {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// After the parenthesised command name: state ppid pgrp session.
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) >= 4 && f[0] != "Z" && f[3] == strconv.Itoa(sid) {
-			return true
-		}
-	}
-	return false
 }
 
 func (s *screenSession) exitCode() (int, error) {
@@ -547,6 +554,9 @@ func (s *screenSession) exitCode() (int, error) {
 func (s *screenSession) removeFiles() {
 	for _, f := range s.files {
 		_ = os.Remove(f)
+	}
+	if s.sockDir != "" {
+		_ = os.Remove(s.sockDir)
 	}
 }
 
@@ -575,7 +585,7 @@ func (s *screenSession) attach(c *conn, req attachRequest) (attachment, error) {
 	client.Dir = s.dir
 	// Started at the connection's size: a client resized right after
 	// attaching makes screen pad the window from the top.
-	ptmx, err := startPTY(client, height, width)
+	ptmx, err := startPTY(client, height, width, s.srv.startProcess)
 	if err != nil {
 		s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 		return nil, xerrors.Errorf("start screen client: %w", err)
@@ -691,6 +701,7 @@ type screenAttachment struct {
 // what the client left, the terminal is closed under it.
 func (a *screenAttachment) waitClient() {
 	defer close(a.waiterDone)
+	awaitExit(a.client.Process.Pid)
 	_ = a.client.Wait()
 	close(a.clientDone)
 	timer := time.NewTimer(screenClientGrace)

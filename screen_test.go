@@ -305,8 +305,10 @@ func windowProcess(t *testing.T, ss *screenSession, name string) int {
 		if err != nil || !strings.Contains(string(comm), name) {
 			continue
 		}
-		if s, ok := procSession(pid); ok && s == sid {
-			return pid
+		for _, p := range readSessions()[sid] {
+			if p.pid == pid {
+				return pid
+			}
 		}
 	}
 	t.Fatalf("no %s in the window's session %d", name, sid)

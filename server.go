@@ -13,12 +13,12 @@ package reconnectingpty
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -80,11 +80,39 @@ type Config struct {
 	// process's writes block, as on a slow terminal. Default: 10 seconds.
 	SlowConsumerTimeout time.Duration
 	// InitTimeout bounds how long a new connection may take to send its
-	// init frame. Default: 30 seconds.
+	// init frame; a connection that takes longer is closed as a
+	// protocol_error. Default: 10 seconds (a client sends its init in its
+	// first write; the time only has to cover a slow network).
 	InitTimeout time.Duration
-	// MaxRequestSize bounds one JSON request of the input stream.
+	// MaxRequestSize bounds one JSON request of the input stream, counted
+	// from its first byte to its last; one byte more is a protocol_error.
+	// The server never holds a request whole (its data reaches the
+	// terminal in 32 KiB pieces), so this bounds time, not memory.
 	// Default: 4 MiB.
 	MaxRequestSize int
+	// MaxSessions bounds the live sessions; a connection that would create
+	// one more is refused (limit_exceeded). Each session holds a PTY and a
+	// process (4, with screen). Default: 1024, a quarter of Linux's
+	// default PTY limit. -1: no limit.
+	MaxSessions int
+	// MaxConnections bounds the connections served at once, attached or
+	// not; the excess is refused at once (limit_exceeded). Default: 4096.
+	// -1: no limit.
+	MaxConnections int
+	// MaxConnectionsPerSession bounds the connections attached to one
+	// session; the excess is refused (limit_exceeded). Default: 64. -1: no
+	// limit.
+	MaxConnectionsPerSession int
+	// MaxStartups bounds the connections that have not sent their init
+	// yet, like sshd's MaxStartups; the excess is refused at once
+	// (limit_exceeded), so that idle connections cannot hold every file
+	// descriptor until InitTimeout. Default: 64. -1: no limit.
+	MaxStartups int
+	// LogShortSessionID logs the first 8 hex digits of a session ID rather
+	// than all of it. The ID is a capability (whoever knows it can use the
+	// session), so logs that more people read than may use the sessions
+	// should not carry it whole. Default: false.
+	LogShortSessionID bool
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -120,10 +148,23 @@ func (c Config) withDefaults() (Config, error) {
 		c.SlowConsumerTimeout = 10 * time.Second
 	}
 	if c.InitTimeout == 0 {
-		c.InitTimeout = 30 * time.Second
+		c.InitTimeout = 10 * time.Second
 	}
 	if c.MaxRequestSize == 0 {
 		c.MaxRequestSize = 4 << 20
+	}
+	for _, l := range []struct {
+		v   *int
+		def int
+	}{
+		{&c.MaxSessions, 1024},
+		{&c.MaxConnections, 4096},
+		{&c.MaxConnectionsPerSession, 64},
+		{&c.MaxStartups, 64},
+	} {
+		if *l.v == 0 {
+			*l.v = l.def
+		}
 	}
 	switch {
 	case c.Timeout < 0:
@@ -142,6 +183,14 @@ func (c Config) withDefaults() (Config, error) {
 		return c, xerrors.Errorf("init timeout %s is negative", c.InitTimeout)
 	case c.MaxRequestSize < 0:
 		return c, xerrors.Errorf("max request size %d is negative", c.MaxRequestSize)
+	case c.MaxSessions < -1:
+		return c, xerrors.Errorf("max sessions %d: want a positive number, or -1 for no limit", c.MaxSessions)
+	case c.MaxConnections < -1:
+		return c, xerrors.Errorf("max connections %d: want a positive number, or -1 for no limit", c.MaxConnections)
+	case c.MaxConnectionsPerSession < -1:
+		return c, xerrors.Errorf("max connections per session %d: want a positive number, or -1 for no limit", c.MaxConnectionsPerSession)
+	case c.MaxStartups < -1:
+		return c, xerrors.Errorf("max startups %d: want a positive number, or -1 for no limit", c.MaxStartups)
 	}
 	if _, err := parseBackendType(string(c.Backend)); err != nil {
 		return c, xerrors.Errorf("default backend: %w", err)
@@ -170,11 +219,22 @@ type Server struct {
 	wg     sync.WaitGroup // connection handlers and live sessions
 
 	connCount atomic.Int64
+	startups  int // connections without an init yet; guarded by mu
+	live      int // sessions counted against MaxSessions; guarded by mu
 	screen    *screenHost
 	warnOnce  sync.Once
 	// readBufs lends PTY readers their read buffers (*[]byte) while they
 	// have output in hand.
 	readBufs sync.Pool
+
+	procs *procTable // finds and kills the processes of sessions
+	// inherited are the descriptors a child must not inherit (see
+	// procStarter), listed when the server is created.
+	inherited []int
+	// starter forks every child; started by the first start and stopped
+	// by Shutdown. Both guarded by mu.
+	starter        *procStarter
+	starterStopped bool
 }
 
 // NewServer validates cfg, applies its defaults and returns a Server.
@@ -185,12 +245,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:     cfg,
-		logger:  cfg.Logger,
-		metrics: cfg.Metrics,
-		ctx:     ctx,
-		cancel:  cancel,
-		conns:   map[*conn]struct{}{},
+		cfg:       cfg,
+		logger:    cfg.Logger,
+		metrics:   cfg.Metrics,
+		ctx:       ctx,
+		cancel:    cancel,
+		conns:     map[*conn]struct{}{},
+		procs:     newProcTable(),
+		inherited: inheritableFDs(),
 	}
 	s.screen = newScreenHost(s)
 	return s, nil
@@ -279,10 +341,13 @@ func isTemporary(err error) bool {
 // can rely on it to tell its client the session is over rather than the
 // connection lost.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
-	c, ok := s.track(nc)
-	if !ok {
-		s.refuse(ctx, nc)
-		return ErrServerClosed
+	c, refused := s.track(nc)
+	if refused != nil {
+		s.refuse(ctx, nc, *refused)
+		if refused.reason == DisconnectServerShutdown {
+			return ErrServerClosed
+		}
+		return nil
 	}
 	s.handle(ctx, c)
 	return nil
@@ -290,34 +355,69 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 
 // goServe starts a handler for nc; it reports false when the server is closed.
 func (s *Server) goServe(ctx context.Context, nc net.Conn) bool {
-	c, ok := s.track(nc)
-	if !ok {
-		s.refuse(ctx, nc)
-		return false
+	c, refused := s.track(nc)
+	if refused != nil {
+		s.refuse(ctx, nc, *refused)
+		return refused.reason != DisconnectServerShutdown
 	}
 	go s.handle(ctx, c)
 	return true
 }
 
 // track registers a connection, adding it to the wait group, unless the
-// server is closed.
-func (s *Server) track(nc net.Conn) (*conn, bool) {
+// server is closed or a limit refuses it; then it returns why.
+func (s *Server) track(nc net.Conn) (*conn, *disconnect) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, false
+		return nil, &disconnect{reason: DisconnectServerShutdown, detail: "server closed"}
+	}
+	if over(len(s.conns), s.cfg.MaxConnections) {
+		s.metrics.limitHit(limitConnections)
+		return nil, &disconnect{reason: DisconnectLimitExceeded, detail: "MaxConnections: " + strconv.Itoa(s.cfg.MaxConnections) + " connections are served already"}
+	}
+	if over(s.startups, s.cfg.MaxStartups) {
+		s.metrics.limitHit(limitStartups)
+		return nil, &disconnect{reason: DisconnectLimitExceeded, detail: "MaxStartups: " + strconv.Itoa(s.cfg.MaxStartups) + " connections are waiting to send their init already"}
 	}
 	c := &conn{Conn: nc}
 	s.conns[c] = struct{}{}
+	s.startups++
 	s.wg.Add(1)
-	return c, true
+	return c, nil
 }
 
-func (s *Server) refuse(ctx context.Context, nc net.Conn) {
+// over reports whether n things already reach limit (-1: none does).
+func over(n, limit int) bool { return limit >= 0 && n >= limit }
+
+// initDone counts a connection out of the startups once its init is read
+// or it failed to send one.
+func (s *Server) initDone(c *conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !c.initDone {
+		c.initDone = true
+		s.startups--
+	}
+}
+
+// logID is how a session ID appears in logs; see Config.LogShortSessionID.
+func (s *Server) logID(id uuid.UUID) string {
+	if s.cfg.LogShortSessionID {
+		return id.String()[:8]
+	}
+	return id.String()
+}
+
+// refuse closes a connection that is not served, at once: a TCP one is
+// reset, so that the client does not take it for its session's end.
+func (s *Server) refuse(ctx context.Context, nc net.Conn, d disconnect) {
 	s.metrics.connections.Inc()
-	s.logClose(ctx, s.logger.With(slog.F("remote_addr", remoteAddr(nc))), nil,
-		disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
+	if l, ok := nc.(interface{ SetLinger(int) error }); ok {
+		_ = l.SetLinger(0)
+	}
 	_ = nc.Close()
+	s.logClose(ctx, s.logger.With(slog.F("remote_addr", remoteAddr(nc))), nil, d)
 }
 
 // Shutdown stops the server: new connections are refused, every session is
@@ -348,6 +448,13 @@ func (s *Server) Shutdown(hardCtx context.Context) error {
 		<-done
 	}
 	s.screen.cleanup()
+	s.mu.Lock()
+	st := s.starter
+	s.starter, s.starterStopped = nil, true
+	s.mu.Unlock()
+	if st != nil {
+		st.stop()
+	}
 	return nil
 }
 
@@ -366,7 +473,14 @@ type conn struct {
 	mu       sync.Mutex
 	ended    *disconnect
 	attached bool
+	initDone bool // counted out of the server's startups; guarded by the server's mu
 	writeErr error
+	// interrupted is set once interrupt was called: no deadline may be
+	// set after that, or it would undo the interrupt.
+	interrupted bool
+	// onInterrupt are called by interrupt, e.g. to stop a write to the
+	// terminal that waits for a program that does not read.
+	onInterrupt []func()
 	// sessionEnded is set when the output ended because the session did.
 	sessionEnded bool
 }
@@ -380,9 +494,32 @@ func (c *conn) failWrite(err error) {
 	if c.writeErr == nil {
 		c.writeErr = err
 	}
-	if c.ended == nil {
+	if c.ended == nil && !c.interrupted {
 		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
 	}
+}
+
+// setReadDeadline sets the read deadline unless the connection has been
+// interrupted.
+func (c *conn) setReadDeadline(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.interrupted {
+		_ = c.SetReadDeadline(t)
+	}
+}
+
+// whenInterrupted calls f when the connection is interrupted, or now if
+// it has been.
+func (c *conn) whenInterrupted(f func()) {
+	c.mu.Lock()
+	if !c.interrupted {
+		c.onInterrupt = append(c.onInterrupt, f)
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	f()
 }
 
 // interrupt makes every pending and future read and write on the
@@ -390,7 +527,15 @@ func (c *conn) failWrite(err error) {
 // WebSocket waits for a handshake), so it is safe under locks; the
 // connection's handler closes it.
 func (c *conn) interrupt() {
+	c.mu.Lock()
+	c.interrupted = true
+	hooks := c.onInterrupt
+	c.onInterrupt = nil
 	_ = c.SetDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+	for _, f := range hooks {
+		f()
+	}
 }
 
 // end records d as the reason the connection closes, unless one is
@@ -424,7 +569,7 @@ func (c *conn) closeWrite() {
 	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
 		if cw.CloseWrite() == nil {
 			// Give the client a moment to hang up on its own.
-			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			c.setReadDeadline(time.Now().Add(time.Second))
 			return
 		}
 	}
@@ -481,7 +626,7 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 
 	d, init, disconnected := s.serve(ctx, c, logger)
 	if init.ID != uuid.Nil {
-		logger = logger.With(slog.F("session_id", init.ID.String()))
+		logger = logger.With(slog.F("session_id", s.logID(init.ID)))
 	}
 	if rd, ok := c.reason(); ok {
 		d = rd
@@ -505,6 +650,7 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 		}
 	}
 	_ = c.Close()
+	s.initDone(c)
 	// Counted out before the close is reported, so that whoever sees the
 	// report sees the count without it.
 	s.mu.Lock()
@@ -519,15 +665,22 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 // connection ends; it returns how it ended unless c.end recorded that.
 func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (disconnect, Init, func(int, string)) {
 	if s.cfg.InitTimeout > 0 {
-		_ = c.SetReadDeadline(time.Now().Add(s.cfg.InitTimeout))
+		c.setReadDeadline(time.Now().Add(s.cfg.InitTimeout))
 	}
 	init, err := ReadInit(c)
+	s.initDone(c)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorTypeInit).Inc()
-		return initDisconnect(err), init, nil
+		d := initDisconnect(err)
+		if d.timeout {
+			s.metrics.limitHit(limitInitTimeout)
+		}
+		return d, init, nil
 	}
-	_ = c.SetReadDeadline(time.Time{})
-	logger = logger.With(slog.F("session_id", init.ID.String()))
+	// Not a plain SetReadDeadline: that would undo an interrupt that came
+	// in the meantime (a cancelled ctx) and leave the read hanging.
+	c.setReadDeadline(time.Time{})
+	logger = logger.With(slog.F("session_id", s.logID(init.ID)))
 
 	var disconnected func(int, string)
 	if s.cfg.ReportConnection != nil {
@@ -560,7 +713,7 @@ func initDisconnect(err error) disconnect {
 	}
 	var ne net.Error
 	if xerrors.As(err, &ne) && ne.Timeout() {
-		return disconnect{reason: DisconnectProtocolError, detail: "no init before the init timeout: " + err.Error()}
+		return disconnect{reason: DisconnectProtocolError, detail: "no init before the init timeout (InitTimeout): " + err.Error(), timeout: true}
 	}
 	return disconnect{reason: DisconnectNetworkError, detail: err.Error()}
 }
@@ -581,6 +734,9 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 			if xerrors.Is(sess.err, ErrServerClosed) {
 				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, sess.err
 			}
+			if xerrors.Is(sess.err, errLimit) {
+				return nil, disconnect{reason: DisconnectLimitExceeded, detail: sess.err.Error()}, sess.err
+			}
 			return nil, disconnect{reason: DisconnectStartFailed, detail: sess.err.Error()}, sess.err
 		}
 		c.mu.Lock()
@@ -593,6 +749,10 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 		c.mu.Lock()
 		c.attached = false
 		c.mu.Unlock()
+		if xerrors.Is(err, errLimit) {
+			s.metrics.limitHit(limitSessionConnections)
+			return nil, disconnect{reason: DisconnectLimitExceeded, detail: err.Error()}, err
+		}
 		s.sessions.CompareAndDelete(init.ID, sess)
 		if s.ctx.Err() != nil {
 			return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, ErrServerClosed
@@ -608,7 +768,7 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 func (s *Server) startSession(sess *session, init Init, backend BackendType, height, width uint16, logger slog.Logger) {
 	defer close(sess.ready)
 	// The session outlives the connection that created it: log it as itself.
-	logger = s.logger.With(slog.F("session_id", init.ID.String()))
+	logger = s.logger.With(slog.F("session_id", s.logID(init.ID)))
 	sess.logger = logger
 	s.mu.Lock()
 	if s.closed {
@@ -617,11 +777,20 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 		s.sessions.CompareAndDelete(init.ID, sess)
 		return
 	}
+	if over(s.live, s.cfg.MaxSessions) {
+		s.mu.Unlock()
+		s.metrics.limitHit(limitSessions)
+		sess.err = xerrors.Errorf("%w: MaxSessions: %d sessions are live already", errLimit, s.cfg.MaxSessions)
+		s.sessions.CompareAndDelete(init.ID, sess)
+		return
+	}
+	s.live++    // undone by sessionGone
 	s.wg.Add(1) // done by sess.ended, or below
 	s.mu.Unlock()
 
 	r, err := s.newRPTY(init, backend, height, width, logger, sess.ended)
 	if err != nil {
+		s.sessionGone()
 		s.wg.Done()
 		s.metrics.errors.WithLabelValues(errorTypeStart).Inc()
 		logger.Warn(s.ctx, "reconnecting pty session failed to start", slog.Error(err))
@@ -636,6 +805,16 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
 	})
 	s.metrics.sessionsActive.Inc()
+}
+
+// errLimit is a connection refused by a configured limit.
+var errLimit = xerrors.New("limit reached")
+
+// sessionGone counts a session out of MaxSessions.
+func (s *Server) sessionGone() {
+	s.mu.Lock()
+	s.live--
+	s.mu.Unlock()
 }
 
 // newRPTY starts the backend chosen for the session.
@@ -672,14 +851,26 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 	return startBuffered(s, cmd, height, width, logger, onDone)
 }
 
-// relayInput decodes requests from c and applies them until the stream ends.
+// relayInput decodes requests from c and applies them until the stream
+// ends. A request's data reaches the terminal in chunks as it is decoded.
 func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) disconnect {
-	lr := &requestLimitReader{r: c, max: s.cfg.MaxRequestSize}
-	dec := json.NewDecoder(lr)
+	rr := newRequestReader(c, s.cfg.MaxRequestSize)
 	for {
-		lr.n = 0
-		var req Request
-		if err := dec.Decode(&req); err != nil {
+		height, width, err := rr.next(func(p []byte) error {
+			if err := att.write(p); err != nil {
+				s.metrics.errors.WithLabelValues(errorTypeInput).Inc()
+				if d, ok := c.reason(); ok {
+					return &endedError{d: d}
+				}
+				s.logger.Warn(ctx, "write to reconnecting pty", slog.Error(err))
+			}
+			return nil
+		})
+		if err != nil {
+			var ended *endedError
+			if xerrors.As(err, &ended) {
+				return ended.d
+			}
 			if xerrors.Is(err, io.EOF) {
 				// A reset is reported once, to whichever of reader and
 				// writer asks first; the other then sees a plain EOF. So
@@ -696,57 +887,38 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) discon
 			}
 			return s.requestDisconnect(err)
 		}
-		if req.Data != "" {
-			if err := att.write([]byte(req.Data)); err != nil {
-				s.metrics.errors.WithLabelValues(errorTypeInput).Inc()
-				if d, ok := c.reason(); ok {
-					return d
-				}
-				s.logger.Warn(ctx, "write to reconnecting pty", slog.Error(err))
-			}
-		}
-		if req.Height != 0 && req.Width != 0 {
-			if err := att.resize(req.Height, req.Width); err != nil {
+		if height != 0 && width != 0 {
+			if err := att.resize(height, width); err != nil {
 				s.logger.Debug(ctx, "resize reconnecting pty", slog.Error(err))
 			}
 		}
 	}
 }
 
-var errRequestTooLarge = xerrors.New("request too large")
+// endedError carries the reason a connection was ended while its input
+// was being written.
+type endedError struct{ d disconnect }
+
+func (e *endedError) Error() string { return "connection ended: " + string(e.d.reason) }
 
 func (s *Server) requestDisconnect(err error) disconnect {
-	var syntaxErr *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *requestSyntaxError
 	switch {
 	case xerrors.Is(err, io.EOF):
 		return disconnect{reason: DisconnectGraceful}
-	case xerrors.As(err, &syntaxErr), xerrors.As(err, &typeErr), xerrors.Is(err, errRequestTooLarge):
+	case xerrors.Is(err, errRequestTooLarge):
 		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
+		s.metrics.limitHit(limitRequestSize)
 		return disconnect{reason: DisconnectProtocolError, detail: "decode request: " + err.Error()}
+	case xerrors.As(err, &syntaxErr):
+		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
+		return disconnect{reason: DisconnectProtocolError, detail: err.Error()}
 	case xerrors.Is(err, io.ErrUnexpectedEOF):
 		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
 		return disconnect{reason: DisconnectProtocolError, detail: "connection closed inside a request"}
 	}
 	s.metrics.errors.WithLabelValues(errorTypeNetwork).Inc()
 	return disconnect{reason: DisconnectNetworkError, detail: "read request: " + err.Error()}
-}
-
-// requestLimitReader fails a request that grows past max bytes, so one
-// client cannot make the decoder buffer without bound.
-type requestLimitReader struct {
-	r   io.Reader
-	n   int
-	max int
-}
-
-func (l *requestLimitReader) Read(p []byte) (int, error) {
-	if l.n > l.max {
-		return 0, xerrors.Errorf("%w: over %d bytes", errRequestTooLarge, l.max)
-	}
-	n, err := l.r.Read(p)
-	l.n += n
-	return n, err
 }
 
 // logClose writes the one attributed line every connection close gets and

@@ -97,8 +97,12 @@ var ErrSessionEnded = errors.New("reconnecting pty session ended")
 var ErrClosed = errors.New("reconnecting pty client closed")
 
 // DialFunc opens a new transport connection to the server. It is called
-// for the first connection and for every reconnect; ctx is cancelled when
-// the Client is closed or the dial times out.
+// for the first connection and for every reconnect. Its ctx lives as long
+// as the connection it returns: it is cancelled when the dial fails or
+// times out (or, for the first dial, when Dial's ctx ends before the dial
+// is done), when the Client is done with the connection (it dropped), or
+// when the Client is closed. A dial function may therefore serve the
+// connection in-process with ctx, e.g. with Server.ServeConn over net.Pipe.
 type DialFunc func(ctx context.Context) (net.Conn, error)
 
 // State is the connection state of a Client.
@@ -282,16 +286,17 @@ func Dial(ctx context.Context, dial DialFunc, init reconnectingpty.Init, opts Op
 	c.space = sync.NewCond(&c.mu)
 	c.resume = !c.opts.DisableResume
 	c.offset = init.Offset
-	conn, err := c.connect(ctx, c.resumeInit(init))
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	conn, done, err := c.connect(ctx, c.resumeInit(init))
 	if err != nil {
+		c.cancel()
 		return nil, err
 	}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.conn = conn
 	c.state = StateConnected
 	c.emit(Event{State: StateConnected})
 	c.wg.Add(1)
-	go c.run(conn, 0)
+	go c.run(conn, done, 0)
 	return c, nil
 }
 
@@ -318,27 +323,45 @@ func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
 	return init
 }
 
-// connect dials and sends init, within the dial timeout.
-func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
-	defer cancel()
-	conn, err := c.dial(ctx)
+// connect dials and sends init, within the dial timeout; ctx bounds the
+// dial only. The dial function's context lives on with the connection
+// until done is called (see DialFunc).
+func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (conn net.Conn, done context.CancelFunc, err error) {
+	dialCtx, cancel := context.WithCancel(c.ctx)
+	timer := time.AfterFunc(c.opts.DialTimeout, cancel)
+	stopParent := context.AfterFunc(ctx, cancel)
+	deadline := time.Now().Add(c.opts.DialTimeout)
+	fail := func(err error) (net.Conn, context.CancelFunc, error) {
+		timer.Stop()
+		stopParent()
+		cancel()
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return nil, nil, err
+	}
+	conn, err = c.dial(dialCtx)
 	if err != nil {
-		return nil, xerrors.Errorf("dial: %w", err)
+		return fail(xerrors.Errorf("dial: %w", err))
 	}
 	if conn == nil {
-		return nil, xerrors.New("dial: dial function returned no connection")
+		return fail(xerrors.New("dial: dial function returned no connection"))
 	}
 	// A transport like net.Pipe blocks the init until the server reads
 	// it; the deadline keeps an unresponsive server from hanging us.
-	deadline, _ := ctx.Deadline()
 	_ = conn.SetWriteDeadline(deadline)
 	if err := reconnectingpty.WriteInit(conn, init); err != nil {
-		_ = conn.Close()
-		return nil, xerrors.Errorf("send init: %w", err)
+		return fail(xerrors.Errorf("send init: %w", err))
 	}
 	_ = conn.SetWriteDeadline(time.Time{})
-	return conn, nil
+	// From here on only the Client ends the dial's context.
+	if !timer.Stop() || !stopParent() {
+		if err := ctx.Err(); err != nil {
+			return fail(xerrors.Errorf("dial: %w", err))
+		}
+		return fail(xerrors.Errorf("dial: timed out after %s", c.opts.DialTimeout))
+	}
+	return conn, cancel, nil
 }
 
 func (c *Client) emit(ev Event) {
@@ -350,12 +373,13 @@ func (c *Client) emit(ev Event) {
 // run owns the connections: it serves each until it ends, then redials or
 // ends the client. It starts with conn, already dialled, whose init was
 // sent at size generation gen.
-func (c *Client) run(conn net.Conn, gen uint64) {
+func (c *Client) run(conn net.Conn, done context.CancelFunc, gen uint64) {
 	defer c.wg.Done()
 	failures := 0 // attempts in a row without output
 	resumed := false
 	for {
 		got, err := c.serve(conn, gen, resumed)
+		done() // the dial's context ends with its connection
 		switch {
 		case c.ctx.Err() != nil:
 			c.finish(ErrClosed)
@@ -372,7 +396,7 @@ func (c *Client) run(conn net.Conn, gen uint64) {
 			err = xerrors.New("connection closed before any output")
 		}
 		resumed = true
-		conn, gen = c.reconnect(&failures, err)
+		conn, done, gen = c.reconnect(&failures, err)
 		if conn == nil {
 			return
 		}
@@ -382,11 +406,11 @@ func (c *Client) run(conn net.Conn, gen uint64) {
 // reconnect redials until it gets a connection, the client is closed, or
 // MaxAttempts is used up; in the last two cases it finishes the client and
 // returns nil.
-func (c *Client) reconnect(failures *int, why error) (net.Conn, uint64) {
+func (c *Client) reconnect(failures *int, why error) (net.Conn, context.CancelFunc, uint64) {
 	for {
 		if c.opts.MaxAttempts > 0 && *failures >= c.opts.MaxAttempts {
 			c.finish(xerrors.Errorf("reconnect: gave up after %d attempts without output: %w", *failures, why))
-			return nil, 0
+			return nil, nil, 0
 		}
 		delay := c.backoff(*failures)
 		c.setState(StateReconnecting)
@@ -396,17 +420,17 @@ func (c *Client) reconnect(failures *int, why error) (net.Conn, uint64) {
 		case <-c.ctx.Done():
 			t.Stop()
 			c.finish(ErrClosed)
-			return nil, 0
+			return nil, nil, 0
 		case <-t.C:
 		}
 		c.mu.Lock()
 		init, gen := c.init, c.sizeGen
 		c.mu.Unlock()
-		conn, err := c.connect(c.ctx, c.resumeInit(init))
+		conn, done, err := c.connect(c.ctx, c.resumeInit(init))
 		if err != nil {
 			if c.ctx.Err() != nil {
 				c.finish(ErrClosed)
-				return nil, 0
+				return nil, nil, 0
 			}
 			*failures++
 			why = err
@@ -417,14 +441,15 @@ func (c *Client) reconnect(failures *int, why error) (net.Conn, uint64) {
 			// Close ran during the dial and found no connection to close.
 			c.mu.Unlock()
 			_ = conn.Close()
+			done()
 			c.finish(ErrClosed)
-			return nil, 0
+			return nil, nil, 0
 		}
 		c.conn = conn
 		c.state = StateConnected
 		c.mu.Unlock()
 		c.emit(Event{State: StateConnected, Attempt: *failures + 1})
-		return conn, gen
+		return conn, done, gen
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -40,6 +41,9 @@ func run() error {
 		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
 		resumeBuf = flag.Int("resume-buffer", 1<<20, "bytes of output a session keeps so that a resuming client gets exactly what it missed")
 		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
+		drain     = flag.Duration("drain", 3*time.Second, "how long a shutdown waits for clients to take their last output")
+		allowHost = flag.String("allow-host", "", "comma-separated host names the web terminal also answers to (besides loopback and --http's)")
+		shortIDs  = flag.Bool("short-session-ids", false, "log the first 8 hex digits of session IDs, not all of them")
 	)
 	flag.Parse()
 
@@ -65,6 +69,8 @@ func run() error {
 		BufferSize:       *buffer,
 		ResumeBufferSize: *resumeBuf,
 		Backend:          reconnectingpty.BackendType(*backend),
+
+		LogShortSessionID: *shortIDs,
 	})
 	if err != nil {
 		return err
@@ -74,15 +80,31 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first SIGINT or SIGTERM starts a graceful shutdown; a second
+	// one, or --drain of draining, cuts off what is left.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	// A second signal, or 3 s of draining, cuts off what is left.
 	hardCtx, hardStop := context.WithCancel(context.Background())
 	defer hardStop()
+	signalsDone := make(chan struct{})
+	defer func() { <-signalsDone }()
+	defer hardStop() // runs before the wait above
 	go func() {
-		<-ctx.Done()
+		defer close(signalsDone)
 		select {
-		case <-time.After(3 * time.Second):
+		case <-sigs:
+		case <-hardCtx.Done():
+			return
+		}
+		stop()
+		timer := time.NewTimer(*drain)
+		defer timer.Stop()
+		select {
+		case <-sigs:
+		case <-timer.C:
 		case <-hardCtx.Done():
 		}
 		hardStop()
@@ -96,7 +118,12 @@ func run() error {
 			_ = ln.Close()
 			return err
 		}
-		httpSrv = &http.Server{Handler: newHTTPHandler(srv, reg, logger), ReadHeaderTimeout: 10 * time.Second}
+		var extra []string
+		if *allowHost != "" {
+			extra = strings.Split(*allowHost, ",")
+		}
+		handler := newHostGuard(newHTTPHandler(srv, reg, logger), hl.Addr().String(), extra)
+		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { httpDone <- httpSrv.Serve(hl) }()
 		logger.Info(ctx, "serving http", slog.F("addr", hl.Addr().String()))
 	}
