@@ -284,7 +284,12 @@ function main() {
       process.stdout.write(line + '\n');
     }
     flushing = false;
-    if (ended && queue.length === 0 && inFlight === 0) process.exit(0);
+    if (ended && queue.length === 0 && inFlight === 0) done();
+  };
+  // Exit once every answer is out: ending stdout first, because exiting
+  // with a large write still queued on the pipe would cut it short.
+  const done = () => {
+    process.stdout.end(() => process.exit(0));
   };
 
   const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
@@ -304,7 +309,7 @@ function main() {
   });
   rl.on('close', () => {
     ended = true;
-    if (queue.length === 0 && inFlight === 0 && answers.length === 0) process.exit(0);
+    if (queue.length === 0 && inFlight === 0 && answers.length === 0) done();
   });
 }
 
