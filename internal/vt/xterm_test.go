@@ -1,0 +1,101 @@
+package vt
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/xtermjs"
+)
+
+// startRenderer starts xterm.js or skips the test, saying why, when node
+// or the pinned packages are missing.
+func startRenderer(t *testing.T) *xtermjs.Renderer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := xtermjs.Start(ctx)
+	if errors.Is(err, xtermjs.ErrNotInstalled) {
+		t.Skipf("xterm.js renderer unavailable: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("start xterm.js: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("close xterm.js: %v", err)
+		}
+	})
+	return r
+}
+
+// diffCase is a stream to compare with xterm.js.
+type diffCase struct {
+	name           string
+	rows, cols, sb int
+	chunks         [][]byte
+	resizes        map[int][2]int // chunk index -> size applied before it (vt only; see below)
+}
+
+// runVT feeds a case to a fresh vt terminal.
+func runVT(c diffCase) *Terminal {
+	term := New(c.rows, c.cols, Options{Scrollback: c.sb})
+	for _, ch := range c.chunks {
+		term.Write(ch)
+	}
+	return term
+}
+
+// checkCases renders every case with xterm.js and compares, then renders
+// vt's snapshot in a fresh xterm.js and compares again.
+func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase) (failed int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	reqs := make([]xtermjs.Request, len(cases))
+	terms := make([]*Terminal, len(cases))
+	for i, c := range cases {
+		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks}
+		terms[i] = runVT(c)
+	}
+	want, err := r.RenderBatch(ctx, reqs)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	snaps := make([]xtermjs.Request, len(cases))
+	for i, c := range cases {
+		snaps[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: [][]byte{terms[i].AppendSnapshot(nil)}}
+	}
+	round, err := r.RenderBatch(ctx, snaps)
+	if err != nil {
+		t.Fatalf("render snapshots: %v", err)
+	}
+	for i, c := range cases {
+		got := stateOf(terms[i])
+		bad := false
+		if d := xtermjs.Diff(want[i], got); len(d) > 0 {
+			bad = true
+			t.Errorf("%s: vt differs from xterm.js:\n%s", c.name, limitLines(d, 20))
+		} else if d := xtermjs.Diff(got, round[i]); len(d) > 0 {
+			bad = true
+			t.Errorf("%s: xterm.js after vt's snapshot differs from vt:\n%s", c.name, limitLines(d, 20))
+		}
+		if bad {
+			failed++
+		}
+	}
+	return failed
+}
+
+func limitLines(d []string, n int) string {
+	s := ""
+	for i, l := range d {
+		if i == n {
+			s += "  ...\n"
+			break
+		}
+		s += "  " + l + "\n"
+	}
+	return s
+}
