@@ -56,14 +56,17 @@ func Dir() string {
 
 // Start starts render.js. ctx bounds the start only; Close ends the process.
 func Start(ctx context.Context) (*Renderer, error) {
-	dir := Dir()
+	return start(ctx, Dir())
+}
+
+func start(ctx context.Context, dir string) (*Renderer, error) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		return nil, xerrors.Errorf("find node: %w: %w", ErrNotInstalled, err)
+		return nil, xerrors.Errorf("find node (%v): %w", err, ErrNotInstalled)
 	}
 	for _, pkg := range []string{"@xterm/headless", "@xterm/addon-unicode11"} {
 		if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err != nil {
-			return nil, xerrors.Errorf("find %s: %w: %w", pkg, ErrNotInstalled, err)
+			return nil, xerrors.Errorf("find %s (%v): %w", pkg, err, ErrNotInstalled)
 		}
 	}
 	if err := ctx.Err(); err != nil {

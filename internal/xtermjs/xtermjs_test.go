@@ -3,6 +3,7 @@ package xtermjs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -238,6 +239,13 @@ func TestRenderCancelled(t *testing.T) {
 	}
 	if _, err := r.Render(context.Background(), Request{Rows: 2, Cols: 10}); err == nil {
 		t.Error("a renderer killed by a cancelled context still renders")
+	}
+}
+
+func TestStartWithoutNodeModules(t *testing.T) {
+	_, err := start(context.Background(), t.TempDir())
+	if !errors.Is(err, ErrNotInstalled) || !strings.Contains(err.Error(), "npm ci") {
+		t.Errorf("start without node_modules: %v, want ErrNotInstalled saying to run npm ci", err)
 	}
 }
 
