@@ -23,6 +23,16 @@ type Request struct {
 	// Chunks are written in order, each as one write() call, so their
 	// boundaries split escape sequences and UTF-8 as a PTY read would.
 	Chunks [][]byte
+	// Resizes resize the terminal between chunks, in order of Before.
+	Resizes []Resize
+}
+
+// Resize is a terminal resize in the middle of a Request's stream.
+type Resize struct {
+	// Before is the index of the chunk the resize comes before (after
+	// every earlier chunk is parsed); len(Chunks) resizes at the end.
+	Before     int
+	Cols, Rows int
 }
 
 // Renderer is a running render.js (Node) process. It serves one call at a
@@ -105,11 +115,18 @@ func (r *Renderer) Render(ctx context.Context, req Request) (State, error) {
 }
 
 type wireRequest struct {
-	ID         int64    `json:"id"`
-	Rows       int      `json:"rows"`
-	Cols       int      `json:"cols"`
-	Scrollback int      `json:"scrollback"`
-	Chunks     [][]byte `json:"chunks"` // base64, as encoding/json writes []byte
+	ID         int64        `json:"id"`
+	Rows       int          `json:"rows"`
+	Cols       int          `json:"cols"`
+	Scrollback int          `json:"scrollback"`
+	Chunks     [][]byte     `json:"chunks"` // base64, as encoding/json writes []byte
+	Resizes    []wireResize `json:"resizes,omitempty"`
+}
+
+type wireResize struct {
+	Before int `json:"before"`
+	Cols   int `json:"cols"`
+	Rows   int `json:"rows"`
 }
 
 type wireAnswer struct {
@@ -134,6 +151,11 @@ func (r *Renderer) RenderBatch(ctx context.Context, reqs []Request) ([]State, er
 		if q.Rows < 1 || q.Cols < 2 || q.Scrollback < 0 {
 			return nil, xerrors.Errorf("render request %d: bad size %dx%d scrollback %d", i, q.Cols, q.Rows, q.Scrollback)
 		}
+		for j, rz := range q.Resizes {
+			if rz.Rows < 1 || rz.Cols < 2 || rz.Before < 0 || rz.Before > len(q.Chunks) || (j > 0 && rz.Before < q.Resizes[j-1].Before) {
+				return nil, xerrors.Errorf("render request %d: bad resize %d: %+v", i, j, rz)
+			}
+		}
 	}
 	first := r.nextID
 	r.nextID += int64(len(reqs))
@@ -156,7 +178,11 @@ func (r *Renderer) RenderBatch(ctx context.Context, reqs []Request) ([]State, er
 		w := bufio.NewWriterSize(r.stdin, 1<<16)
 		enc := json.NewEncoder(w)
 		for i, q := range reqs {
-			if err := enc.Encode(wireRequest{ID: first + int64(i), Rows: q.Rows, Cols: q.Cols, Scrollback: q.Scrollback, Chunks: q.Chunks}); err != nil {
+			wr := wireRequest{ID: first + int64(i), Rows: q.Rows, Cols: q.Cols, Scrollback: q.Scrollback, Chunks: q.Chunks}
+			for _, rz := range q.Resizes {
+				wr.Resizes = append(wr.Resizes, wireResize(rz))
+			}
+			if err := enc.Encode(wr); err != nil {
 				writeErr <- xerrors.Errorf("send render request %d: %w", i, err)
 				return
 			}

@@ -195,6 +195,35 @@ func TestRenderRegionScrollbackSavedCursorCharsetsTabs(t *testing.T) {
 	}
 }
 
+func TestRenderResizes(t *testing.T) {
+	r := startRenderer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	chunks := [][]byte{[]byte("0123456789\r\n"), []byte("ab")}
+	// Narrowed to 5 columns, the first line reflows into two; widened to
+	// 10 at the end, they join again.
+	st, err := r.Render(ctx, Request{Rows: 3, Cols: 20, Scrollback: 10, Chunks: chunks,
+		Resizes: []Resize{{Before: 1, Cols: 5, Rows: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cols != 5 || st.Rows != 3 || len(st.Lines[0]) != 5 || st.Text() != "01234\n56789\nab" ||
+		!slices.Equal(st.Wrapped, []bool{false, true, false}) {
+		t.Errorf("narrowed: %dx%d %q wrapped %v", st.Cols, st.Rows, st.Text(), st.Wrapped)
+	}
+	st, err = r.Render(ctx, Request{Rows: 3, Cols: 20, Scrollback: 10, Chunks: chunks,
+		Resizes: []Resize{{Before: 1, Cols: 5, Rows: 3}, {Before: 2, Cols: 10, Rows: 4}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Cols != 10 || st.Rows != 4 || len(st.Lines) != 4 || st.Text() != "0123456789\nab\n\n" || st.CursorY != 1 {
+		t.Errorf("widened again: %dx%d %q cursor row %d", st.Cols, st.Rows, st.Text(), st.CursorY)
+	}
+	if _, err := r.Render(ctx, Request{Rows: 3, Cols: 20, Resizes: []Resize{{Before: 1, Cols: 5, Rows: 3}}}); err == nil {
+		t.Error("a resize after a chunk that is not there was accepted")
+	}
+}
+
 func TestRenderBatchKeepsOrder(t *testing.T) {
 	r := startRenderer(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -3,15 +3,18 @@
 // (package internal/xtermjs). It is a long-running process:
 //
 //   stdin:  one JSON request a line:
-//           {"id": N, "rows": R, "cols": C, "scrollback": S, "chunks": ["<base64>", ...]}
+//           {"id": N, "rows": R, "cols": C, "scrollback": S, "chunks": ["<base64>", ...],
+//            "resizes": [{"before": I, "cols": C, "rows": R}, ...]}   (optional)
 //   stdout: one JSON answer a line, in request order:
 //           {"id": N, "state": {...}}  or  {"id": N, "error": "..."}
 //
 // For each request it builds a fresh Terminal, loads the unicode11 addon and
 // makes version 11 active (as the web client does), writes the chunks in
 // order through the public write() (so chunk boundaries, split UTF-8 and
-// split escape sequences behave as in a browser), waits for the last write's
-// callback and prints the State that xtermjs/state.go decodes. Requests are
+// split escape sequences behave as in a browser), resizes the terminal
+// before chunk I for each {"before": I} (I may be the number of chunks: a
+// resize at the end), waits for the last write's callback and prints the
+// State that xtermjs/state.go decodes. Requests are
 // worked on concurrently (each terminal waits on its own write timer) but
 // answered in order.
 //
@@ -219,38 +222,51 @@ function dump(term, title) {
   return st;
 }
 
-function render(req) {
-  return new Promise((resolve, reject) => {
-    const term = new Terminal({
-      rows: req.rows,
-      cols: req.cols,
-      scrollback: req.scrollback,
-      allowProposedApi: true,
-    });
+function bytesOf(c) {
+  return new Uint8Array(c.buffer, c.byteOffset, c.length);
+}
+
+async function render(req) {
+  const term = new Terminal({
+    rows: req.rows,
+    cols: req.cols,
+    scrollback: req.scrollback,
+    allowProposedApi: true,
+  });
+  try {
     term.loadAddon(new Unicode11Addon());
     term.unicode.activeVersion = '11';
     let title = '';
     term.onTitleChange(t => { title = t; });
     const chunks = (req.chunks || []).map(c => Buffer.from(c, 'base64'));
-    const finish = () => {
-      try {
-        resolve(dump(term, title));
-      } catch (e) {
-        reject(e);
-      } finally {
-        term.dispose();
+    const resizes = req.resizes || [];
+    if (resizes.length === 0) {
+      // write() keeps each chunk a separate parse call; the callbacks run
+      // in order, so the last one means every chunk is parsed.
+      if (chunks.length > 0) {
+        await new Promise(done => chunks.forEach((c, i) =>
+          term.write(bytesOf(c), i === chunks.length - 1 ? done : undefined)));
       }
-    };
-    if (chunks.length === 0) {
-      finish();
-      return;
+    } else {
+      // resize() acts at once, even on data still queued for parsing, so
+      // each chunk is parsed before the next resize.
+      let r = 0;
+      for (let i = 0; i <= chunks.length; i++) {
+        for (; r < resizes.length && resizes[r].before === i; r++) {
+          term.resize(resizes[r].cols, resizes[r].rows);
+        }
+        if (i < chunks.length) {
+          await new Promise(done => term.write(bytesOf(chunks[i]), done));
+        }
+      }
+      if (r < resizes.length) {
+        throw new Error(`resize before chunk ${resizes[r].before} is out of order or range`);
+      }
     }
-    // write() keeps each chunk a separate parse call; the callbacks run in
-    // order, so the last one means every chunk is parsed.
-    chunks.forEach((c, i) => {
-      term.write(new Uint8Array(c.buffer, c.byteOffset, c.length), i === chunks.length - 1 ? finish : undefined);
-    });
-  });
+    return dump(term, title);
+  } finally {
+    term.dispose();
+  }
 }
 
 // How many terminals may be waiting on their write timers at once.
