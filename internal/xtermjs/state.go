@@ -1,10 +1,6 @@
-// Package xtermjs renders byte streams with real xterm.js (@xterm/headless,
-// pinned in testdata/package-lock.json) for differential tests: the tests of
-// internal/vt and of the server compare what they produce with what the
-// terminal in our users' browsers shows.
-//
 // The JSON that testdata/render.js prints for one terminal decodes into
 // State; this file is the contract between the Node side and the Go side.
+
 package xtermjs
 
 // Cell is one cell of a rendered line. It travels as a JSON array

@@ -129,6 +129,11 @@ func TestRenderAlternateScreen(t *testing.T) {
 	if got := main.Text(); got != "main\n\n" {
 		t.Errorf("normal screen under it %q", got)
 	}
+	// The normal buffer's scrollback stays visible to the dump meanwhile.
+	st = render(t, r, 10, 3, "1\r\n2\r\n3\r\nmain\x1b[?1049h")
+	if !slices.Equal(st.Scrollback, []string{"1"}) || (State{Lines: st.NormalLines}).Text() != "2\n3\nmain" {
+		t.Errorf("under the alternate screen: scrollback %q, normal screen %q", st.Scrollback, (State{Lines: st.NormalLines}).Text())
+	}
 	st = render(t, r, 10, 3, "main\x1b[?1049halt\x1b[?1049l")
 	if st.Buffer != "normal" || st.NormalLines != nil || st.CursorX != 4 {
 		t.Errorf("after leaving: buffer %q normal lines %v cursor x %d", st.Buffer, st.NormalLines, st.CursorX)
