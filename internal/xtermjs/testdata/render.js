@@ -36,6 +36,9 @@
 //   _core._inputHandler._curAttrData         the pen (an AttributeData: fg, bg, extended)
 //   _core._charsetService._charsets[0..3]    G0..G3 designations (charset tables, undefined = ASCII)
 //   _core._charsetService.glevel             the G set invoked into GL
+//   _core._inputHandler.selectCharset('(' + F)
+//                                            used once at start-up on a scratch terminal to
+//                                            learn which table each final byte F designates
 //   CellData (from the public getCell) and AttributeData share the raw
 //   fg/bg bit layout of common/buffer/Constants.ts (Attributes, FgFlags,
 //   BgFlags) and getUnderlineStyle().
