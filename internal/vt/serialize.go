@@ -1,6 +1,526 @@
 package vt
 
-// AppendSnapshot appends to dst a byte stream that reproduces the model.
+import "strconv"
+
+// AppendSnapshot appends to dst a byte stream that, written to a terminal
+// of the same size and scrollback in any prior state, reproduces this
+// one: it cancels any sequence in progress and resets the terminal (RIS),
+// then writes the scrollback and the normal screen (soft-wrapped lines
+// wrap again), the alternate screen on top when it is active, and sets the
+// tab stops, scroll region, saved cursors, modes, charsets, title, pen and
+// cursor. It contains no query. Deviations are listed in the package doc.
 func (t *Terminal) AppendSnapshot(dst []byte) []byte {
-	return append(dst, "\x1bc"...)
+	s := snapshotter{t: t, out: dst}
+	s.out = append(s.out, "\x18\x1bc"...)
+	s.writeNormal()
+	nb := &t.normal
+	s.setTabs(nb)
+	s.setRegion(nb)
+	if !s.savedDone {
+		s.setSaved(nb, t.sb.len(), -1)
+	}
+	if t.altActive {
+		// Enter the alternate screen at the normal cursor with a default
+		// pen (its blank fill takes the pen's background), then paint it.
+		s.moveTo(nb.y, min(nb.x, t.cols-1))
+		s.sgr(attrs{})
+		s.out = append(s.out, "\x1b[?1047h"...)
+		s.writeAlt()
+		s.setTabs(&t.alt)
+		s.setRegion(&t.alt)
+		s.setSaved(&t.alt, 0, -1)
+	}
+	s.setModesAndCursor()
+	s.out = t.appendPending(s.out)
+	s.out = append(s.out, t.utf8[:t.utf8Len]...)
+	return s.out
+}
+
+type snapshotter struct {
+	t   *Terminal
+	out []byte
+	// cur is the pen the receiving terminal has (a snapshot starts from
+	// RIS: the default pen).
+	cur attrs
+	// filler is 1 when a filler line was painted before the oldest line.
+	filler int
+	// savedDone is set once the normal screen's saved cursor is set.
+	savedDone bool
+}
+
+func (s *snapshotter) csi(args ...int) {
+	s.out = append(s.out, "\x1b["...)
+	for i, a := range args {
+		if i > 0 {
+			s.out = append(s.out, ';')
+		}
+		s.out = strconv.AppendInt(s.out, int64(a), 10)
+	}
+}
+
+func (s *snapshotter) moveTo(y, x int) {
+	s.csi(y+1, x+1)
+	s.out = append(s.out, 'H')
+}
+
+// sgr sets the receiving pen to a (all but a link's dashed underline,
+// which SGR 4:5 stands for).
+func (s *snapshotter) sgr(a attrs) {
+	if a == s.cur {
+		return
+	}
+	if a.flags&attrProtected != s.cur.flags&attrProtected {
+		if a.flags&attrProtected != 0 {
+			s.out = append(s.out, "\x1b[1\"q"...)
+		} else {
+			s.out = append(s.out, "\x1b[0\"q"...)
+		}
+	}
+	s.out = append(s.out, "\x1b[0"...)
+	f := a.flags
+	for _, fl := range [...]struct {
+		bit  uint16
+		code string
+	}{{attrBold, ";1"}, {attrDim, ";2"}, {attrItalic, ";3"}, {attrBlink, ";5"}, {attrInverse, ";7"},
+		{attrInvisible, ";8"}, {attrStrikethrough, ";9"}, {attrOverline, ";53"}} {
+		if f&fl.bit != 0 {
+			s.out = append(s.out, fl.code...)
+		}
+	}
+	if f&attrUnderline != 0 && a.ul != 0 {
+		s.out = append(s.out, ";4:"...)
+		s.out = strconv.AppendInt(s.out, int64(a.ul), 10)
+	}
+	s.color(a.fg, 30, 90, 38)
+	s.color(a.bg, 40, 100, 48)
+	s.out = append(s.out, 'm')
+	if a.flags&attrProtected != 0 {
+		// SGR 0 cleared the protection again.
+		s.out = append(s.out, "\x1b[1\"q"...)
+	}
+	s.cur = a
+}
+
+func (s *snapshotter) color(c color, base, bright, ext int) {
+	switch c & colorMode {
+	case colorPalette:
+		i := int(c & 0xff)
+		switch {
+		case i < 8:
+			s.out = append(s.out, ';')
+			s.out = strconv.AppendInt(s.out, int64(base+i), 10)
+		case i < 16:
+			s.out = append(s.out, ';')
+			s.out = strconv.AppendInt(s.out, int64(bright+i-8), 10)
+		default:
+			s.out = append(s.out, ';')
+			s.out = strconv.AppendInt(s.out, int64(ext), 10)
+			s.out = append(s.out, ";5;"...)
+			s.out = strconv.AppendInt(s.out, int64(i), 10)
+		}
+	case colorRGB:
+		s.out = append(s.out, ';')
+		s.out = strconv.AppendInt(s.out, int64(ext), 10)
+		s.out = append(s.out, ";2;"...)
+		s.out = strconv.AppendInt(s.out, int64(c>>16&0xff), 10)
+		s.out = append(s.out, ';')
+		s.out = strconv.AppendInt(s.out, int64(c>>8&0xff), 10)
+		s.out = append(s.out, ';')
+		s.out = strconv.AppendInt(s.out, int64(c&0xff), 10)
+	}
+}
+
+// lineSource yields the lines to paint in order.
+type lineSource interface {
+	count() int
+	// get returns line i, valid until the next call.
+	get(i int) *line
+	wrapped(i int) bool
+}
+
+type normalLines struct {
+	t   *Terminal
+	tmp line
+}
+
+func (n *normalLines) count() int { return n.t.sb.len() + len(n.t.normal.lines) }
+
+func (n *normalLines) get(i int) *line {
+	if i < n.t.sb.len() {
+		n.t.sb.decode(i, &n.tmp)
+		return &n.tmp
+	}
+	return n.t.normal.lines[i-n.t.sb.len()]
+}
+
+func (n *normalLines) wrapped(i int) bool {
+	if i < n.t.sb.len() {
+		return n.t.sb.at(i).wrapped
+	}
+	return n.t.normal.lines[i-n.t.sb.len()].wrapped
+}
+
+// writeNormal paints the scrollback and the normal screen top to bottom
+// with CR LF between lines that are not soft-wrapped, so the lines scroll
+// into the receiver's scrollback as they did here.
+func (s *snapshotter) writeNormal() {
+	t := s.t
+	src := &normalLines{t: t}
+	total := src.count()
+	// Only the lines up to the last non-blank one need painting, unless
+	// there is scrollback: then every screen row is written so the right
+	// number scroll away.
+	last := total - 1
+	if t.sb.len() == 0 {
+		for last >= 0 && isBlankLine(src.get(last)) && !nextWrapped(src, last, total) {
+			last--
+		}
+	}
+	if total > 0 && src.wrapped(0) && t.sb.len() == t.sb.max {
+		// The oldest line continues one that was dropped: paint a filler
+		// line first that wraps into it and then scrolls away.
+		for x := 0; x < t.cols; x++ {
+			s.out = append(s.out, ' ')
+		}
+		s.filler = 1
+	}
+	s.paint(src, 0, last, false)
+}
+
+// writeAlt paints the alternate screen.
+func (s *snapshotter) writeAlt() {
+	s.moveTo(0, 0)
+	src := &sliceLines{lines: s.t.alt.lines}
+	last := len(src.lines) - 1
+	for last >= 0 && isBlankLine(src.lines[last]) && !nextWrapped(src, last, len(src.lines)) {
+		last--
+	}
+	s.paint(src, 0, last, true)
+}
+
+type sliceLines struct{ lines []*line }
+
+func (l *sliceLines) count() int         { return len(l.lines) }
+func (l *sliceLines) get(i int) *line    { return l.lines[i] }
+func (l *sliceLines) wrapped(i int) bool { return l.lines[i].wrapped }
+
+func nextWrapped(src lineSource, i, total int) bool {
+	return i+1 < total && src.wrapped(i+1)
+}
+
+func isBlankLine(l *line) bool {
+	for _, c := range l.cells {
+		if c != (cell{width: 1}) {
+			return false
+		}
+	}
+	return true
+}
+
+// emptyRun is a run of empty cells painted with stand-ins, to be erased.
+type emptyRun struct {
+	x, n int
+	bg   color
+}
+
+// paint writes lines [from, to] of src. Every line starts at column 0 of
+// a fresh (blank, default) row: a line feed (normal screen, so lines
+// scroll into the scrollback) or a cursor move (alternate screen). A line
+// that continues the previous one is reached by printing past the end of
+// the previous line, as the program did.
+func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
+	t := s.t
+	var prevRuns []emptyRun
+	for i := from; i <= to; i++ {
+		l := src.get(i)
+		wrapNext := nextWrapped(src, i, src.count())
+		var runs []emptyRun
+		end := min(len(l.cells), t.cols)
+		if !wrapNext {
+			for end > 0 && l.cells[end-1] == (cell{width: 1}) {
+				end--
+			}
+		}
+		if l.wrapped && end == 0 {
+			end = 1
+		}
+		fix := prevRuns
+		prevRuns = nil
+		if !alt && !l.wrapped {
+			s.saveWhilePainting(i)
+		}
+		for x := 0; x < end; {
+			c := l.cells[x]
+			next := x + max(int(c.width), 1)
+			if c.ch == 0 {
+				k := x + 1
+				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs {
+					k++
+				}
+				next = k
+				switch {
+				case x == 0 && l.wrapped:
+					// The wrap into this line needs a printed character.
+					next = 1
+					s.standIns(&runs, x, 1, c.bg)
+				case k == end && wrapNext:
+					// So do the cells up to the wrap out of it.
+					s.standIns(&runs, x, k-x, c.bg)
+				case c.attrs == attrs{}:
+					if k < end {
+						s.csi(k - x)
+						s.out = append(s.out, 'C')
+					}
+				default:
+					s.sgr(attrs{bg: c.bg})
+					s.csi(k - x)
+					s.out = append(s.out, 'X')
+					if k < end {
+						s.csi(k - x)
+						s.out = append(s.out, 'C')
+					}
+				}
+			} else {
+				s.sgr(c.attrs)
+				if c.width == 0 {
+					// A lone zero-width character: end any join first.
+					s.out = append(s.out, "\x1b\\"...)
+				}
+				if c.ch == combinedRune {
+					s.out = append(s.out, l.combined[x]...)
+				} else {
+					s.out = appendRune(s.out, c.ch)
+				}
+			}
+			x = next
+			if fix != nil && x < t.cols {
+				// The wrap into this line happened: erase the stand-ins of
+				// the line above and come back.
+				s.out = append(s.out, "\x1b[A"...)
+				s.eraseRuns(fix)
+				s.out = append(s.out, "\x1b[B"...)
+				s.csi(x + 1)
+				s.out = append(s.out, 'G')
+				fix = nil
+			}
+		}
+		if wrapNext {
+			prevRuns = runs
+			continue
+		}
+		s.eraseRuns(runs)
+		if i < to {
+			if alt {
+				s.moveTo(i+1, 0)
+			} else {
+				s.sgr(attrs{})
+				s.out = append(s.out, "\r\n"...)
+			}
+		}
+	}
+}
+
+func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, bg color) {
+	s.sgr(attrs{})
+	for j := 0; j < n; j++ {
+		s.out = append(s.out, ' ')
+	}
+	*runs = append(*runs, emptyRun{x, n, bg})
+}
+
+// eraseRuns erases stand-ins on the cursor's row.
+func (s *snapshotter) eraseRuns(runs []emptyRun) {
+	for _, r := range runs {
+		s.sgr(attrs{bg: r.bg})
+		s.csi(r.x + 1)
+		s.out = append(s.out, 'G')
+		s.csi(r.n)
+		s.out = append(s.out, 'X')
+	}
+}
+
+// setTabs clears the stops and sets the model's.
+func (s *snapshotter) setTabs(b *buffer) {
+	s.out = append(s.out, "\x1b[3g"...)
+	for x, on := range b.tabs {
+		if on && x < s.t.cols {
+			s.csi(x + 1)
+			s.out = append(s.out, "G\x1bH"...)
+		}
+	}
+}
+
+func (s *snapshotter) setRegion(b *buffer) {
+	if b.scrollTop != 0 || b.scrollBottom != s.t.rows-1 {
+		s.csi(b.scrollTop+1, b.scrollBottom+1)
+		s.out = append(s.out, 'r')
+	}
+}
+
+// saveWhilePainting sets the normal screen's saved cursor while line i is
+// about to be painted at column 0, if the receiver's scrollback then has
+// the size that makes DECSC record the model's (absolute) saved row.
+func (s *snapshotter) saveWhilePainting(i int) {
+	t := s.t
+	if s.savedDone {
+		return
+	}
+	sv := t.normal.saved
+	if sv == (savedCursor{}) {
+		s.savedDone = true
+		return
+	}
+	w := i + s.filler
+	row := min(w, t.rows-1)
+	ybase := min(max(0, w-(t.rows-1)), t.sb.max)
+	if d := sv.y - ybase; d >= 0 && d < t.rows {
+		s.setSaved(&t.normal, ybase, row)
+		s.savedDone = true
+	}
+}
+
+// setSaved makes DECSC save what the model's buffer has saved: cursor,
+// pen colours and flags, and charset. The receiver has ybase lines above
+// its screen; with back >= 0 the cursor returns to column 0 of that row.
+func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
+	sv := b.saved
+	if sv == (savedCursor{}) {
+		return // what RIS and clearing the alternate screen leave
+	}
+	y := clampInt(sv.y-ybase, 0, s.t.rows-1)
+	s.moveTo(y, clampInt(sv.x, 0, s.t.cols-1))
+	p := pen{fg: sv.fg, bg: sv.bg, flags: sv.flags}
+	s.sgr(p.attrs())
+	if sv.charset != 0 {
+		s.out = append(s.out, "\x1b("...)
+		s.out = append(s.out, byte(sv.charset))
+	}
+	s.out = append(s.out, "\x1b7"...)
+	if sv.charset != 0 {
+		s.out = append(s.out, "\x1b(B"...)
+	}
+	if back >= 0 {
+		s.moveTo(back, 0)
+	}
+}
+
+// setModesAndCursor sets the modes, title, charsets, pen and finally the
+// cursor, last so that a combining mark arriving next still joins the
+// character before the cursor when it would here.
+func (s *snapshotter) setModesAndCursor() {
+	t := s.t
+	m := t.modes
+	b := t.buf
+	set := func(mode int, on bool) {
+		s.out = append(s.out, "\x1b[?"...)
+		s.out = strconv.AppendInt(s.out, int64(mode), 10)
+		if on {
+			s.out = append(s.out, 'h')
+		} else {
+			s.out = append(s.out, 'l')
+		}
+	}
+	if m.origin {
+		set(6, true)
+	}
+	// Options RIS keeps, then modes.
+	set(12, m.optBlink)
+	if m.convertEOL {
+		s.out = append(s.out, "\x1b[20h"...)
+	} else {
+		s.out = append(s.out, "\x1b[20l"...)
+	}
+	set(25, !m.cursorHidden)
+	for _, md := range [...]struct {
+		on   bool
+		mode int
+	}{{m.appCursor, 1}, {m.appKeypad, 66}, {m.bracketedPaste, 2004}, {m.reverseWrap, 45},
+		{m.sendFocus, 1004}, {m.syncOutput, 2026}} {
+		if md.on {
+			set(md.mode, true)
+		}
+	}
+	if !m.wraparound {
+		set(7, false)
+	}
+	if m.mouse != mouseNone {
+		set([...]int{0, 9, 1000, 1002, 1003}[m.mouse], true)
+	}
+	if m.mouseEnc != mouseEncDefault {
+		set([...]int{0, 1006, 1016}[m.mouseEnc], true)
+	}
+	if m.cursorStyle != cursorDefault || m.blinkSet {
+		p := [...]int{7, 1, 3, 5}[m.cursorStyle] // 7: only the blink flag
+		if !m.cursorBlink {
+			p++
+		}
+		s.csi(p)
+		s.out = append(s.out, " q"...)
+	}
+	s.out = append(s.out, "\x1b]2;"...)
+	s.out = append(s.out, t.title...)
+	s.out = append(s.out, '\a')
+	for g, cs := range t.charsets {
+		if cs != 0 {
+			s.out = append(s.out, 0x1b, "()*+"[g], byte(cs))
+		}
+	}
+	switch t.gl {
+	case 1:
+		s.out = append(s.out, 0x0e)
+	case 2:
+		s.out = append(s.out, "\x1bn"...)
+	case 3:
+		s.out = append(s.out, "\x1bo"...)
+	}
+	top := 0
+	if m.origin {
+		top = b.scrollTop
+	}
+	pa := t.pen.attrs()
+	jx := b.x - t.joinWidth
+	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
+		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width) == t.joinWidth &&
+		b.lines[b.y].cells[jx].attrs == pa {
+		// Print the character before the cursor again: same screen, and
+		// the receiver's parser knows it as the one to join to.
+		s.sgr(pa)
+		s.moveTo(b.y-top, jx)
+		s.printCell(b.lines[b.y], jx)
+	} else {
+		s.moveTo(b.y-top, min(b.x, t.cols-1))
+		if b.x >= t.cols {
+			s.repaintLast(b, top)
+		}
+		s.sgr(pa)
+	}
+	if m.insert {
+		s.out = append(s.out, "\x1b[4h"...)
+	}
+}
+
+func (s *snapshotter) printCell(l *line, x int) {
+	if c := l.cells[x]; c.ch == combinedRune {
+		s.out = append(s.out, l.combined[x]...)
+	} else {
+		s.out = appendRune(s.out, c.ch)
+	}
+}
+
+// repaintLast prints the last column's character again, leaving the
+// cursor in the pending-wrap state past it.
+func (s *snapshotter) repaintLast(b *buffer, top int) {
+	t := s.t
+	l := b.lines[b.y]
+	x := t.cols - 1
+	if x > 0 && l.cells[x].width == 0 && l.cells[x-1].width == 2 {
+		x--
+		s.moveTo(b.y-top, x)
+	}
+	c := l.cells[x]
+	if c.ch == 0 {
+		return // nothing to print: the pending wrap is lost (see doc.go)
+	}
+	s.sgr(c.attrs)
+	s.printCell(l, x)
 }
