@@ -133,14 +133,24 @@ func (s *snapshotter) color(c color, base, bright, ext int) {
 // lineSource yields the lines to paint in order.
 type lineSource interface {
 	count() int
-	// get returns line i, valid until the next call.
+	// get returns line i, valid until the next call; peek likewise, from
+	// storage of its own.
 	get(i int) *line
+	peek(i int) *line
 	wrapped(i int) bool
 }
 
 type normalLines struct {
-	t   *Terminal
-	tmp line
+	t         *Terminal
+	tmp, tmp2 line
+}
+
+func (n *normalLines) peek(i int) *line {
+	if i < n.t.sb.len() {
+		n.t.sb.decode(i, &n.tmp2)
+		return &n.tmp2
+	}
+	return n.t.normal.lines[i-n.t.sb.len()]
 }
 
 func (n *normalLines) count() int { return n.t.sb.len() + len(n.t.normal.lines) }
@@ -202,6 +212,7 @@ type sliceLines struct{ lines []*line }
 
 func (l *sliceLines) count() int         { return len(l.lines) }
 func (l *sliceLines) get(i int) *line    { return l.lines[i] }
+func (l *sliceLines) peek(i int) *line   { return l.lines[i] }
 func (l *sliceLines) wrapped(i int) bool { return l.lines[i].wrapped }
 
 func nextWrapped(src lineSource, i, total int) bool {
@@ -263,6 +274,9 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 					// The wrap into this line needs a printed character.
 					next = 1
 					s.standIns(&runs, x, 1, c.bg)
+				case k == end && wrapNext && k-x == 1 && s.wideWrapsNext(src, i, c.attrs):
+					// A wide character that did not fit left this cell: it
+					// will again, printed with the same pen.
 				case k == end && wrapNext:
 					// So do the cells up to the wrap out of it.
 					s.standIns(&runs, x, k-x, c.bg)
@@ -318,6 +332,13 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 			}
 		}
 	}
+}
+
+// wideWrapsNext reports whether line i+1 starts with a wide character
+// printed with attributes a.
+func (s *snapshotter) wideWrapsNext(src lineSource, i int, a attrs) bool {
+	n := src.peek(i + 1)
+	return len(n.cells) > 0 && n.cells[0].width == 2 && n.cells[0].ch != 0 && n.cells[0].attrs == a
 }
 
 func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, bg color) {

@@ -3,6 +3,7 @@ package vt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -35,14 +36,22 @@ type diffCase struct {
 	name           string
 	rows, cols, sb int
 	chunks         [][]byte
-	resizes        map[int][2]int // chunk index -> size applied before it (vt only; see below)
+	resizes        []xtermjs.Resize
 }
 
 // runVT feeds a case to a fresh vt terminal.
 func runVT(c diffCase) *Terminal {
 	term := New(c.rows, c.cols, Options{Scrollback: c.sb})
-	for _, ch := range c.chunks {
+	rs := c.resizes
+	for i, ch := range c.chunks {
+		for len(rs) > 0 && rs[0].Before == i {
+			term.Resize(rs[0].Rows, rs[0].Cols)
+			rs = rs[1:]
+		}
 		term.Write(ch)
+	}
+	for _, r := range rs {
+		term.Resize(r.Rows, r.Cols)
 	}
 	return term
 }
@@ -56,7 +65,7 @@ func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase) (failed int
 	reqs := make([]xtermjs.Request, len(cases))
 	terms := make([]*Terminal, len(cases))
 	for i, c := range cases {
-		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks}
+		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks, Resizes: c.resizes}
 		terms[i] = runVT(c)
 	}
 	want, err := r.RenderBatch(ctx, reqs)
@@ -65,7 +74,8 @@ func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase) (failed int
 	}
 	snaps := make([]xtermjs.Request, len(cases))
 	for i, c := range cases {
-		snaps[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: [][]byte{terms[i].AppendSnapshot(nil)}}
+		rows, cols := terms[i].Size()
+		snaps[i] = xtermjs.Request{Rows: rows, Cols: cols, Scrollback: c.sb, Chunks: [][]byte{terms[i].AppendSnapshot(nil)}}
 	}
 	round, err := r.RenderBatch(ctx, snaps)
 	if err != nil {
@@ -107,4 +117,24 @@ func limitLines(d []string, n int) string {
 var knownRoundTripDeviations = map[string]string{
 	"decsc-underline/24x80": "DECRC's underline flag without an underline style has no SGR form",
 	"decsc-underline/split": "DECRC's underline flag without an underline style has no SGR form",
+}
+
+// TestXtermRecordings compares vt with xterm.js on every recording, fed in
+// its PTY reads and whole, and round-trips the result through a snapshot.
+func TestXtermRecordings(t *testing.T) {
+	recs, err := xtermjs.LoadRecordings()
+	if err != nil {
+		t.Fatalf("load recordings: %v", err)
+	}
+	r := startRenderer(t)
+	var cases []diffCase
+	for _, rec := range recs {
+		for _, sb := range []int{1000, 10} {
+			cases = append(cases,
+				diffCase{name: fmt.Sprintf("%s/reads/sb%d", rec.File, sb), rows: rec.Rows, cols: rec.Cols, sb: sb, chunks: rec.Chunks},
+				diffCase{name: fmt.Sprintf("%s/whole/sb%d", rec.File, sb), rows: rec.Rows, cols: rec.Cols, sb: sb, chunks: [][]byte{rec.Bytes()}})
+		}
+	}
+	failed := checkCases(t, r, cases)
+	t.Logf("%d of %d recording cases match xterm.js", len(cases)-failed, len(cases))
 }
