@@ -42,13 +42,17 @@ type cell struct {
 	// ch is the code point, 0 for an empty cell, combinedRune for a cluster.
 	ch rune
 	attrs
-	// width is 1, 2 for a wide character, 0 for the cell a wide one covers
-	// (and for a lone zero-width character, as xterm.js stores it).
-	width uint8
+	// wx is the width xor 1, so that the zero cell is an empty cell of
+	// width 1 and clearing is a memory clear. The width is 1, 2 for a wide
+	// character, 0 for the cell a wide one covers (and for a lone
+	// zero-width character, as xterm.js stores it).
+	wx uint8
 }
 
+func (c cell) width() uint8 { return c.wx ^ 1 }
+
 // blank is an empty cell with the given attributes.
-func blank(a attrs) cell { return cell{attrs: a, width: 1} }
+func blank(a attrs) cell { return cell{attrs: a} }
 
 // line is one row of cells.
 type line struct {
@@ -58,10 +62,25 @@ type line struct {
 	combined map[int]string
 	// wrapped is true when this line continues the previous one (a soft wrap).
 	wrapped bool
+	// used bounds the cells that may differ from an empty default cell:
+	// cells[used:] are all cell{}. It keeps clearing and storing
+	// short lines cheap.
+	used int
 }
+
+// touch records that cell i may now differ from an empty default cell.
+func (l *line) touch(i int) {
+	if i >= l.used {
+		l.used = min(i+1, len(l.cells))
+	}
+}
+
+// touchAll records that any cell may differ from an empty default cell.
+func (l *line) touchAll() { l.used = len(l.cells) }
 
 func newLine(cols int, a attrs) *line {
 	l := &line{cells: make([]cell, cols)}
+	l.used = cols
 	l.fill(a)
 	return l
 }
@@ -69,8 +88,14 @@ func newLine(cols int, a attrs) *line {
 // fill blanks the whole line with attributes a.
 func (l *line) fill(a attrs) {
 	b := blank(a)
-	for i := range l.cells {
-		l.cells[i] = b
+	if a == (attrs{}) {
+		clear(l.cells[:min(l.used, len(l.cells))])
+		l.used = 0
+	} else {
+		for i := range l.cells {
+			l.cells[i] = b
+		}
+		l.used = len(l.cells)
 	}
 	if l.combined != nil {
 		clear(l.combined)
@@ -97,11 +122,12 @@ func (l *line) set(i int, c cell) {
 		return
 	}
 	l.cells[i] = c
+	l.touch(i)
 }
 
 // setBlank resets cell i to an empty cell of width w.
 func (l *line) setBlank(i int, w uint8, a attrs) {
-	l.set(i, cell{attrs: a, width: w})
+	l.set(i, cell{attrs: a, wx: w ^ 1})
 }
 
 // addCodepoint appends r to the text of cell i (xterm.js
@@ -110,6 +136,7 @@ func (l *line) addCodepoint(i int, r rune, w int) {
 	if i < 0 || i >= len(l.cells) {
 		return
 	}
+	l.touch(i)
 	c := &l.cells[i]
 	switch {
 	case c.ch == combinedRune:
@@ -122,10 +149,10 @@ func (l *line) addCodepoint(i int, r rune, w int) {
 		c.ch = combinedRune
 	default:
 		c.ch = r
-		c.width = 1
+		c.wx = 1 ^ 1
 	}
 	if w != 0 {
-		c.width = uint8(w)
+		c.wx = uint8(w) ^ 1
 	}
 }
 
@@ -140,6 +167,7 @@ func (l *line) copyCell(dst int, from *line, src int) {
 		l.combined[dst] = s
 	}
 	l.cells[dst] = c
+	l.touch(dst)
 }
 
 // hasContent reports whether cell i holds text.
@@ -148,9 +176,9 @@ func (l *line) hasContent(i int) bool { return l.cells[i].ch != 0 }
 // trimmedLength is xterm.js getTrimmedLength: the end of the last cell with
 // text, counting its width.
 func (l *line) trimmedLength() int {
-	for i := len(l.cells) - 1; i >= 0; i-- {
+	for i := l.used - 1; i >= 0; i-- {
 		if l.cells[i].ch != 0 {
-			return i + int(l.cells[i].width)
+			return i + int(l.cells[i].width())
 		}
 	}
 	return 0
@@ -158,9 +186,10 @@ func (l *line) trimmedLength() int {
 
 // insertCells shifts cells right from pos by n, filling with blanks of a.
 func (l *line) insertCells(pos, n int, a attrs) {
+	l.touchAll()
 	length := len(l.cells)
 	pos %= length
-	if pos > 0 && l.cells[pos-1].width == 2 {
+	if pos > 0 && l.cells[pos-1].width() == 2 {
 		l.setBlank(pos-1, 1, a)
 	}
 	if n < length-pos {
@@ -175,7 +204,7 @@ func (l *line) insertCells(pos, n int, a attrs) {
 			l.cells[i] = blank(a)
 		}
 	}
-	if l.cells[length-1].width == 2 {
+	if l.cells[length-1].width() == 2 {
 		l.setBlank(length-1, 1, a)
 	}
 }
@@ -183,6 +212,7 @@ func (l *line) insertCells(pos, n int, a attrs) {
 // deleteCells removes n cells at pos, shifting the rest left and filling
 // the end with blanks of a.
 func (l *line) deleteCells(pos, n int, a attrs) {
+	l.touchAll()
 	length := len(l.cells)
 	pos %= length
 	if n < length-pos {
@@ -197,10 +227,10 @@ func (l *line) deleteCells(pos, n int, a attrs) {
 			l.cells[i] = blank(a)
 		}
 	}
-	if pos > 0 && l.cells[pos-1].width == 2 {
+	if pos > 0 && l.cells[pos-1].width() == 2 {
 		l.setBlank(pos-1, 1, a)
 	}
-	if l.cells[pos].width == 0 && !l.hasContent(pos) {
+	if l.cells[pos].width() == 0 && !l.hasContent(pos) {
 		l.setBlank(pos, 1, a)
 	}
 }
@@ -208,11 +238,14 @@ func (l *line) deleteCells(pos, n int, a attrs) {
 // replaceCells blanks [start, end) with attributes a, breaking wide
 // characters cut at either edge.
 func (l *line) replaceCells(start, end int, a attrs) {
+	if a != (attrs{}) {
+		l.touchAll()
+	}
 	length := len(l.cells)
-	if start > 0 && start <= length && l.cells[start-1].width == 2 {
+	if start > 0 && start <= length && l.cells[start-1].width() == 2 {
 		l.setBlank(start-1, 1, a)
 	}
-	if end < length && end > 0 && l.cells[end-1].width == 2 {
+	if end < length && end > 0 && l.cells[end-1].width() == 2 {
 		l.setBlank(end, 1, a)
 	}
 	for ; start < end && start < length; start++ {
@@ -237,9 +270,13 @@ func (l *line) resize(cols int, a attrs) {
 		for i := old; i < cols; i++ {
 			l.cells[i] = blank(a)
 		}
+		if a != (attrs{}) {
+			l.touchAll()
+		}
 		return
 	}
 	l.cells = l.cells[:cols]
+	l.used = min(l.used, cols)
 	for k := range l.combined {
 		if k >= cols {
 			delete(l.combined, k)
@@ -255,6 +292,7 @@ func (l *line) copyFrom(o *line) {
 		l.cells = make([]cell, len(o.cells))
 	}
 	copy(l.cells, o.cells)
+	l.used = o.used
 	if l.combined != nil {
 		clear(l.combined)
 	}
@@ -272,11 +310,14 @@ func (l *line) protected(i int) bool { return l.cells[i].flags&attrProtected != 
 // replaceUnprotected blanks the cells of [start, end) that DECSCA did not
 // protect (xterm.js replaceCells with respectProtect).
 func (l *line) replaceUnprotected(start, end int, a attrs) {
+	if a != (attrs{}) {
+		l.touchAll()
+	}
 	length := len(l.cells)
-	if start > 0 && start <= length && l.cells[start-1].width == 2 && !l.protected(start-1) {
+	if start > 0 && start <= length && l.cells[start-1].width() == 2 && !l.protected(start-1) {
 		l.setBlank(start-1, 1, a)
 	}
-	if end < length && end > 0 && l.cells[end-1].width == 2 && !l.protected(end) {
+	if end < length && end > 0 && l.cells[end-1].width() == 2 && !l.protected(end) {
 		l.setBlank(end, 1, a)
 	}
 	for ; start < end && start < length; start++ {

@@ -63,7 +63,7 @@ func (t *Terminal) screenAlignment() {
 	if t.pen.hasExt {
 		a.ul = 0 // the fill cell carries no extended attributes
 	}
-	e := cell{ch: 'E', attrs: a, width: 1}
+	e := cell{ch: 'E', attrs: a}
 	t.setCursor(0, 0)
 	b := t.buf
 	for y := b.y; y < t.rows; y++ {
@@ -71,6 +71,7 @@ func (t *Terminal) screenAlignment() {
 		for i := range ln.cells {
 			ln.cells[i] = e
 		}
+		ln.touchAll()
 		ln.wrapped = false
 	}
 	t.setCursor(0, 0)

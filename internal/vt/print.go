@@ -79,7 +79,7 @@ func (t *Terminal) printStart() {
 	b := t.buf
 	if b.x > 0 && b.x <= t.cols {
 		ln := b.lines[b.y]
-		if ln.cells[b.x-1].width == 2 {
+		if ln.cells[b.x-1].width() == 2 {
 			ln.setBlank(b.x-1, 1, t.penAttrs)
 		}
 	}
@@ -89,7 +89,7 @@ func (t *Terminal) printEnd() {
 	b := t.buf
 	if b.x < t.cols {
 		ln := b.lines[b.y]
-		if ln.cells[b.x].width == 0 && ln.cells[b.x].ch == 0 {
+		if ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
 			ln.setBlank(b.x, 1, t.penAttrs)
 		}
 	}
@@ -114,8 +114,9 @@ func (t *Terminal) printASCII(s []byte) {
 		n := min(len(s), t.cols-b.x)
 		cells := b.lines[b.y].cells[b.x : b.x+n]
 		for k := range cells {
-			cells[k] = cell{ch: rune(s[k]), attrs: a, width: 1}
+			cells[k] = cell{ch: rune(s[k]), attrs: a}
 		}
+		b.lines[b.y].touch(b.x + n - 1)
 		b.x += n
 		s = s[n:]
 		t.joinWidth = 1
@@ -177,7 +178,7 @@ func (t *Terminal) printRune(r rune) {
 	}
 	if join && b.x > 0 {
 		off := 2
-		if b.x-1 < len(ln.cells) && ln.cells[b.x-1].width != 0 {
+		if b.x-1 < len(ln.cells) && ln.cells[b.x-1].width() != 0 {
 			off = 1
 		}
 		ln.addCodepoint(b.x-off, r, w)
@@ -185,11 +186,11 @@ func (t *Terminal) printRune(r rune) {
 	}
 	if t.modes.insert {
 		ln.insertCells(b.x, w-oldW, t.penAttrs)
-		if ln.cells[cols-1].width == 2 {
+		if ln.cells[cols-1].width() == 2 {
 			ln.setBlank(cols-1, 1, t.penAttrs)
 		}
 	}
-	ln.set(b.x, cell{ch: r, attrs: t.penAttrs, width: uint8(w)})
+	ln.set(b.x, cell{ch: r, attrs: t.penAttrs, wx: uint8(w) ^ 1})
 	b.x++
 	for k := w; k > 1; k-- {
 		ln.setBlank(b.x, 0, t.penAttrs)
@@ -293,7 +294,7 @@ func (t *Terminal) backspace() {
 		b.y--
 		b.x = t.cols - 1
 		ln := b.lines[b.y]
-		if ln.cells[b.x].width == 1 && !ln.hasContent(b.x) {
+		if ln.cells[b.x].width() == 1 && !ln.hasContent(b.x) {
 			b.x--
 		}
 	}

@@ -106,42 +106,45 @@ const (
 const attrLen = 11
 
 // encodeLine appends l's encoding: its length, then runs of cells sharing
-// attributes (trailing empty default cells are left out).
+// attributes (trailing empty default cells are left out). A run is the
+// attributes, a 2-byte cell count and the cells.
 func encodeLine(dst []byte, l *line) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(l.cells)))
-	end := len(l.cells)
-	for end > 0 && l.cells[end-1] == (cell{width: 1}) {
+	end := l.used
+	for end > 0 && l.cells[end-1] == (cell{}) {
 		end--
 	}
-	for i := 0; i < end; {
-		a := l.cells[i].attrs
-		j := i + 1
-		for j < end && l.cells[j].attrs == a {
-			j++
-		}
+	cells := l.cells[:end]
+	for i := 0; i < len(cells); {
+		a := cells[i].attrs
+		hdr := len(dst)
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.fg))
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
 		dst = binary.LittleEndian.AppendUint16(dst, a.flags)
-		dst = append(dst, a.ul)
-		dst = binary.AppendUvarint(dst, uint64(j-i))
-		for k := i; k < j; k++ {
-			c := l.cells[k]
+		dst = append(dst, a.ul, 0, 0)
+		j := i
+		for ; j < len(cells) && j-i < 0xffff; j++ {
+			c := cells[j]
+			if c.attrs != a {
+				break
+			}
 			switch {
-			case c.ch >= 0x20 && c.ch < 0x7f && c.width == 1:
+			case uint32(c.ch-0x20) < 0x5f && c.wx == 0:
 				dst = append(dst, byte(c.ch))
-			case c.ch == 0 && c.width == 1:
+			case c.ch == 0 && c.wx == 0:
 				dst = append(dst, tagEmpty)
-			case c.ch == 0 && c.width == 0:
+			case c.ch == 0 && c.wx == 1:
 				dst = append(dst, tagCovered)
 			case c.ch == 0:
-				dst = append(dst, tagEmptyW, c.width)
+				dst = append(dst, tagEmptyW, c.width())
 			default:
-				s := l.text(k)
-				dst = append(dst, tagText, c.width)
+				s := l.text(j)
+				dst = append(dst, tagText, c.width())
 				dst = binary.AppendUvarint(dst, uint64(len(s)))
 				dst = append(dst, s...)
 			}
 		}
+		binary.LittleEndian.PutUint16(dst[hdr+attrLen:], uint16(j-i))
 		i = j
 	}
 	return dst
@@ -166,22 +169,21 @@ func decodeLine(l *line, data []byte) {
 		a.bg = color(binary.LittleEndian.Uint32(data[4:]))
 		a.flags = binary.LittleEndian.Uint16(data[8:])
 		a.ul = data[10]
-		data = data[attrLen:]
-		run, n := binary.Uvarint(data)
-		data = data[n:]
+		run := binary.LittleEndian.Uint16(data[attrLen:])
+		data = data[attrLen+2:]
 		for ; run > 0; run-- {
 			b := data[0]
 			data = data[1:]
-			c := cell{attrs: a, width: 1}
+			c := cell{attrs: a}
 			switch b {
 			case tagEmpty:
 			case tagCovered:
-				c.width = 0
+				c.wx = 0 ^ 1
 			case tagEmptyW:
-				c.width = data[0]
+				c.wx = data[0] ^ 1
 				data = data[1:]
 			case tagText:
-				c.width = data[0]
+				c.wx = data[0] ^ 1
 				sl, n := binary.Uvarint(data[1:])
 				s := data[1+n : 1+n+int(sl)]
 				data = data[1+n+int(sl):]
@@ -201,8 +203,9 @@ func decodeLine(l *line, data []byte) {
 			i++
 		}
 	}
+	l.used = i
 	for ; i < int(cols); i++ {
-		l.cells[i] = cell{width: 1}
+		l.cells[i] = cell{}
 	}
 }
 

@@ -1,6 +1,9 @@
 package vt
 
-import "strconv"
+import (
+	"encoding/binary"
+	"strconv"
+)
 
 // AppendSnapshot appends to dst a byte stream that, written to a terminal
 // of the same size and scrollback in any prior state, reproduces this
@@ -220,8 +223,8 @@ func nextWrapped(src lineSource, i, total int) bool {
 }
 
 func isBlankLine(l *line) bool {
-	for _, c := range l.cells {
-		if c != (cell{width: 1}) {
+	for _, c := range l.cells[:l.used] {
+		if c != (cell{}) {
 			return false
 		}
 	}
@@ -243,12 +246,20 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 	t := s.t
 	var prevRuns []emptyRun
 	for i := from; i <= to; i++ {
-		l := src.get(i)
 		wrapNext := nextWrapped(src, i, src.count())
+		if !alt && !wrapNext && !src.wrapped(i) && s.paintCompact(i) {
+			if i < to {
+				s.sgr(attrs{})
+				s.out = append(s.out, "\r\n"...)
+			}
+			continue
+		}
+		l := src.get(i)
 		var runs []emptyRun
 		end := min(len(l.cells), t.cols)
 		if !wrapNext {
-			for end > 0 && l.cells[end-1] == (cell{width: 1}) {
+			end = min(end, l.used)
+			for end > 0 && l.cells[end-1] == (cell{}) {
 				end--
 			}
 		}
@@ -262,7 +273,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 		}
 		for x := 0; x < end; {
 			c := l.cells[x]
-			next := x + max(int(c.width), 1)
+			next := x + max(int(c.width()), 1)
 			if c.ch == 0 {
 				k := x + 1
 				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs {
@@ -296,7 +307,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				}
 			} else {
 				s.sgr(c.attrs)
-				if c.width == 0 {
+				if c.width() == 0 {
 					// A lone zero-width character: end any join first.
 					s.out = append(s.out, "\x1b\\"...)
 				}
@@ -338,7 +349,47 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 // printed with attributes a.
 func (s *snapshotter) wideWrapsNext(src lineSource, i int, a attrs) bool {
 	n := src.peek(i + 1)
-	return len(n.cells) > 0 && n.cells[0].width == 2 && n.cells[0].ch != 0 && n.cells[0].attrs == a
+	return len(n.cells) > 0 && n.cells[0].width() == 2 && n.cells[0].ch != 0 && n.cells[0].attrs == a
+}
+
+// paintCompact paints scrollback line i straight from its stored form when
+// it is plain text runs (the common case), and reports whether it did.
+func (s *snapshotter) paintCompact(i int) bool {
+	t := s.t
+	if i >= t.sb.len() {
+		return false
+	}
+	s.saveWhilePainting(i)
+	data := t.sb.at(i).data
+	cols, n := binary.Uvarint(data)
+	if int(cols) > t.cols {
+		return false
+	}
+	data = data[n:]
+	// Check first: a line with anything but text falls back whole.
+	for d := data; len(d) > 0; {
+		run := int(binary.LittleEndian.Uint16(d[attrLen:]))
+		d = d[attrLen+2:]
+		for _, c := range d[:run] {
+			if c < 0x20 || c > 0x7e {
+				return false
+			}
+		}
+		d = d[run:]
+	}
+	for len(data) > 0 {
+		var a attrs
+		a.fg = color(binary.LittleEndian.Uint32(data))
+		a.bg = color(binary.LittleEndian.Uint32(data[4:]))
+		a.flags = binary.LittleEndian.Uint16(data[8:])
+		a.ul = data[10]
+		run := int(binary.LittleEndian.Uint16(data[attrLen:]))
+		data = data[attrLen+2:]
+		s.sgr(a)
+		s.out = append(s.out, data[:run]...)
+		data = data[run:]
+	}
+	return true
 }
 
 func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, bg color) {
@@ -501,7 +552,7 @@ func (s *snapshotter) setModesAndCursor() {
 	pa := t.pen.attrs()
 	jx := b.x - t.joinWidth
 	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
-		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width) == t.joinWidth &&
+		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
 		b.lines[b.y].cells[jx].attrs == pa {
 		// Print the character before the cursor again: same screen, and
 		// the receiver's parser knows it as the one to join to.
@@ -534,7 +585,7 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	t := s.t
 	l := b.lines[b.y]
 	x := t.cols - 1
-	if x > 0 && l.cells[x].width == 0 && l.cells[x-1].width == 2 {
+	if x > 0 && l.cells[x].width() == 0 && l.cells[x-1].width() == 2 {
 		x--
 		s.moveTo(b.y-top, x)
 	}

@@ -95,7 +95,7 @@ func linesOf(ls []*line) ([][]xtermjs.Cell, []bool) {
 		row := make([]xtermjs.Cell, len(l.cells))
 		for x, c := range l.cells {
 			row[x] = xtermjs.Cell{
-				Chars: l.text(x), Width: int(c.width),
+				Chars: l.text(x), Width: int(c.width()),
 				FG: colorOf(c.fg), BG: colorOf(c.bg), Flags: c.flags & visibleFlags, Underline: c.ul,
 			}
 		}
@@ -115,7 +115,7 @@ func lineText(l *line) string {
 			s = " "
 		}
 		sb.WriteString(s)
-		x += max(int(l.cells[x].width), 1)
+		x += max(int(l.cells[x].width()), 1)
 	}
 	return sb.String()
 }

@@ -131,9 +131,11 @@ type Terminal struct {
 	state   pstate
 	collect uint32
 	params  params
-	osc     []byte
-	oscID   int32
-	oscMode uint8 // oscNone, oscID, oscPayload, oscAbort
+	// fastFinal is the final byte fastCSI found.
+	fastFinal byte
+	osc       []byte
+	oscID     int32
+	oscMode   uint8 // oscNone, oscID, oscPayload, oscAbort
 	// utf8 holds a partial UTF-8 sequence carried over from the last Write.
 	utf8    [4]byte
 	utf8Len int

@@ -27,6 +27,36 @@ func (t *Terminal) Write(p []byte) (int, error) {
 			i = j
 			continue
 		}
+		if t.state == stGround {
+			switch b {
+			case '\r', '\n':
+				// The commonest controls, straight to their handlers.
+				if inPrint {
+					t.printEnd()
+					inPrint = false
+				}
+				if b == '\r' {
+					t.buf.x = 0
+				} else {
+					t.lineFeed()
+				}
+				t.joinWidth = 0
+				i++
+				continue
+			case 0x1b:
+				if n := t.fastCSI(p[i:]); n > 0 {
+					if inPrint {
+						// The sequence ends the run before it takes effect.
+						inPrint = false
+						t.printEnd()
+					}
+					t.csiDispatch(t.fastFinal)
+					t.joinWidth = 0
+					i += n
+					continue
+				}
+			}
+		}
 		if b < 0x80 {
 			t.advance(rune(b), &inPrint)
 			i++
@@ -132,4 +162,45 @@ func (t *Terminal) finishUTF8(p []byte, inPrint *bool) int {
 		have++
 		used++
 	}
+}
+
+// fastCSI parses a plain CSI sequence (ESC [, an optional private marker,
+// parameters, intermediates, final byte) wholly inside p into t.params,
+// t.collect and t.fastFinal, the same as the state machine would, and
+// returns its length; 0 when p holds anything else, which then takes the
+// general path.
+func (t *Terminal) fastCSI(p []byte) int {
+	if len(p) < 3 || p[1] != '[' {
+		return 0
+	}
+	t.params.reset()
+	t.collect = 0
+	i := 2
+	if c := p[i]; c >= 0x3c && c <= 0x3f {
+		t.collect = uint32(c)
+		i++
+	}
+	for ; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c >= '0' && c <= '9':
+			t.params.addDigit(int32(c - '0'))
+		case c == ';':
+			t.params.addParam(0)
+		case c == ':':
+			t.params.addSub(-1)
+		default:
+			goto inter
+		}
+	}
+	return 0
+inter:
+	for ; i < len(p) && p[i] >= 0x20 && p[i] <= 0x2f; i++ {
+		t.collect = t.collect<<8 | uint32(p[i])
+	}
+	if i < len(p) && p[i] >= 0x40 && p[i] <= 0x7e {
+		t.fastFinal = p[i]
+		return i + 1
+	}
+	return 0
 }
