@@ -38,7 +38,14 @@ func (s *scrollback) push(l *line) {
 	var e *sbLine
 	if s.n < s.max {
 		if s.n == len(s.lines) {
-			// Grow the ring; it is linear until it first fills (start 0).
+			// Grow the ring, oldest line first again.
+			if s.start != 0 {
+				lin := make([]sbLine, s.n, s.n+1)
+				for i := range lin {
+					lin[i] = *s.at(i)
+				}
+				s.lines, s.start = lin, 0
+			}
 			s.lines = append(s.lines, sbLine{})
 			s.lines = s.lines[:cap(s.lines)]
 			if len(s.lines) > s.max {

@@ -13,6 +13,13 @@ import (
 // tab stops, scroll region, saved cursors, modes, charsets, title, pen and
 // cursor. It contains no query. Deviations are listed in the package doc.
 func (t *Terminal) AppendSnapshot(dst []byte) []byte {
+	out, _ := t.snapshot(dst)
+	return out
+}
+
+// snapshot is AppendSnapshot that also says what, if anything, the
+// snapshot could not reproduce (the deviations of doc.go).
+func (t *Terminal) snapshot(dst []byte) ([]byte, []string) {
 	s := snapshotter{t: t, out: dst}
 	s.out = append(s.out, "\x18\x1bc"...)
 	s.writeNormal()
@@ -36,7 +43,7 @@ func (t *Terminal) AppendSnapshot(dst []byte) []byte {
 	s.setModesAndCursor()
 	s.out = t.appendPending(s.out)
 	s.out = append(s.out, t.utf8[:t.utf8Len]...)
-	return s.out
+	return s.out, s.lossy
 }
 
 type snapshotter struct {
@@ -49,6 +56,14 @@ type snapshotter struct {
 	filler int
 	// savedDone is set once the normal screen's saved cursor is set.
 	savedDone bool
+	// lossy lists what could not be reproduced.
+	lossy []string
+}
+
+func (s *snapshotter) lose(why string) {
+	if len(s.lossy) < 8 {
+		s.lossy = append(s.lossy, why)
+	}
 }
 
 func (s *snapshotter) csi(args ...int) {
@@ -183,19 +198,25 @@ func (s *snapshotter) writeNormal() {
 	// Only the lines up to the last non-blank one need painting, unless
 	// there is scrollback: then every screen row is written so the right
 	// number scroll away.
-	last := total - 1
-	if t.sb.len() == 0 {
-		for last >= 0 && isBlankLine(src.get(last)) && !nextWrapped(src, last, total) {
-			last--
-		}
+	if total > 0 && src.wrapped(0) && t.sb.len() != t.sb.max {
+		s.lose("oldest line marked wrapped")
 	}
 	if total > 0 && src.wrapped(0) && t.sb.len() == t.sb.max {
 		// The oldest line continues one that was dropped: paint a filler
-		// line first that wraps into it and then scrolls away.
+		// line first that wraps into it and then scrolls away (so every
+		// row is painted).
 		for x := 0; x < t.cols; x++ {
 			s.out = append(s.out, ' ')
 		}
 		s.filler = 1
+	}
+	// Only the lines up to the last non-blank one need painting, unless
+	// lines must scroll away: then every screen row is written.
+	last := total - 1
+	if t.sb.len() == 0 && s.filler == 0 {
+		for last >= 0 && isBlankLine(src.get(last)) && !src.wrapped(last) && !nextWrapped(src, last, total) {
+			last--
+		}
 	}
 	s.paint(src, 0, last, false)
 }
@@ -204,8 +225,11 @@ func (s *snapshotter) writeNormal() {
 func (s *snapshotter) writeAlt() {
 	s.moveTo(0, 0)
 	src := &sliceLines{lines: s.t.alt.lines}
+	if len(src.lines) > 0 && src.lines[0].wrapped {
+		s.lose("top line of the alternate screen marked wrapped")
+	}
 	last := len(src.lines) - 1
-	for last >= 0 && isBlankLine(src.lines[last]) && !nextWrapped(src, last, len(src.lines)) {
+	for last >= 0 && isBlankLine(src.lines[last]) && !src.lines[last].wrapped && !nextWrapped(src, last, len(src.lines)) {
 		last--
 	}
 	s.paint(src, 0, last, true)
@@ -256,6 +280,9 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 		}
 		l := src.get(i)
 		var runs []emptyRun
+		if len(l.cells) > t.cols && !isBlankFrom(l, t.cols) {
+			s.lose("line longer than the screen is wide")
+		}
 		end := min(len(l.cells), t.cols)
 		if !wrapNext {
 			end = min(end, l.used)
@@ -268,12 +295,16 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 		}
 		fix := prevRuns
 		prevRuns = nil
+		wrappedIn := l.wrapped && (i > from || s.filler == 1)
 		if !alt && !l.wrapped {
 			s.saveWhilePainting(i)
 		}
 		for x := 0; x < end; {
 			c := l.cells[x]
 			next := x + max(int(c.width()), 1)
+			if c.ch == 0 && c.width() != 1 {
+				s.lose("empty cell of width other than 1")
+			}
 			if c.ch == 0 {
 				k := x + 1
 				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs {
@@ -284,19 +315,22 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				case x == 0 && l.wrapped:
 					// The wrap into this line needs a printed character.
 					next = 1
-					s.standIns(&runs, x, 1, c.bg)
+					s.standIns(&runs, x, 1, c.attrs)
 				case k == end && wrapNext && k-x == 1 && s.wideWrapsNext(src, i, c.attrs):
 					// A wide character that did not fit left this cell: it
 					// will again, printed with the same pen.
 				case k == end && wrapNext:
 					// So do the cells up to the wrap out of it.
-					s.standIns(&runs, x, k-x, c.bg)
+					s.standIns(&runs, x, k-x, c.attrs)
 				case c.attrs == attrs{}:
 					if k < end {
 						s.csi(k - x)
 						s.out = append(s.out, 'C')
 					}
 				default:
+					if c.attrs != (attrs{bg: c.bg}) {
+						s.lose("empty cell with foreground attributes")
+					}
 					s.sgr(attrs{bg: c.bg})
 					s.csi(k - x)
 					s.out = append(s.out, 'X')
@@ -306,6 +340,18 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 					}
 				}
 			} else {
+				if x == 0 && l.wrapped && c.width() == 0 {
+					s.lose("zero-width character opening a wrapped line")
+				}
+				if c.width() == 2 && (x+1 >= len(l.cells) || l.cells[x+1].ch != 0 || l.cells[x+1].width() != 0) {
+					s.lose("wide character without its right half")
+				}
+				if c.flags&attrUnderline != 0 && c.ul == 0 {
+					s.lose("underlined cell without an underline style")
+				}
+				if int(c.width()) != runeWidth(firstRune(l, x)) {
+					s.lose("character whose width printing would not give")
+				}
 				s.sgr(c.attrs)
 				if c.width() == 0 {
 					// A lone zero-width character: end any join first.
@@ -318,16 +364,24 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				}
 			}
 			x = next
-			if fix != nil && x < t.cols {
+			if wrappedIn && x < t.cols {
 				// The wrap into this line happened: erase the stand-ins of
-				// the line above and come back.
-				s.out = append(s.out, "\x1b[A"...)
-				s.eraseRuns(fix)
-				s.out = append(s.out, "\x1b[B"...)
-				s.csi(x + 1)
-				s.out = append(s.out, 'G')
-				fix = nil
+				// the line above, and the rest of this line, which a scroll
+				// may have filled with the pen's background.
+				if len(fix) > 0 {
+					s.out = append(s.out, "\x1b[A"...)
+					s.eraseRuns(fix)
+					s.out = append(s.out, "\x1b[B"...)
+					s.csi(x + 1)
+					s.out = append(s.out, 'G')
+				}
+				s.sgr(attrs{})
+				s.out = append(s.out, "\x1b[K"...)
+				wrappedIn = false
 			}
+		}
+		if wrappedIn && len(fix) > 0 {
+			s.lose("no room to erase the stand-ins above a wrapped line")
 		}
 		if wrapNext {
 			prevRuns = runs
@@ -369,6 +423,9 @@ func (s *snapshotter) paintCompact(i int) bool {
 	// Check first: a line with anything but text falls back whole.
 	for d := data; len(d) > 0; {
 		run := int(binary.LittleEndian.Uint16(d[attrLen:]))
+		if binary.LittleEndian.Uint16(d[8:])&attrUnderline != 0 && d[10] == 0 {
+			return false
+		}
 		d = d[attrLen+2:]
 		for _, c := range d[:run] {
 			if c < 0x20 || c > 0x7e {
@@ -392,7 +449,31 @@ func (s *snapshotter) paintCompact(i int) bool {
 	return true
 }
 
-func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, bg color) {
+// firstRune is the first code point of cell x's text.
+func firstRune(l *line, x int) rune {
+	if c := l.cells[x]; c.ch != combinedRune {
+		return c.ch
+	}
+	for _, r := range l.combined[x] {
+		return r
+	}
+	return 0
+}
+
+func isBlankFrom(l *line, x int) bool {
+	for _, c := range l.cells[x:min(l.used, len(l.cells))] {
+		if c != (cell{}) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, a attrs) {
+	bg := a.bg
+	if a != (attrs{bg: bg}) {
+		s.lose("empty cell with foreground attributes")
+	}
 	s.sgr(attrs{})
 	for j := 0; j < n; j++ {
 		s.out = append(s.out, ' ')
@@ -415,6 +496,9 @@ func (s *snapshotter) eraseRuns(runs []emptyRun) {
 func (s *snapshotter) setTabs(b *buffer) {
 	s.out = append(s.out, "\x1b[3g"...)
 	for x, on := range b.tabs {
+		if on && x >= s.t.cols {
+			s.lose("tab stop past the last column")
+		}
 		if on && x < s.t.cols {
 			s.csi(x + 1)
 			s.out = append(s.out, "G\x1bH"...)
@@ -460,6 +544,9 @@ func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 		return // what RIS and clearing the alternate screen leave
 	}
 	y := clampInt(sv.y-ybase, 0, s.t.rows-1)
+	if y != sv.y-ybase || sv.x >= s.t.cols {
+		s.lose("saved cursor out of reach")
+	}
 	s.moveTo(y, clampInt(sv.x, 0, s.t.cols-1))
 	p := pen{fg: sv.fg, bg: sv.bg, flags: sv.flags}
 	s.sgr(p.attrs())
@@ -532,6 +619,52 @@ func (s *snapshotter) setModesAndCursor() {
 	s.out = append(s.out, "\x1b]2;"...)
 	s.out = append(s.out, t.title...)
 	s.out = append(s.out, '\a')
+	top := 0
+	if m.origin {
+		top = b.scrollTop
+	}
+	pa := t.pen.attrs()
+	if pa.flags&attrUnderline != 0 && pa.ul == 0 {
+		s.lose("pen underlined without an underline style")
+	}
+	if t.active != t.charsets[t.gl] {
+		s.lose("charset restored by DECRC differs from the designation")
+	}
+	if b.x > t.cols {
+		s.lose("cursor past the right margin")
+	}
+	if m.origin && (b.y < b.scrollTop || b.y > b.scrollBottom) {
+		s.lose("cursor outside the region in origin mode")
+	}
+	jx := b.x - t.joinWidth
+	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
+		(jx == 0 || b.lines[b.y].cells[jx-1].width() != 2) &&
+		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
+		b.lines[b.y].cells[jx].attrs == pa {
+		// Print the character before the cursor again: same screen, and
+		// the receiver's parser knows it as the one to join to. GL maps
+		// nothing here, so the charsets can be set first.
+		s.setCharsets()
+		s.sgr(pa)
+		s.moveTo(b.y-top, jx)
+		s.printCell(b.lines[b.y], jx)
+	} else {
+		s.moveTo(b.y-top, min(b.x, t.cols-1))
+		if b.x >= t.cols {
+			s.repaintLast(b, top)
+		}
+		// After the repaint, which prints the character untranslated;
+		// designations leave a pending wrap alone.
+		s.setCharsets()
+		s.sgr(pa)
+	}
+	if m.insert {
+		s.out = append(s.out, "\x1b[4h"...)
+	}
+}
+
+func (s *snapshotter) setCharsets() {
+	t := s.t
 	for g, cs := range t.charsets {
 		if cs != 0 {
 			s.out = append(s.out, 0x1b, "()*+"[g], byte(cs))
@@ -544,30 +677,6 @@ func (s *snapshotter) setModesAndCursor() {
 		s.out = append(s.out, "\x1bn"...)
 	case 3:
 		s.out = append(s.out, "\x1bo"...)
-	}
-	top := 0
-	if m.origin {
-		top = b.scrollTop
-	}
-	pa := t.pen.attrs()
-	jx := b.x - t.joinWidth
-	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
-		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
-		b.lines[b.y].cells[jx].attrs == pa {
-		// Print the character before the cursor again: same screen, and
-		// the receiver's parser knows it as the one to join to.
-		s.sgr(pa)
-		s.moveTo(b.y-top, jx)
-		s.printCell(b.lines[b.y], jx)
-	} else {
-		s.moveTo(b.y-top, min(b.x, t.cols-1))
-		if b.x >= t.cols {
-			s.repaintLast(b, top)
-		}
-		s.sgr(pa)
-	}
-	if m.insert {
-		s.out = append(s.out, "\x1b[4h"...)
 	}
 }
 
@@ -591,7 +700,11 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	}
 	c := l.cells[x]
 	if c.ch == 0 {
-		return // nothing to print: the pending wrap is lost (see doc.go)
+		s.lose("pending wrap after an empty last cell")
+		return
+	}
+	if x > 0 && l.cells[x-1].width() == 2 {
+		s.lose("pending wrap after a wide character without its right half")
 	}
 	s.sgr(c.attrs)
 	s.printCell(l, x)

@@ -125,7 +125,7 @@ func syntheticCases() []diffCase {
 func TestXtermSynthetic(t *testing.T) {
 	r := startRenderer(t)
 	cases := syntheticCases()
-	failed := checkCases(t, r, cases)
+	failed := checkCases(t, r, cases, false)
 	t.Logf("%d of %d synthetic cases match xterm.js", len(cases)-failed, len(cases))
 }
 
