@@ -326,3 +326,21 @@ func (l *line) replaceUnprotected(start, end int, a attrs) {
 		}
 	}
 }
+
+// copyCellsFrom copies n cells of src from srcCol to l at destCol
+// (xterm.js copyCellsFrom; reverse copies right to left).
+func (l *line) copyCellsFrom(src *line, srcCol, destCol, n int, reverse bool) {
+	if reverse {
+		for i := n - 1; i >= 0; i-- {
+			if destCol+i < len(l.cells) && srcCol+i < len(src.cells) {
+				l.copyCell(destCol+i, src, srcCol+i)
+			}
+		}
+		return
+	}
+	for i := 0; i < n; i++ {
+		if destCol+i < len(l.cells) && srcCol+i < len(src.cells) {
+			l.copyCell(destCol+i, src, srcCol+i)
+		}
+	}
+}
