@@ -15,6 +15,8 @@ type scrollback struct {
 	start int // index of the oldest line in lines
 	n     int
 	max   int
+	// scratch holds a line being encoded, before it is copied to its slot.
+	scratch []byte
 }
 
 type sbLine struct {
@@ -58,7 +60,21 @@ func (s *scrollback) push(l *line) {
 		e = s.at(0)
 		s.start = (s.start + 1) % len(s.lines)
 	}
-	e.data = encodeLine(e.data[:0], l)
+	s.scratch = encodeLine(s.scratch[:0], l)
+	if cap(e.data) < len(s.scratch) {
+		// Headroom, so that a slot soon fits any line it gets and a full
+		// scrollback stops allocating: powers of two for short lines
+		// (plain text stays small), half as much again for long ones.
+		c := 64
+		for c < len(s.scratch) && c < 256 {
+			c *= 2
+		}
+		if c < len(s.scratch) {
+			c = (len(s.scratch)*3/2 + 63) &^ 63
+		}
+		e.data = make([]byte, 0, c)
+	}
+	e.data = append(e.data[:0], s.scratch...)
 	e.wrapped = l.wrapped
 }
 
