@@ -124,7 +124,7 @@ func TestXtermRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 2026))
 	sizes := [][3]int{{24, 80, 100}, {10, 20, 5}, {5, 12, 0}, {8, 40, 1000}}
 	var cases []diffCase
-	for i := 0; i < 400; i++ {
+	for i := 0; i < 200; i++ {
 		sz := sizes[i%len(sizes)]
 		d := randomStream(rng, 50+rng.IntN(600))
 		cases = append(cases, diffCase{name: fmt.Sprintf("random-%d", i), rows: sz[0], cols: sz[1], sb: sz[2], chunks: splitRunes(rng, d, 3)})

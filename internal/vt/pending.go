@@ -45,22 +45,16 @@ func (t *Terminal) appendPending(dst []byte) []byte {
 		// The private marker, if any, was collected first.
 		dst = csiParams(collect(append(dst, "\x1b["...)))
 	case stCSIInter:
-		marker := t.collect
+		dst = append(dst, "\x1b["...)
 		var inter []byte
 		for sh := 24; sh >= 0; sh -= 8 {
-			c := byte(marker >> sh)
-			switch {
+			switch c := byte(t.collect >> sh); {
 			case c == 0:
 			case c >= 0x3c && c <= 0x3f:
-				dst = append(dst, "\x1b["...)
-				dst = append(dst, c)
-				marker = 0
+				dst = append(dst, c) // the private marker comes first
 			default:
 				inter = append(inter, c)
 			}
-		}
-		if marker != 0 || len(inter) == 0 {
-			dst = append(dst, "\x1b["...)
 		}
 		dst = append(csiParams(dst), inter...)
 	case stCSIIgnore:
