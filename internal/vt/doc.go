@@ -52,6 +52,8 @@
 //     after a narrowing reflow (its reflow computes the viewport from a
 //     list it has just trimmed); vt keeps none.
 //   - Mouse encodings 1005 and 1015 are not tracked: xterm.js has neither.
+//   - Sizes are clamped to 1,000 rows and 1,000 columns (xterm.js has no
+//     limit), so that no client can make a terminal take gigabytes.
 //
 // # What a snapshot cannot reproduce
 //

@@ -138,6 +138,7 @@ func encodeLine(dst []byte, l *line) []byte {
 		end--
 	}
 	cells := l.cells[:end]
+	dst = slicesGrow(dst, len(cells)+16)
 	for i := 0; i < len(cells); {
 		a := cells[i].attrs
 		hdr := len(dst)
@@ -147,7 +148,7 @@ func encodeLine(dst []byte, l *line) []byte {
 		dst = append(dst, a.ul, 0, 0)
 		j := i
 		for ; j < len(cells) && j-i < 0xffff; j++ {
-			c := cells[j]
+			c := &cells[j]
 			if c.attrs != a {
 				break
 			}
@@ -247,4 +248,14 @@ func (s *scrollback) pushUnbounded(l *line) {
 	s.n++
 	e.data = encodeLine(nil, l)
 	e.wrapped = l.wrapped
+}
+
+// slicesGrow makes room for n more bytes.
+func slicesGrow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), len(b)+n)
+		copy(nb, b)
+		return nb
+	}
+	return b
 }

@@ -144,8 +144,15 @@ type Terminal struct {
 	replies []byte
 }
 
-// New returns a terminal of rows x cols (each at least 1; cols at least 2
-// as xterm.js requires).
+// Size limits: New and Resize clamp to them, so that a client asking for
+// an absurd size cannot make a terminal take gigabytes.
+const (
+	maxRows = 1000
+	maxCols = 1000
+)
+
+// New returns a terminal of rows x cols, clamped to 1..1000 rows and
+// 2..1000 columns (xterm.js needs 2 columns).
 func New(rows, cols int, opts Options) *Terminal {
 	rows, cols = clampSize(rows, cols)
 	t := &Terminal{rows: rows, cols: cols, scrollbackMax: max(opts.Scrollback, 0)}
@@ -155,7 +162,7 @@ func New(rows, cols int, opts Options) *Terminal {
 }
 
 func clampSize(rows, cols int) (int, int) {
-	return max(rows, 1), max(cols, 2)
+	return clampInt(rows, 1, maxRows), clampInt(cols, 2, maxCols)
 }
 
 // reset is RIS: everything but the title, the convertEol and cursor blink

@@ -97,6 +97,10 @@ func TestSizeAndResize(t *testing.T) {
 	if r, c := term.Size(); r != 30 || c != 100 {
 		t.Fatalf("size %dx%d after Resize(30,100)", r, c)
 	}
+	term.Resize(1<<30, 1<<30)
+	if r, c := term.Size(); r != maxRows || c != maxCols {
+		t.Fatalf("size %dx%d after a huge Resize, want the limits %dx%d", r, c, maxRows, maxCols)
+	}
 }
 
 func TestCombiningMarkSplitAcrossWritesJoins(t *testing.T) {
