@@ -41,6 +41,18 @@ func TestXtermResize(t *testing.T) {
 			cases = append(cases, diffCase{name: fmt.Sprintf("resize-%d-%d", si, k), rows: 24, cols: 80, sb: sb, chunks: chunks, resizes: rs})
 		}
 	}
+	// Recordings with the window resized under the program, twice.
+	recs, err := xtermjs.LoadRecordings()
+	if err != nil {
+		t.Fatalf("load recordings: %v", err)
+	}
+	for _, rec := range recs {
+		mid := len(rec.Chunks) / 2
+		cases = append(cases, diffCase{
+			name: rec.File + "/resized", rows: rec.Rows, cols: rec.Cols, sb: 1000, chunks: rec.Chunks,
+			resizes: []xtermjs.Resize{{Before: mid, Rows: rec.Rows + 5, Cols: rec.Cols - 23}, {Before: len(rec.Chunks), Rows: rec.Rows - 3, Cols: rec.Cols + 17}},
+		})
+	}
 	failed := checkCases(t, r, cases, true)
 	t.Logf("%d of %d resize cases match xterm.js", len(cases)-failed, len(cases))
 }
