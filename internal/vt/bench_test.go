@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/creack/pty"
 )
@@ -58,9 +60,29 @@ func benchParse(b *testing.B, data []byte) {
 	term.Write(data) // fill the scrollback: steady state
 	b.ReportAllocs()
 	b.SetBytes(int64(len(data)))
+	cpu := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		term.Write(data)
+	}
+	b.StopTimer()
+	reportCPURate(b, cpu, int64(len(data))*int64(b.N))
+}
+
+// cpuTime is the process's CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPURate reports bytes per CPU second since start: on a loaded
+// machine the wall-clock MB/s says more about the other processes.
+func reportCPURate(b *testing.B, start time.Duration, n int64) {
+	if d := cpuTime() - start; d > 0 {
+		b.ReportMetric(float64(n)/d.Seconds()/1e6, "cpu-MB/s")
 	}
 }
 
@@ -84,9 +106,14 @@ func benchSnapshot(b *testing.B, rows, cols int) {
 	buf := term.AppendSnapshot(nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
+	cpu := cpuTime()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		buf = term.AppendSnapshot(buf[:0])
+	}
+	b.StopTimer()
+	if d := cpuTime() - cpu; d > 0 {
+		b.ReportMetric(float64(d.Microseconds())/float64(b.N), "cpu-µs/op")
 	}
 }
 
@@ -151,7 +178,9 @@ func benchPTY(b *testing.B, term *Terminal) {
 	buf := make([]byte, 32<<10)
 	b.SetBytes(benchSize)
 	b.ReportAllocs()
+	cpu := cpuTime()
 	b.ResetTimer()
+	defer func() { reportCPURate(b, cpu, int64(b.N)*benchSize) }()
 	for i := 0; i < b.N; i++ {
 		for got := 0; got < benchSize; {
 			n, err := r.Read(buf)
