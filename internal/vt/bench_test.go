@@ -171,7 +171,11 @@ func ptyLines(b *testing.B) io.Reader {
 func BenchmarkPTYRead(b *testing.B) { benchPTY(b, nil) }
 
 // BenchmarkPTYReadParse reads the same PTY and parses what it reads.
-func BenchmarkPTYReadParse(b *testing.B) { benchPTY(b, New(24, 80, Options{Scrollback: 1000})) }
+func BenchmarkPTYReadParse(b *testing.B) {
+	term := New(24, 80, Options{Scrollback: 1000})
+	term.Write(plainLines()) // a full scrollback: steady state
+	benchPTY(b, term)
+}
 
 func benchPTY(b *testing.B, term *Terminal) {
 	r := ptyLines(b)
