@@ -1,17 +1,15 @@
-// Package xtermjs renders byte streams with real xterm.js (@xterm/headless,
-// pinned in testdata/package-lock.json) for differential tests: the tests of
-// internal/vt and of the server compare what they produce with what the
-// terminal in our users' browsers shows.
-//
 // The JSON that testdata/render.js prints for one terminal decodes into
 // State; this file is the contract between the Node side and the Go side.
+
 package xtermjs
 
 // Cell is one cell of a rendered line. It travels as a JSON array
 // [chars, width, fg, bg, flags, underline] to keep dumps small.
 type Cell struct {
 	// Chars is the cell's text: a rune or grapheme cluster; "" for an empty
-	// cell and for the second half of a wide character.
+	// cell and for the second half of a wide character. xterm.js tells an
+	// erased or never-written cell ("") from a printed space (" ").
+	// A cell cleared by an erase keeps the erasing pen's background.
 	Chars string
 	// Width is 1, 2 for a wide character, 0 for the cell a wide one covers.
 	Width int
@@ -68,14 +66,17 @@ type State struct {
 	// Buffer is "normal" or "alternate": the active buffer.
 	Buffer string
 	// CursorX, CursorY are 0-based, relative to the visible screen.
+	// While a wrap is pending (a character was printed in the last column
+	// with autowrap on), xterm.js reports CursorX == Cols.
 	CursorX, CursorY int
 	CursorVisible    bool
 	// CursorStyle is "block", "underline" or "bar"; CursorBlink whether it
 	// blinks (DECSCUSR).
 	CursorStyle string
 	CursorBlink bool
-	Title       string
-	Modes       Modes
+	// Title is the last title set by OSC 0 or OSC 2; "" if none was.
+	Title string
+	Modes Modes
 	// ScrollTop, ScrollBottom are the active buffer's scroll region,
 	// 0-based and inclusive.
 	ScrollTop, ScrollBottom int

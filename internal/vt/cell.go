@@ -1,0 +1,346 @@
+package vt
+
+// color is a cell colour: colorDefault, colorPalette|index (0..255) or
+// colorRGB|0xRRGGBB.
+type color uint32
+
+const (
+	colorDefault color = 0
+	colorPalette color = 1 << 24
+	colorRGB     color = 2 << 24
+	colorMode    color = 3 << 24
+)
+
+// Attribute bits of attrs.flags; the same bits as xtermjs.Cell.Flags.
+const (
+	attrBold uint16 = 1 << iota
+	attrDim
+	attrItalic
+	attrUnderline
+	attrBlink
+	attrInverse
+	attrInvisible
+	attrStrikethrough
+	attrOverline
+)
+
+// attrs is what a cell shows besides its text.
+type attrs struct {
+	fg, bg color
+	flags  uint16
+	// ul is the underline style shown (0 none, 1 single, 2 double, 3 curly,
+	// 4 dotted, 5 dashed), as xterm.js derives it from the pen.
+	ul uint8
+}
+
+// combinedRune in cell.ch means the cell's text is a grapheme cluster kept
+// in its line's combined map.
+const combinedRune rune = -1
+
+// cell is one screen cell, 16 bytes.
+type cell struct {
+	// ch is the code point, 0 for an empty cell, combinedRune for a cluster.
+	ch rune
+	attrs
+	// wx is the width xor 1, so that the zero cell is an empty cell of
+	// width 1 and clearing is a memory clear. The width is 1, 2 for a wide
+	// character, 0 for the cell a wide one covers (and for a lone
+	// zero-width character, as xterm.js stores it).
+	wx uint8
+}
+
+func (c cell) width() uint8 { return c.wx ^ 1 }
+
+// blank is an empty cell with the given attributes.
+func blank(a attrs) cell { return cell{attrs: a} }
+
+// line is one row of cells.
+type line struct {
+	cells []cell
+	// combined holds the clusters of cells whose ch is combinedRune, by
+	// column; nil until a line has one.
+	combined map[int]string
+	// wrapped is true when this line continues the previous one (a soft wrap).
+	wrapped bool
+	// used bounds the cells that may differ from an empty default cell:
+	// cells[used:] are all cell{}. It keeps clearing and storing
+	// short lines cheap.
+	used int
+}
+
+// touch records that cell i may now differ from an empty default cell.
+func (l *line) touch(i int) {
+	if i >= l.used {
+		l.used = min(i+1, len(l.cells))
+	}
+}
+
+// touchAll records that any cell may differ from an empty default cell.
+func (l *line) touchAll() { l.used = len(l.cells) }
+
+func newLine(cols int, a attrs) *line {
+	l := &line{cells: make([]cell, cols)}
+	l.used = cols
+	l.fill(a)
+	return l
+}
+
+// fill blanks the whole line with attributes a.
+func (l *line) fill(a attrs) {
+	b := blank(a)
+	if a == (attrs{}) {
+		clear(l.cells[:min(l.used, len(l.cells))])
+		l.used = 0
+	} else {
+		for i := range l.cells {
+			l.cells[i] = b
+		}
+		l.used = len(l.cells)
+	}
+	if l.combined != nil {
+		clear(l.combined)
+	}
+}
+
+// text returns the text of cell i ("" when empty).
+func (l *line) text(i int) string {
+	c := l.cells[i]
+	switch {
+	case c.ch == combinedRune:
+		return l.combined[i]
+	case c.ch == 0:
+		return ""
+	default:
+		return string(c.ch)
+	}
+}
+
+// set stores c (a single code point or empty) at column i; out of range
+// writes are dropped as a typed array drops them in xterm.js.
+func (l *line) set(i int, c cell) {
+	if i < 0 || i >= len(l.cells) {
+		return
+	}
+	l.cells[i] = c
+	l.touch(i)
+}
+
+// setBlank resets cell i to an empty cell of width w.
+func (l *line) setBlank(i int, w uint8, a attrs) {
+	l.set(i, cell{attrs: a, wx: w ^ 1})
+}
+
+// addCodepoint appends r to the text of cell i (xterm.js
+// addCodepointToCell), setting its width to w unless w is 0.
+func (l *line) addCodepoint(i int, r rune, w int) {
+	if i < 0 || i >= len(l.cells) {
+		return
+	}
+	l.touch(i)
+	c := &l.cells[i]
+	switch {
+	case c.ch == combinedRune:
+		l.combined[i] += string(r)
+	case c.ch != 0:
+		if l.combined == nil {
+			l.combined = make(map[int]string, 1)
+		}
+		l.combined[i] = string(c.ch) + string(r)
+		c.ch = combinedRune
+	default:
+		c.ch = r
+		c.wx = 1 ^ 1
+	}
+	if w != 0 {
+		c.wx = uint8(w) ^ 1
+	}
+}
+
+// copyCell copies cell src of line from to column dst of l, with its cluster.
+func (l *line) copyCell(dst int, from *line, src int) {
+	c := from.cells[src]
+	if c.ch == combinedRune {
+		s := from.combined[src]
+		if l.combined == nil {
+			l.combined = make(map[int]string, 1)
+		}
+		l.combined[dst] = s
+	}
+	l.cells[dst] = c
+	l.touch(dst)
+}
+
+// hasContent reports whether cell i holds text.
+func (l *line) hasContent(i int) bool { return l.cells[i].ch != 0 }
+
+// trimmedLength is xterm.js getTrimmedLength: the end of the last cell with
+// text, counting its width.
+func (l *line) trimmedLength() int {
+	for i := l.used - 1; i >= 0; i-- {
+		if l.cells[i].ch != 0 {
+			return i + int(l.cells[i].width())
+		}
+	}
+	return 0
+}
+
+// insertCells shifts cells right from pos by n, filling with blanks of a.
+func (l *line) insertCells(pos, n int, a attrs) {
+	l.touchAll()
+	length := len(l.cells)
+	pos %= length
+	if pos > 0 && l.cells[pos-1].width() == 2 {
+		l.setBlank(pos-1, 1, a)
+	}
+	if n < length-pos {
+		for i := length - pos - n - 1; i >= 0; i-- {
+			l.copyCell(pos+n+i, l, pos+i)
+		}
+		for i := 0; i < n; i++ {
+			l.cells[pos+i] = blank(a)
+		}
+	} else {
+		for i := pos; i < length; i++ {
+			l.cells[i] = blank(a)
+		}
+	}
+	if l.cells[length-1].width() == 2 {
+		l.setBlank(length-1, 1, a)
+	}
+}
+
+// deleteCells removes n cells at pos, shifting the rest left and filling
+// the end with blanks of a.
+func (l *line) deleteCells(pos, n int, a attrs) {
+	l.touchAll()
+	length := len(l.cells)
+	pos %= length
+	if n < length-pos {
+		for i := 0; i < length-pos-n; i++ {
+			l.copyCell(pos+i, l, pos+n+i)
+		}
+		for i := length - n; i < length; i++ {
+			l.cells[i] = blank(a)
+		}
+	} else {
+		for i := pos; i < length; i++ {
+			l.cells[i] = blank(a)
+		}
+	}
+	if pos > 0 && l.cells[pos-1].width() == 2 {
+		l.setBlank(pos-1, 1, a)
+	}
+	if l.cells[pos].width() == 0 && !l.hasContent(pos) {
+		l.setBlank(pos, 1, a)
+	}
+}
+
+// replaceCells blanks [start, end) with attributes a, breaking wide
+// characters cut at either edge.
+func (l *line) replaceCells(start, end int, a attrs) {
+	if a != (attrs{}) {
+		l.touchAll()
+	}
+	length := len(l.cells)
+	if start > 0 && start <= length && l.cells[start-1].width() == 2 {
+		l.setBlank(start-1, 1, a)
+	}
+	if end < length && end > 0 && l.cells[end-1].width() == 2 {
+		l.setBlank(end, 1, a)
+	}
+	for ; start < end && start < length; start++ {
+		l.cells[start] = blank(a)
+	}
+}
+
+// resize changes the line's length; new cells are blanks of a.
+func (l *line) resize(cols int, a attrs) {
+	old := len(l.cells)
+	if cols == old {
+		return
+	}
+	if cols > old {
+		if cap(l.cells) >= cols {
+			l.cells = l.cells[:cols]
+		} else {
+			n := make([]cell, cols)
+			copy(n, l.cells)
+			l.cells = n
+		}
+		for i := old; i < cols; i++ {
+			l.cells[i] = blank(a)
+		}
+		if a != (attrs{}) {
+			l.touchAll()
+		}
+		return
+	}
+	l.cells = l.cells[:cols]
+	l.used = min(l.used, cols)
+	for k := range l.combined {
+		if k >= cols {
+			delete(l.combined, k)
+		}
+	}
+}
+
+// copyFrom makes l a copy of o.
+func (l *line) copyFrom(o *line) {
+	if cap(l.cells) >= len(o.cells) {
+		l.cells = l.cells[:len(o.cells)]
+	} else {
+		l.cells = make([]cell, len(o.cells))
+	}
+	copy(l.cells, o.cells)
+	l.used = o.used
+	if l.combined != nil {
+		clear(l.combined)
+	}
+	for k, v := range o.combined {
+		if l.combined == nil {
+			l.combined = make(map[int]string, len(o.combined))
+		}
+		l.combined[k] = v
+	}
+	l.wrapped = o.wrapped
+}
+
+func (l *line) protected(i int) bool { return l.cells[i].flags&attrProtected != 0 }
+
+// replaceUnprotected blanks the cells of [start, end) that DECSCA did not
+// protect (xterm.js replaceCells with respectProtect).
+func (l *line) replaceUnprotected(start, end int, a attrs) {
+	if a != (attrs{}) {
+		l.touchAll()
+	}
+	length := len(l.cells)
+	if start > 0 && start <= length && l.cells[start-1].width() == 2 && !l.protected(start-1) {
+		l.setBlank(start-1, 1, a)
+	}
+	if end < length && end > 0 && l.cells[end-1].width() == 2 && !l.protected(end) {
+		l.setBlank(end, 1, a)
+	}
+	for ; start < end && start < length; start++ {
+		if !l.protected(start) {
+			l.cells[start] = blank(a)
+		}
+	}
+}
+
+// copyCellsFrom copies n cells of src from srcCol to l at destCol
+// (xterm.js copyCellsFrom; reverse copies right to left).
+func (l *line) copyCellsFrom(src *line, srcCol, destCol, n int, reverse bool) {
+	if reverse {
+		for i := n - 1; i >= 0; i-- {
+			if destCol+i < len(l.cells) && srcCol+i < len(src.cells) {
+				l.copyCell(destCol+i, src, srcCol+i)
+			}
+		}
+		return
+	}
+	for i := 0; i < n; i++ {
+		if destCol+i < len(l.cells) && srcCol+i < len(src.cells) {
+			l.copyCell(destCol+i, src, srcCol+i)
+		}
+	}
+}

@@ -1,0 +1,196 @@
+package vt
+
+import "unicode/utf8"
+
+// escDispatch runs the ESC sequence ending in final.
+func (t *Terminal) escDispatch(final byte) {
+	b := t.buf
+	switch t.collect {
+	case 0:
+		switch final {
+		case '7':
+			t.saveCursor()
+		case '8':
+			t.restoreCursor()
+		case 'D':
+			t.index()
+		case 'E':
+			b.x = 0
+			t.index()
+		case 'H':
+			b.setTab(b.x, true)
+		case 'M':
+			t.reverseIndex()
+		case '=':
+			t.modes.appKeypad = true
+		case '>':
+			t.modes.appKeypad = false
+		case 'c':
+			t.fullReset()
+		case 'n', '}':
+			t.setGL(2)
+		case 'o', '|':
+			t.setGL(3)
+		case '~':
+			t.setGL(1)
+		}
+	case '%':
+		if final == '@' || final == 'G' {
+			t.setGL(0)
+			t.designate(0, 0)
+		}
+	case '(', ')', '*', '+', '-', '.':
+		if cs, ok := charsetOf(final); ok {
+			t.designate(gSlot(byte(t.collect)), cs)
+		}
+	case '#':
+		if final == '8' {
+			t.screenAlignment()
+		}
+	}
+}
+
+func (t *Terminal) fullReset() {
+	t.state = stGround
+	t.params.reset()
+	t.collect = 0
+	t.oscMode = oscNone
+	t.reset()
+}
+
+func (t *Terminal) screenAlignment() {
+	a := t.penAttrs
+	if t.pen.hasExt {
+		a.ul = 0 // the fill cell carries no extended attributes
+	}
+	e := cell{ch: 'E', attrs: a}
+	t.setCursor(0, 0)
+	b := t.buf
+	for y := b.y; y < t.rows; y++ {
+		ln := b.lines[y]
+		for i := range ln.cells {
+			ln.cells[i] = e
+		}
+		ln.touchAll()
+		ln.wrapped = false
+	}
+	t.setCursor(0, 0)
+}
+
+func (t *Terminal) setGL(g int) {
+	t.gl = g
+	t.setActive(t.charsets[g])
+}
+
+func (t *Terminal) designate(g int, cs charset) {
+	t.charsets[g] = cs
+	if t.gl == g {
+		t.setActive(cs)
+	}
+}
+
+func (t *Terminal) setActive(cs charset) {
+	t.active = cs
+	t.table = charsetTable(cs)
+}
+
+// OSC parsing modes.
+const (
+	oscNone uint8 = iota
+	oscIdent
+	oscPayload
+	oscAbort
+)
+
+func (t *Terminal) oscStart() {
+	t.osc = t.osc[:0]
+	t.oscID = -1
+	t.oscMode = oscIdent
+}
+
+func (t *Terminal) oscPut(r rune) {
+	switch t.oscMode {
+	case oscIdent:
+		switch {
+		case r == ';':
+			t.oscMode = oscPayload
+		case r < '0' || r > '9':
+			t.oscMode = oscAbort
+		default:
+			if t.oscID < 0 {
+				t.oscID = 0
+			}
+			if t.oscID < 1<<24 {
+				t.oscID = t.oscID*10 + (r - '0')
+			}
+		}
+	case oscPayload:
+		if len(t.osc) >= maxOSC {
+			t.oscMode = oscAbort
+			return
+		}
+		if r < 0x80 {
+			t.osc = append(t.osc, byte(r))
+		} else {
+			t.osc = appendRune(t.osc, r)
+		}
+	}
+}
+
+func (t *Terminal) oscEnd(success bool) {
+	mode := t.oscMode
+	t.oscMode = oscNone
+	if mode == oscNone || mode == oscAbort || !success {
+		return
+	}
+	switch t.oscID {
+	case 0, 2:
+		if string(t.osc) != t.title {
+			t.title = string(t.osc)
+		}
+	case 8:
+		t.hyperlink(t.osc)
+	}
+}
+
+// hyperlink follows OSC 8 only as far as it changes the pen: a link keeps
+// xterm.js's extended-attributes flag set.
+func (t *Terminal) hyperlink(data []byte) {
+	idx := -1
+	for i, c := range data {
+		if c == ';' {
+			idx = i
+			break
+		}
+	}
+	if idx < 0 {
+		return
+	}
+	if len(data) > idx+1 {
+		t.pen.link = true
+	} else {
+		for _, c := range data[:idx] {
+			if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v' {
+				return
+			}
+		}
+		t.pen.link = false
+	}
+	t.pen.updateExt()
+	t.penAttrs = t.pen.attrs()
+}
+
+func appendRune(b []byte, r rune) []byte { return utf8.AppendRune(b, r) }
+
+// gSlot is the G set an intermediate designates.
+func gSlot(c byte) int {
+	switch c {
+	case ')', '-':
+		return 1
+	case '*', '.':
+		return 2
+	case '+':
+		return 3
+	}
+	return 0
+}

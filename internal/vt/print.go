@@ -1,0 +1,332 @@
+package vt
+
+// advance runs one code point through the state machine.
+func (t *Terminal) advance(r rune, inPrint *bool) {
+	idx := r
+	if idx > nonASCIIPrintable {
+		idx = nonASCIIPrintable
+	}
+	tr := transitions[t.state][idx]
+	act := paction(tr >> 4)
+	if act == acPrint {
+		if !*inPrint {
+			t.printStart()
+			*inPrint = true
+		}
+		t.printRune(r)
+		t.state = pstate(tr & 15)
+		return
+	}
+	if *inPrint {
+		t.printEnd()
+		*inPrint = false
+	}
+	next := pstate(tr & 15)
+	switch act {
+	case acExecute:
+		t.execute(r)
+		t.joinWidth = 0
+	case acIgnore, acError:
+	case acCSIDispatch:
+		t.csiDispatch(byte(r))
+		t.joinWidth = 0
+	case acParam:
+		switch r {
+		case ';':
+			t.params.addParam(0)
+		case ':':
+			t.params.addSub(-1)
+		default:
+			t.params.addDigit(int32(r - '0'))
+		}
+	case acCollect:
+		t.collect = t.collect<<8 | uint32(r)
+	case acESCDispatch:
+		t.escDispatch(byte(r))
+		t.joinWidth = 0
+	case acClear:
+		t.params.reset()
+		t.collect = 0
+	case acDCSHook, acDCSPut:
+	case acDCSUnhook:
+		t.params.reset()
+		t.collect = 0
+		t.joinWidth = 0
+		if r == 0x1b {
+			next = stEscape
+		}
+	case acOSCStart:
+		t.oscStart()
+	case acOSCPut:
+		t.oscPut(r)
+	case acOSCEnd:
+		t.oscEnd(r != 0x18 && r != 0x1a)
+		t.params.reset()
+		t.collect = 0
+		t.joinWidth = 0
+		if r == 0x1b {
+			next = stEscape
+		}
+	}
+	t.state = next
+}
+
+// printStart and printEnd bracket a run of printed characters, as xterm.js
+// handles a run: a wide character whose right half is about to be written
+// over is erased first, and a right half left without its left half is
+// turned into an empty cell after.
+func (t *Terminal) printStart() {
+	b := t.buf
+	if b.x > 0 && b.x <= t.cols {
+		ln := b.lines[b.y]
+		if ln.cells[b.x-1].width() == 2 {
+			ln.setBlank(b.x-1, 1, t.penAttrs)
+		}
+	}
+}
+
+func (t *Terminal) printEnd() {
+	b := t.buf
+	if b.x < t.cols {
+		ln := b.lines[b.y]
+		if ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
+			ln.setBlank(b.x, 1, t.penAttrs)
+		}
+	}
+}
+
+// printASCII prints a run of bytes 0x20..0x7e: the hot path.
+func (t *Terminal) printASCII(s []byte) {
+	if t.table != nil || t.modes.insert {
+		for _, c := range s {
+			t.printRune(rune(c))
+		}
+		return
+	}
+	b := t.buf
+	a := t.penAttrs
+	for len(s) > 0 {
+		if b.x >= t.cols {
+			t.printRune(rune(s[0]))
+			s = s[1:]
+			continue
+		}
+		n := min(len(s), t.cols-b.x)
+		cells := b.lines[b.y].cells[b.x : b.x+n]
+		for k := range cells {
+			cells[k] = cell{ch: rune(s[k]), attrs: a}
+		}
+		b.lines[b.y].touch(b.x + n - 1)
+		b.x += n
+		s = s[n:]
+		t.joinWidth = 1
+	}
+}
+
+// printRune prints one code point (xterm.js InputHandler.print's loop body).
+func (t *Terminal) printRune(r rune) {
+	if r < 0x7f && t.table != nil && r >= 0x20 {
+		if m := t.table[r-0x20]; m != 0 {
+			r = m
+		}
+	}
+	b := t.buf
+	cols := t.cols
+	w := runeWidth(r)
+	join := false
+	oldW := 0
+	if w == 0 && t.joinWidth != 0 {
+		join = true
+		oldW = t.joinWidth
+		w = oldW
+	}
+	// A lone zero-width character leaves 0: nothing joins it.
+	t.joinWidth = w
+	ln := b.lines[b.y]
+	if b.x+w-oldW > cols {
+		if t.modes.wraparound {
+			oldRow := ln
+			oldCol := b.x - oldW
+			b.x = oldW
+			b.y++
+			if b.y == b.scrollBottom+1 {
+				b.y--
+				t.scrollUp(t.eraseAttrs(), true)
+			} else {
+				if b.y >= t.rows {
+					b.y = t.rows - 1
+				}
+				b.lines[b.y].wrapped = true
+			}
+			ln = b.lines[b.y]
+			if oldW > 0 {
+				for k := 0; k < oldW; k++ {
+					if oldCol+k >= 0 && oldCol+k < len(oldRow.cells) && k < len(ln.cells) {
+						ln.copyCell(k, oldRow, oldCol+k)
+					}
+				}
+			}
+			for ; oldCol < cols; oldCol++ {
+				oldRow.setBlank(oldCol, 1, t.penAttrs)
+			}
+		} else {
+			b.x = cols - 1
+			if w == 2 {
+				return
+			}
+		}
+	}
+	if join && b.x > 0 {
+		off := 2
+		if b.x-1 < len(ln.cells) && ln.cells[b.x-1].width() != 0 {
+			off = 1
+		}
+		ln.addCodepoint(b.x-off, r, w)
+		return
+	}
+	if t.modes.insert {
+		ln.insertCells(b.x, w-oldW, t.penAttrs)
+		if ln.cells[cols-1].width() == 2 {
+			ln.setBlank(cols-1, 1, t.penAttrs)
+		}
+	}
+	ln.set(b.x, cell{ch: r, attrs: t.penAttrs, wx: uint8(w) ^ 1})
+	b.x++
+	for k := w; k > 1; k-- {
+		ln.setBlank(b.x, 0, t.penAttrs)
+		b.x++
+	}
+}
+
+// execute runs a C0 or C1 control.
+func (t *Terminal) execute(r rune) {
+	switch r {
+	case 0x0a, 0x0b, 0x0c:
+		t.lineFeed()
+	case 0x0d:
+		t.buf.x = 0
+	case 0x08:
+		t.backspace()
+	case 0x09:
+		if t.buf.x < t.cols {
+			t.buf.x = t.nextStop(t.buf, t.buf.x)
+		}
+	case 0x0e:
+		t.setGL(1)
+	case 0x0f:
+		t.setGL(0)
+	case 0x84:
+		t.index()
+	case 0x85:
+		t.buf.x = 0
+		t.index()
+	case 0x88:
+		t.buf.setTab(t.buf.x, true)
+	}
+}
+
+// eraseAttrs are the attributes of cells an erase leaves: the pen's
+// background colour only.
+func (t *Terminal) eraseAttrs() attrs { return attrs{bg: t.pen.bg} }
+
+func (t *Terminal) lineFeed() {
+	b := t.buf
+	if t.modes.convertEOL {
+		b.x = 0
+	}
+	b.y++
+	if b.y == b.scrollBottom+1 {
+		b.y--
+		t.scrollUp(t.eraseAttrs(), false)
+	} else if b.y >= t.rows {
+		b.y = t.rows - 1
+	} else {
+		b.lines[b.y].wrapped = false
+	}
+	if b.x >= t.cols {
+		b.x--
+	}
+}
+
+func (t *Terminal) index() {
+	t.restrictCursor(t.cols - 1)
+	b := t.buf
+	b.y++
+	if b.y == b.scrollBottom+1 {
+		b.y--
+		t.scrollUp(t.eraseAttrs(), false)
+	} else if b.y >= t.rows {
+		b.y = t.rows - 1
+	}
+	t.restrictCursor(t.cols - 1)
+}
+
+func (t *Terminal) reverseIndex() {
+	t.restrictCursor(t.cols - 1)
+	b := t.buf
+	if b.y == b.scrollTop {
+		// Rotate the region down by one; the freed top line is blanked.
+		bot := b.lines[b.scrollBottom]
+		copy(b.lines[b.scrollTop+1:b.scrollBottom+1], b.lines[b.scrollTop:b.scrollBottom])
+		bot.fill(t.eraseAttrs())
+		bot.wrapped = false
+		b.lines[b.scrollTop] = bot
+	} else {
+		b.y--
+		t.restrictCursor(t.cols - 1)
+	}
+}
+
+func (t *Terminal) backspace() {
+	b := t.buf
+	if !t.modes.reverseWrap {
+		t.restrictCursor(t.cols - 1)
+		if b.x > 0 {
+			b.x--
+		}
+		return
+	}
+	t.restrictCursor(t.cols)
+	if b.x > 0 {
+		b.x--
+	} else if b.y > b.scrollTop && b.y <= b.scrollBottom && b.lines[b.y].wrapped {
+		b.lines[b.y].wrapped = false
+		b.y--
+		b.x = t.cols - 1
+		ln := b.lines[b.y]
+		if ln.cells[b.x].width() == 1 && !ln.hasContent(b.x) {
+			b.x--
+		}
+	}
+	t.restrictCursor(t.cols - 1)
+}
+
+// restrictCursor clamps the cursor to the screen (to the region in origin
+// mode), x to maxCol.
+func (t *Terminal) restrictCursor(maxCol int) {
+	b := t.buf
+	b.x = min(maxCol, max(0, b.x))
+	if t.modes.origin {
+		b.y = min(b.scrollBottom, max(b.scrollTop, b.y))
+	} else {
+		b.y = min(t.rows-1, max(0, b.y))
+	}
+}
+
+// scrollUp scrolls the region up one line. With the region at the top of
+// the normal screen the top line goes to the scrollback, as in xterm.js;
+// the new bottom line is blank with attributes a.
+func (t *Terminal) scrollUp(a attrs, wrapped bool) {
+	b := t.buf
+	top := b.lines[b.scrollTop]
+	if b.scrollTop == 0 && !t.altActive {
+		t.sb.push(top)
+	}
+	copy(b.lines[b.scrollTop:b.scrollBottom], b.lines[b.scrollTop+1:b.scrollBottom+1])
+	if len(top.cells) != t.cols {
+		top.resize(t.cols, a)
+	}
+	top.fill(a)
+	top.wrapped = wrapped
+	b.lines[b.scrollBottom] = top
+}

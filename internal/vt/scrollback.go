@@ -1,0 +1,261 @@
+package vt
+
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
+
+// scrollback keeps the lines above the normal screen compactly: each line
+// is one byte slice of attribute runs and text (an 80-column line of plain
+// text takes about 100 bytes instead of 1,280 as cells). It is a ring; an
+// evicted line's slice is reused for the next, so a full scrollback takes
+// new lines without allocating.
+type scrollback struct {
+	lines []sbLine
+	start int // index of the oldest line in lines
+	n     int
+	max   int
+	// scratch holds a line being encoded, before it is copied to its slot.
+	scratch []byte
+}
+
+type sbLine struct {
+	data    []byte
+	wrapped bool
+}
+
+func (s *scrollback) reset(max int) {
+	s.lines, s.start, s.n, s.max = nil, 0, 0, max
+}
+
+func (s *scrollback) len() int { return s.n }
+
+func (s *scrollback) at(i int) *sbLine { return &s.lines[(s.start+i)%len(s.lines)] }
+
+// push appends l as the newest line, evicting the oldest when full.
+func (s *scrollback) push(l *line) {
+	if s.max == 0 {
+		return
+	}
+	var e *sbLine
+	if s.n < s.max {
+		if s.n == len(s.lines) {
+			// Grow the ring, oldest line first again.
+			if s.start != 0 {
+				lin := make([]sbLine, s.n, s.n+1)
+				for i := range lin {
+					lin[i] = *s.at(i)
+				}
+				s.lines, s.start = lin, 0
+			}
+			s.lines = append(s.lines, sbLine{})
+			s.lines = s.lines[:cap(s.lines)]
+			if len(s.lines) > s.max {
+				s.lines = s.lines[:s.max]
+			}
+		}
+		e = s.at(s.n)
+		s.n++
+	} else {
+		e = s.at(0)
+		s.start = (s.start + 1) % len(s.lines)
+	}
+	s.scratch = encodeLine(s.scratch[:0], l)
+	if cap(e.data) < len(s.scratch) {
+		// Headroom, so that a slot soon fits any line it gets and a full
+		// scrollback stops allocating: powers of two for short lines
+		// (plain text stays small), half as much again for long ones.
+		c := 64
+		for c < len(s.scratch) && c < 256 {
+			c *= 2
+		}
+		if c < len(s.scratch) {
+			c = (len(s.scratch)*3/2 + 63) &^ 63
+		}
+		e.data = make([]byte, 0, c)
+	}
+	e.data = append(e.data[:0], s.scratch...)
+	e.wrapped = l.wrapped
+}
+
+// popNewest removes the newest line and decodes it into l.
+func (s *scrollback) popNewest(l *line) {
+	e := s.at(s.n - 1)
+	decodeLine(l, e.data)
+	l.wrapped = e.wrapped
+	s.n--
+}
+
+// trimOldest drops the n oldest lines.
+func (s *scrollback) trimOldest(n int) {
+	n = min(n, s.n)
+	for i := 0; i < n; i++ {
+		s.at(i).data = s.at(i).data[:0]
+	}
+	if len(s.lines) > 0 {
+		s.start = (s.start + n) % len(s.lines)
+	}
+	s.n -= n
+}
+
+// setMax changes the capacity, keeping the newest lines.
+func (s *scrollback) setMax(max int) {
+	if s.n > max {
+		s.trimOldest(s.n - max)
+	}
+	old := make([]sbLine, s.n)
+	for i := range old {
+		old[i] = *s.at(i)
+	}
+	s.lines, s.start, s.max = old, 0, max
+}
+
+// decode decodes line i (0 the oldest) into l.
+func (s *scrollback) decode(i int, l *line) {
+	e := s.at(i)
+	decodeLine(l, e.data)
+	l.wrapped = e.wrapped
+}
+
+// Cell encoding tags; bytes 0x20..0x7e stand for themselves (a narrow
+// ASCII character).
+const (
+	tagEmpty   = 0x00 // empty cell, width 1
+	tagCovered = 0x01 // empty cell, width 0 (right half of a wide character)
+	tagText    = 0x02 // width byte, length uvarint, UTF-8 text
+	tagEmptyW  = 0x03 // empty cell with another width: width byte
+)
+
+const attrLen = 11
+
+// encodeLine appends l's encoding: its length, then runs of cells sharing
+// attributes (trailing empty default cells are left out). A run is the
+// attributes, a 2-byte cell count and the cells.
+func encodeLine(dst []byte, l *line) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(l.cells)))
+	end := l.used
+	for end > 0 && l.cells[end-1] == (cell{}) {
+		end--
+	}
+	cells := l.cells[:end]
+	dst = slicesGrow(dst, len(cells)+16)
+	for i := 0; i < len(cells); {
+		a := cells[i].attrs
+		hdr := len(dst)
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.fg))
+		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
+		dst = binary.LittleEndian.AppendUint16(dst, a.flags)
+		dst = append(dst, a.ul, 0, 0)
+		j := i
+		for ; j < len(cells) && j-i < 0xffff; j++ {
+			c := &cells[j]
+			if c.attrs != a {
+				break
+			}
+			switch {
+			case uint32(c.ch-0x20) < 0x5f && c.wx == 0:
+				dst = append(dst, byte(c.ch))
+			case c.ch == 0 && c.wx == 0:
+				dst = append(dst, tagEmpty)
+			case c.ch == 0 && c.wx == 1:
+				dst = append(dst, tagCovered)
+			case c.ch == 0:
+				dst = append(dst, tagEmptyW, c.width())
+			default:
+				s := l.text(j)
+				dst = append(dst, tagText, c.width())
+				dst = binary.AppendUvarint(dst, uint64(len(s)))
+				dst = append(dst, s...)
+			}
+		}
+		binary.LittleEndian.PutUint16(dst[hdr+attrLen:], uint16(j-i))
+		i = j
+	}
+	return dst
+}
+
+// decodeLine makes l the line encoded in data.
+func decodeLine(l *line, data []byte) {
+	cols, n := binary.Uvarint(data)
+	data = data[n:]
+	if cap(l.cells) >= int(cols) {
+		l.cells = l.cells[:cols]
+	} else {
+		l.cells = make([]cell, cols)
+	}
+	if l.combined != nil {
+		clear(l.combined)
+	}
+	i := 0
+	for len(data) > 0 {
+		var a attrs
+		a.fg = color(binary.LittleEndian.Uint32(data))
+		a.bg = color(binary.LittleEndian.Uint32(data[4:]))
+		a.flags = binary.LittleEndian.Uint16(data[8:])
+		a.ul = data[10]
+		run := binary.LittleEndian.Uint16(data[attrLen:])
+		data = data[attrLen+2:]
+		for ; run > 0; run-- {
+			b := data[0]
+			data = data[1:]
+			c := cell{attrs: a}
+			switch b {
+			case tagEmpty:
+			case tagCovered:
+				c.wx = 0 ^ 1
+			case tagEmptyW:
+				c.wx = data[0] ^ 1
+				data = data[1:]
+			case tagText:
+				c.wx = data[0] ^ 1
+				sl, n := binary.Uvarint(data[1:])
+				s := data[1+n : 1+n+int(sl)]
+				data = data[1+n+int(sl):]
+				if r, size := utf8.DecodeRune(s); size == len(s) {
+					c.ch = r
+				} else {
+					c.ch = combinedRune
+					if l.combined == nil {
+						l.combined = make(map[int]string, 1)
+					}
+					l.combined[i] = string(s)
+				}
+			default:
+				c.ch = rune(b)
+			}
+			l.cells[i] = c
+			i++
+		}
+	}
+	l.used = i
+	for ; i < int(cols); i++ {
+		l.cells[i] = cell{}
+	}
+}
+
+// pushUnbounded appends l even past max (a resize trims after).
+func (s *scrollback) pushUnbounded(l *line) {
+	if s.n < s.max {
+		s.push(l)
+		return
+	}
+	old := make([]sbLine, s.n, s.n+1)
+	for i := range old {
+		old[i] = *s.at(i)
+	}
+	s.lines, s.start = append(old, sbLine{}), 0
+	e := &s.lines[s.n]
+	s.n++
+	e.data = encodeLine(nil, l)
+	e.wrapped = l.wrapped
+}
+
+// slicesGrow makes room for n more bytes.
+func slicesGrow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		nb := make([]byte, len(b), len(b)+n)
+		copy(nb, b)
+		return nb
+	}
+	return b
+}

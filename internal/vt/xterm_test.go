@@ -1,0 +1,150 @@
+package vt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/xtermjs"
+)
+
+// startRenderer starts xterm.js or skips the test, saying why, when node
+// or the pinned packages are missing.
+func startRenderer(t *testing.T) *xtermjs.Renderer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := xtermjs.Start(ctx)
+	if errors.Is(err, xtermjs.ErrNotInstalled) {
+		t.Skipf("xterm.js renderer unavailable: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("start xterm.js: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("close xterm.js: %v", err)
+		}
+	})
+	return r
+}
+
+// diffCase is a stream to compare with xterm.js.
+type diffCase struct {
+	name           string
+	rows, cols, sb int
+	chunks         [][]byte
+	resizes        []xtermjs.Resize
+}
+
+// runVT feeds a case to a fresh vt terminal.
+func runVT(c diffCase) *Terminal {
+	term := New(c.rows, c.cols, Options{Scrollback: c.sb})
+	rs := c.resizes
+	for i, ch := range c.chunks {
+		for len(rs) > 0 && rs[0].Before == i {
+			term.Resize(rs[0].Rows, rs[0].Cols)
+			rs = rs[1:]
+		}
+		term.Write(ch)
+	}
+	for _, r := range rs {
+		term.Resize(r.Rows, r.Cols)
+	}
+	return term
+}
+
+// checkCases renders every case with xterm.js and compares, then renders
+// vt's snapshot in a fresh xterm.js and compares again.
+func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase, allowLossy bool) (failed int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	reqs := make([]xtermjs.Request, len(cases))
+	terms := make([]*Terminal, len(cases))
+	for i, c := range cases {
+		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks, Resizes: c.resizes}
+		terms[i] = runVT(c)
+	}
+	want, err := r.RenderBatch(ctx, reqs)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	snaps := make([]xtermjs.Request, len(cases))
+	lossy := make([][]string, len(cases))
+	for i, c := range cases {
+		rows, cols := terms[i].Size()
+		var snap []byte
+		snap, lossy[i] = terms[i].snapshot(nil)
+		snaps[i] = xtermjs.Request{Rows: rows, Cols: cols, Scrollback: c.sb, Chunks: [][]byte{snap}}
+	}
+	round, err := r.RenderBatch(ctx, snaps)
+	if err != nil {
+		t.Fatalf("render snapshots: %v", err)
+	}
+	for i, c := range cases {
+		got := stateOf(terms[i])
+		bad := false
+		if d := xtermjs.Diff(want[i], got); len(d) > 0 {
+			bad = true
+			t.Errorf("%s: vt differs from xterm.js:\n%s", c.name, limitLines(d, 20))
+		} else if reason, ok := knownRoundTripDeviations[c.name]; ok {
+			t.Logf("%s: round trip skipped: %s", c.name, reason)
+		} else if len(lossy[i]) > 0 && !allowLossy {
+			bad = true
+			t.Errorf("%s: snapshot unexpectedly lossy: %v", c.name, lossy[i])
+		} else if len(lossy[i]) > 0 {
+			t.Logf("%s: round trip skipped, snapshot lossy: %v", c.name, lossy[i])
+		} else if d := xtermjs.Diff(got, round[i]); len(d) > 0 {
+			bad = true
+			t.Errorf("%s: xterm.js after vt's snapshot differs from vt:\n%s", c.name, limitLines(d, 20))
+		}
+		if bad {
+			failed++
+		}
+	}
+	return failed
+}
+
+func limitLines(d []string, n int) string {
+	s := ""
+	for i, l := range d {
+		if i == n {
+			s += "  ...\n"
+			break
+		}
+		s += "  " + l + "\n"
+	}
+	return s
+}
+
+// knownRoundTripDeviations are cases whose snapshot cannot reproduce the
+// model, each listed in doc.go.
+var knownRoundTripDeviations = map[string]string{
+	"decsc-underline/24x80": "DECRC's underline flag without an underline style has no SGR form",
+	"decsc-underline/split": "DECRC's underline flag without an underline style has no SGR form",
+	"decsc-decrc/24x80":     "DECRC restored a charset other than GL's designation",
+	"decsc-decrc/split":     "DECRC restored a charset other than GL's designation",
+}
+
+// TestXtermRecordings compares vt with xterm.js on every recording, fed in
+// its PTY reads and whole, and round-trips the result through a snapshot.
+func TestXtermRecordings(t *testing.T) {
+	recs, err := xtermjs.LoadRecordings()
+	if err != nil {
+		t.Fatalf("load recordings: %v", err)
+	}
+	r := startRenderer(t)
+	var cases []diffCase
+	for _, rec := range recs {
+		for _, sb := range []int{1000, 10} {
+			cases = append(cases,
+				diffCase{name: fmt.Sprintf("%s/reads/sb%d", rec.File, sb), rows: rec.Rows, cols: rec.Cols, sb: sb, chunks: rec.Chunks},
+				diffCase{name: fmt.Sprintf("%s/whole/sb%d", rec.File, sb), rows: rec.Rows, cols: rec.Cols, sb: sb, chunks: [][]byte{rec.Bytes()}})
+		}
+	}
+	failed := checkCases(t, r, cases, false)
+	t.Logf("%d of %d recording cases match xterm.js", len(cases)-failed, len(cases))
+}
