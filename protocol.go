@@ -17,8 +17,8 @@ const MaxInitSize = math.MaxUint16
 type BackendType string
 
 const (
-	// BackendAuto lets the server choose: screen where GNU screen is
-	// installed on Linux, buffered otherwise.
+	// BackendAuto lets the server choose: Config.Backend, whose default
+	// is vt.
 	BackendAuto BackendType = "auto"
 	// BackendBuffered runs the command on a PTY and replays the last bytes
 	// of its output on attach.
@@ -26,6 +26,11 @@ const (
 	// BackendScreen keeps the command inside a GNU screen session, so a
 	// reattach repaints the program's current screen.
 	BackendScreen BackendType = "screen"
+	// BackendVT runs the command on a PTY like buffered and feeds its
+	// output to an in-process terminal emulator, so a reattach repaints
+	// the program's current screen, modes and scrollback exactly. It is
+	// an extension value (docs/PROTOCOL.md): old servers reject it.
+	BackendVT BackendType = "vt"
 )
 
 // parseBackendType accepts the values PROTOCOL.md allows, empty meaning auto.
@@ -33,10 +38,10 @@ func parseBackendType(s string) (BackendType, error) {
 	switch BackendType(s) {
 	case "", BackendAuto:
 		return BackendAuto, nil
-	case BackendBuffered, BackendScreen:
+	case BackendBuffered, BackendScreen, BackendVT:
 		return BackendType(s), nil
 	}
-	return "", xerrors.Errorf("unknown backend type %q (want %q, %q or %q)", s, BackendBuffered, BackendScreen, BackendAuto)
+	return "", xerrors.Errorf("unknown backend type %q (want %q, %q, %q or %q)", s, BackendVT, BackendBuffered, BackendScreen, BackendAuto)
 }
 
 // Init is the first frame a client sends: it names the session and how to

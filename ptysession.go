@@ -375,7 +375,12 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	// that does not read, without touching the other connections'.
 	in, err := dupPollable(ps.ptmx)
 	if err != nil {
-		return nil, err
+		select {
+		case <-ps.stopReading: // the PTY was closed as the session ended
+			return nil, errSessionEnded
+		default:
+			return nil, err
+		}
 	}
 	a.input = in
 	c.whenInterrupted(func() { _ = in.SetWriteDeadline(time.Unix(1, 0)) })

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -63,8 +62,12 @@ type Config struct {
 	// two; it grows with the output rather than being allocated at start.
 	// Default: 1 MiB.
 	ResumeBufferSize int
-	// Backend is used when the init asks for "auto" or nothing.
-	// Default: BackendAuto.
+	// ScrollbackLines is how many lines above the screen a vt session
+	// keeps and repaints on attach, so a reloaded page shows history, not
+	// only the last screen. A negative value keeps none. Default: 1,000.
+	ScrollbackLines int
+	// Backend is used when the init asks for "auto" or nothing; auto here
+	// means vt. Default: BackendAuto.
 	Backend BackendType
 	// ScreenPath is the GNU screen binary the screen backend runs.
 	// Default: "screen", found on PATH.
@@ -131,6 +134,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BufferSize == 0 {
 		c.BufferSize = 64 << 10
+	}
+	if c.ScrollbackLines == 0 {
+		c.ScrollbackLines = 1000
 	}
 	if c.ResumeBufferSize == 0 {
 		c.ResumeBufferSize = 1 << 20
@@ -843,10 +849,8 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 			logger.Warn(s.ctx, "screen backend requested but screen is not installed; using the buffered backend",
 				slog.F("screen_path", s.cfg.ScreenPath))
 		})
-	case BackendAuto:
-		if runtime.GOOS == "linux" && s.screen.available() {
-			return s.screen.start(init.ID, cmd, height, width, logger, onDone)
-		}
+	case BackendVT, BackendAuto:
+		return startVT(s, cmd, height, width, logger, onDone)
 	}
 	return startBuffered(s, cmd, height, width, logger, onDone)
 }

@@ -7,11 +7,13 @@ import (
 
 func TestFindReportsARunningGoroutine(t *testing.T) {
 	stop := make(chan struct{})
+	started := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		blockedOnPurpose(stop)
+		blockedOnPurpose(started, stop)
 	}()
+	<-started
 	leaked := leakedStacks()
 	close(stop)
 	<-done
@@ -27,4 +29,7 @@ func TestFindReportsARunningGoroutine(t *testing.T) {
 	}
 }
 
-func blockedOnPurpose(stop <-chan struct{}) { <-stop }
+func blockedOnPurpose(started chan<- struct{}, stop <-chan struct{}) {
+	close(started)
+	<-stop
+}
