@@ -34,6 +34,8 @@ const (
 // buffered is the backend that runs the command on a PTY of its own and
 // replays the last BufferSize bytes of output to every attaching connection.
 type buffered struct {
+	outputClock // for SessionInfo.LastOutput
+
 	srv    *Server
 	logger slog.Logger
 	cmd    *exec.Cmd
@@ -95,6 +97,8 @@ func startBuffered(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.L
 }
 
 func (b *buffered) done() <-chan struct{} { return b.doneCh }
+
+func (b *buffered) pid() int { return b.cmd.Process.Pid }
 
 func (b *buffered) close(d disconnect) {
 	b.closeOnce.Do(func() {
@@ -210,6 +214,7 @@ func (b *buffered) signalDrained() {
 // fanOut adds p to the ring and every attachment's queue; it reports
 // whether every attachment is now behind.
 func (b *buffered) fanOut(p []byte) (allBehind bool) {
+	b.tick()
 	b.mu.Lock()
 	b.ring.write(p)
 	allBehind = len(b.atts) > 0

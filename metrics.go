@@ -15,11 +15,13 @@ import (
 //	<ns>_connections_total                counter            connections accepted
 //	<ns>_connections_active               gauge              connections being served
 //	<ns>_sessions_active                  gauge              live sessions
+//	<ns>_sessions                         gauge      backend live sessions by backend (buffered, screen)
 //	<ns>_errors_total                     counter    type    failures, by kind (see below)
 //	<ns>_disconnects_total                counter    reason  connection closes, by DisconnectReason
 //	<ns>_output_bytes_total               counter            bytes the sessions' processes wrote
 //	<ns>_replay_bytes_total               counter            bytes of history replayed on attach
 //	<ns>_session_duration_seconds         histogram          lifetime of ended sessions
+//	<ns>_read_only_ignored_total          counter    kind    requests of read-only connections ignored: input, resize
 //
 // Error types: init (no valid init frame), request (malformed request),
 // start (command could not start), input (writing to the PTY failed),
@@ -29,11 +31,13 @@ type Metrics struct {
 	connections       prometheus.Counter
 	connectionsActive prometheus.Gauge
 	sessionsActive    prometheus.Gauge
+	sessions          *prometheus.GaugeVec
 	errors            *prometheus.CounterVec
 	disconnects       *prometheus.CounterVec
 	outputBytes       prometheus.Counter
 	replayBytes       prometheus.Counter
 	sessionDuration   prometheus.Histogram
+	readOnlyIgnored   *prometheus.CounterVec
 }
 
 // The error types counted in <ns>_errors_total.
@@ -64,6 +68,10 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			Namespace: namespace, Name: "sessions_active",
 			Help: "Reconnecting PTY sessions currently alive.",
 		}),
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "sessions",
+			Help: "Reconnecting PTY sessions currently alive, by backend.",
+		}, []string{"backend"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "errors_total",
 			Help: "Failures by type.",
@@ -85,6 +93,10 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			Help:    "Lifetime of ended sessions.",
 			Buckets: []float64{1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 7 * 24 * 3600},
 		}),
+		readOnlyIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "read_only_ignored_total",
+			Help: "Requests from read-only connections that were ignored, by kind (input, resize).",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -92,6 +104,7 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.connections, m.connectionsActive, m.sessionsActive, m.errors,
 		m.disconnects, m.outputBytes, m.replayBytes, m.sessionDuration,
+		m.sessions, m.readOnlyIgnored,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, xerrors.Errorf("register metrics: %w", err)
@@ -100,7 +113,13 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) sessionEnded(d time.Duration) {
+func (m *Metrics) sessionStarted(backend BackendType) {
+	m.sessionsActive.Inc()
+	m.sessions.WithLabelValues(string(backend)).Inc()
+}
+
+func (m *Metrics) sessionEnded(backend BackendType, d time.Duration) {
 	m.sessionsActive.Dec()
+	m.sessions.WithLabelValues(string(backend)).Dec()
 	m.sessionDuration.Observe(d.Seconds())
 }

@@ -9,11 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
-	"time"
 
-	"cdr.dev/slog/v3"
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
 )
@@ -150,90 +147,6 @@ func terminalEnv(env []string) []string {
 func isUTF8Locale(l string) bool {
 	l = strings.ToLower(l)
 	return strings.Contains(l, "utf-8") || strings.Contains(l, "utf8")
-}
-
-// session is the registry's entry for one ID: the backend plus the
-// inactivity timer, which is the same for every backend.
-type session struct {
-	id      uuid.UUID
-	srv     *Server
-	logger  slog.Logger
-	ready   chan struct{} // closed once rpty or err is set
-	rpty    rpty
-	err     error
-	started time.Time
-
-	mu       sync.Mutex
-	attached int
-	timer    *time.Timer
-}
-
-// attach joins c. The connection counts as attached, stopping the
-// inactivity timer, from before the backend's attach, which may take a
-// while (a screen client must draw), and without holding s.mu meanwhile.
-func (s *session) attach(c *conn, height, width uint16) (attachment, error) {
-	s.mu.Lock()
-	s.attached++
-	s.timer.Stop()
-	s.mu.Unlock()
-	att, err := s.rpty.attach(c, height, width)
-	if err != nil {
-		s.detached()
-		return nil, err
-	}
-	return &sessionAttachment{attachment: att, s: s}, nil
-}
-
-func (s *session) detached() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attached--
-	if s.attached == 0 {
-		s.timer.Reset(s.srv.cfg.Timeout)
-	}
-}
-
-// lifecycle runs for the session's whole life: it closes the session on
-// inactivity or server shutdown and unregisters it when it is gone.
-func (s *session) lifecycle(ctx context.Context) {
-	defer s.srv.wg.Done()
-	defer s.timer.Stop()
-	for done := false; !done; {
-		select {
-		case <-s.rpty.done():
-			done = true
-		case <-ctx.Done():
-			s.rpty.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
-			done = true
-		case <-s.timer.C:
-			s.mu.Lock()
-			idle := s.attached == 0
-			s.mu.Unlock()
-			if idle {
-				s.logger.Info(ctx, "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))
-				s.rpty.close(disconnect{reason: DisconnectSessionTimeout, detail: "no connection for " + s.srv.cfg.Timeout.String()})
-				done = true
-			}
-		}
-	}
-	<-s.rpty.done()
-	s.srv.sessions.CompareAndDelete(s.id, s)
-	s.srv.metrics.sessionEnded(time.Since(s.started))
-	s.logger.Info(ctx, "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
-}
-
-// sessionAttachment tells the session when its connection leaves.
-type sessionAttachment struct {
-	attachment
-	s    *session
-	once sync.Once
-}
-
-func (a *sessionAttachment) detach() {
-	a.once.Do(func() {
-		a.attachment.detach()
-		a.s.detached()
-	})
 }
 
 // killSession sends sig to every process in the terminal session that pid

@@ -50,8 +50,20 @@ type Config struct {
 	// collectors (see NewMetrics).
 	Metrics *Metrics
 	// Timeout is how long a session lives after its last connection
-	// detaches. Default: 5 minutes.
+	// detaches. A negative Timeout keeps sessions with no connection alive
+	// until their process exits, CloseSession closes them or the server
+	// shuts down: for embedders that manage a session's lifetime
+	// themselves. Default: 5 minutes.
 	Timeout time.Duration
+	// SizePolicy decides the terminal size when several writable
+	// connections of different sizes share a session (buffered backend;
+	// screen gives each connection its own display). Default: SizeLatest.
+	SizePolicy SizePolicy
+	// ConnOptions, if set, decides each connection's options (read-only)
+	// once its init has been read, from the init and the remote address.
+	// It is combined with the options given to ServeConnWith: the more
+	// restrictive wins. It must be safe for concurrent use.
+	ConnOptions func(init Init, remoteAddr string) ConnOptions
 	// BufferSize is how many bytes of recent output the buffered backend
 	// replays on attach. Default: 64 KiB.
 	BufferSize int
@@ -96,6 +108,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.BufferSize == 0 {
 		c.BufferSize = 64 << 10
 	}
+	if c.SizePolicy == "" {
+		c.SizePolicy = SizeLatest
+	}
 	if c.Backend == "" {
 		c.Backend = BackendAuto
 	}
@@ -115,8 +130,6 @@ func (c Config) withDefaults() (Config, error) {
 		c.MaxRequestSize = 4 << 20
 	}
 	switch {
-	case c.Timeout < 0:
-		return c, xerrors.Errorf("timeout %s is negative", c.Timeout)
 	case c.BufferSize < 0:
 		return c, xerrors.Errorf("buffer size %d is negative", c.BufferSize)
 	case c.ConnQueueSize < 0:
@@ -132,6 +145,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, err := parseBackendType(string(c.Backend)); err != nil {
 		return c, xerrors.Errorf("default backend: %w", err)
+	}
+	if err := parseSizePolicy(c.SizePolicy); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -263,13 +279,7 @@ func isTemporary(err error) bool {
 // can rely on it to tell its client the session is over rather than the
 // connection lost.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
-	c, ok := s.track(nc)
-	if !ok {
-		s.refuse(ctx, nc)
-		return ErrServerClosed
-	}
-	s.handle(ctx, c)
-	return nil
+	return s.ServeConnWith(ctx, nc, ConnOptions{})
 }
 
 // goServe starts a handler for nc; it reports false when the server is closed.
@@ -346,6 +356,9 @@ func (s *Server) Close() error {
 // conn is a served connection and the first reason it was ended for.
 type conn struct {
 	net.Conn
+
+	// opts are the options the caller served it with; see ServeConnWith.
+	opts ConnOptions
 
 	mu       sync.Mutex
 	ended    *disconnect
@@ -517,6 +530,13 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	if s.cfg.ReportConnection != nil {
 		disconnected = s.cfg.ReportConnection(init.ID, remoteAddr(c))
 	}
+	opts := c.opts
+	if s.cfg.ConnOptions != nil {
+		opts = opts.merge(s.cfg.ConnOptions(init, remoteAddr(c)))
+	}
+	if opts.ReadOnly {
+		logger = logger.With(slog.F("read_only", true))
+	}
 	backend, err := parseBackendType(init.BackendType)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorTypeInit).Inc()
@@ -527,13 +547,19 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 		height, width = 24, 80
 	}
 
-	att, d, err := s.attach(c, init, backend, height, width, logger)
+	att, d, err := s.attach(c, init, backend, height, width, opts.ReadOnly, logger)
 	if err != nil {
+		if xerrors.Is(err, ErrSessionNotFound) {
+			// Nothing to watch: end the output as a session's end does,
+			// so the viewer stops reconnecting.
+			c.closeWrite()
+			_, _ = io.Copy(io.Discard, c)
+		}
 		return d, init, disconnected
 	}
 	defer att.detach()
 	logger.Debug(ctx, "reconnecting pty attached", slog.F("height", height), slog.F("width", width))
-	return s.relayInput(ctx, c, att), init, disconnected
+	return s.relayInput(ctx, c, att, opts.ReadOnly, logger), init, disconnected
 }
 
 func initDisconnect(err error) disconnect {
@@ -548,19 +574,32 @@ func initDisconnect(err error) disconnect {
 	return disconnect{reason: DisconnectNetworkError, detail: err.Error()}
 }
 
-// attach finds or creates the session for init and attaches c to it.
-func (s *Server) attach(c *conn, init Init, backend BackendType, height, width uint16, logger slog.Logger) (attachment, disconnect, error) {
+// attach finds or creates the session for init and attaches c to it. A
+// read-only connection only finds: it gets ErrSessionNotFound rather than
+// a new session.
+func (s *Server) attach(c *conn, init Init, backend BackendType, height, width uint16, readOnly bool, logger slog.Logger) (attachment, disconnect, error) {
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {
-		fresh := &session{id: init.ID, srv: s, ready: make(chan struct{})}
-		v, loaded := s.sessions.LoadOrStore(init.ID, fresh)
+		var v any
+		loaded := true
+		if readOnly {
+			v, loaded = s.sessions.Load(init.ID)
+			if !loaded {
+				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+			}
+		} else {
+			v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+		}
 		sess := v.(*session)
 		if !loaded {
 			s.startSession(sess, init, backend, height, width, logger)
 		}
 		<-sess.ready
 		if sess.err != nil {
+			if readOnly {
+				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+			}
 			if xerrors.Is(sess.err, ErrServerClosed) {
 				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, sess.err
 			}
@@ -569,7 +608,7 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, height, width u
 		c.mu.Lock()
 		c.attached = true
 		c.mu.Unlock()
-		att, err := sess.attach(c, height, width)
+		att, err := sess.attach(c, height, width, readOnly)
 		if err == nil {
 			return att, disconnect{}, nil
 		}
@@ -614,8 +653,12 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	}
 	sess.rpty = r
 	sess.started = time.Now()
-	sess.timer = time.NewTimer(s.cfg.Timeout)
-	s.metrics.sessionsActive.Inc()
+	sess.backend = backendName(r)
+	sess.command = init.Command
+	_, sess.ownDisplays = r.(*screenSession)
+	sess.size = termSize{height, width}
+	sess.timer = sess.newIdleTimer()
+	s.metrics.sessionStarted(sess.backend)
 	go sess.lifecycle(s.ctx)
 }
 
@@ -652,10 +695,13 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 	return startBuffered(s, cmd, height, width, logger)
 }
 
-// relayInput decodes requests from c and applies them until the stream ends.
-func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) disconnect {
+// relayInput decodes requests from c and applies them until the stream
+// ends. A read-only connection's requests are decoded (its stream must
+// still be well formed, and its close noticed) but go no further.
+func (s *Server) relayInput(ctx context.Context, c *conn, att attachment, readOnly bool, logger slog.Logger) disconnect {
 	lr := &requestLimitReader{r: c, max: s.cfg.MaxRequestSize}
 	dec := json.NewDecoder(lr)
+	logged := false
 	for {
 		lr.n = 0
 		var req Request
@@ -676,6 +722,13 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) discon
 			}
 			return s.requestDisconnect(err)
 		}
+		if readOnly {
+			if s.ignoreReadOnly(req) && !logged {
+				logged = true
+				logger.Info(ctx, "input from a read-only connection ignored")
+			}
+			continue
+		}
 		if req.Data != "" {
 			if err := att.write([]byte(req.Data)); err != nil {
 				s.metrics.errors.WithLabelValues(errorTypeInput).Inc()
@@ -691,6 +744,18 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) discon
 			}
 		}
 	}
+}
+
+// ignoreReadOnly counts what a read-only connection asked for and reports
+// whether it asked for anything.
+func (s *Server) ignoreReadOnly(req Request) bool {
+	if req.Data != "" {
+		s.metrics.readOnlyIgnored.WithLabelValues("input").Inc()
+	}
+	if req.Height != 0 && req.Width != 0 {
+		s.metrics.readOnlyIgnored.WithLabelValues("resize").Inc()
+	}
+	return req.Data != "" || (req.Height != 0 && req.Width != 0)
 }
 
 var errRequestTooLarge = xerrors.New("request too large")
