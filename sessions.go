@@ -30,9 +30,9 @@ type SessionInfo struct {
 	// LastOutput is when the process last wrote output, zero if never.
 	// For screen it is when an attached connection was last sent output
 	// (repaints included): screen keeps the program's own output to itself.
-	LastOutput time.Time `json:"last_output"`
+	LastOutput time.Time `json:"last_output,omitzero"`
 	// LastInput is when a connection last sent input, zero if never.
-	LastInput time.Time `json:"last_input"`
+	LastInput time.Time `json:"last_input,omitzero"`
 	// Connections is the number of attached connections, ReadOnly how
 	// many of them are read-only.
 	Connections int `json:"connections"`

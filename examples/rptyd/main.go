@@ -36,7 +36,8 @@ func run() error {
 		listen    = flag.String("listen", "127.0.0.1:7681", "address to serve the reconnecting PTY protocol on")
 		httpAddr  = flag.String("http", "127.0.0.1:8080", `address for the web terminal and /metrics; "" disables it`)
 		backend   = flag.String("backend", "auto", "default backend: auto, buffered or screen")
-		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection")
+		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection; negative keeps it until it exits or is closed")
+		sizePol   = flag.String("size-policy", "latest", "terminal size of a session shared by clients of different sizes: latest, smallest or largest")
 		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
 		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
 	)
@@ -63,6 +64,7 @@ func run() error {
 		Timeout:    *timeout,
 		BufferSize: *buffer,
 		Backend:    reconnectingpty.BackendType(*backend),
+		SizePolicy: reconnectingpty.SizePolicy(*sizePol),
 	})
 	if err != nil {
 		return err

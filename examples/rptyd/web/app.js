@@ -81,7 +81,7 @@
     q.set('reconnect', sessionID);
     q.set('height', String(term.rows));
     q.set('width', String(term.cols));
-    for (const k of ['command', 'backend']) {
+    for (const k of ['command', 'backend', 'view']) {
       const v = params.get(k);
       if (v) q.set(k, v);
     }
