@@ -219,6 +219,17 @@
     if (retryTimer) connect();
   }
   window.addEventListener('online', retryNow);
+  // Leaving the page hangs up (a page kept in the back/forward cache would
+  // otherwise stay attached, and counted, while nobody sees it); coming
+  // back to it reconnects.
+  window.addEventListener('pagehide', () => {
+    const sock = ws;
+    ws = null;
+    if (sock) sock.close(1000);
+  });
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted && !ended && !ws) connect();
+  });
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') retryNow();
   });

@@ -30,12 +30,12 @@
   note.className = 'sessions-note';
   const actions = document.createElement('div');
   actions.className = 'sessions-actions';
-  const newHere = link('new session', pageURL(null, false), false);
+  const newHere = link('+ new session', pageURL(null, false), false);
   newHere.className = 'sessions-new';
   newHere.dataset.action = 'new';
-  const newTab = link('in a new tab', pageURL(null, false), true);
+  const newTab = link('↗ in a new tab', pageURL(null, false), true);
   newTab.dataset.action = 'new-tab';
-  actions.append(newHere, ' ', newTab);
+  actions.append(newHere, ' · ', newTab);
   menu.append(list, note, actions);
   document.body.append(toggle, menu);
 
