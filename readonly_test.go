@@ -156,16 +156,16 @@ func testReadOnlyInputNeverReachesTheProgram(t *testing.T, backend BackendType) 
 }
 
 // TestReadOnlyIsTheEmbeddersCall: the Config hook sees the init and the
-// remote address; combined with ServeConnWith the stricter wins; nothing
+// connection; combined with ServeConnWith the stricter wins; nothing
 // the client sends makes it writable.
 func TestReadOnlyIsTheEmbeddersCall(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var seen []string
 	ts := newTestServer(t, BackendBuffered, Config{
-		ConnOptions: func(init Init, remoteAddr string) ConnOptions {
+		ConnOptions: func(init Init, nc net.Conn) ConnOptions {
 			mu.Lock()
-			seen = append(seen, init.ID.String()+" "+remoteAddr)
+			seen = append(seen, init.ID.String()+" "+nc.RemoteAddr().String())
 			mu.Unlock()
 			return ConnOptions{ReadOnly: init.ContainerUser == "viewer"}
 		},

@@ -60,10 +60,13 @@ type Config struct {
 	// screen gives each connection its own display). Default: SizeLatest.
 	SizePolicy SizePolicy
 	// ConnOptions, if set, decides each connection's options (read-only)
-	// once its init has been read, from the init and the remote address.
-	// It is combined with the options given to ServeConnWith: the more
-	// restrictive wins. It must be safe for concurrent use.
-	ConnOptions func(init Init, remoteAddr string) ConnOptions
+	// once its init has been read, from the init and the connection as it
+	// was handed to the server: its remote and local addresses, its TLS
+	// state, a wrapper type of the caller's. It must not read from, write
+	// to or close the connection. Its result is combined with the options
+	// given to ServeConnWith: the more restrictive wins. It must be safe
+	// for concurrent use.
+	ConnOptions func(init Init, nc net.Conn) ConnOptions
 	// BufferSize is how many bytes of recent output the buffered backend
 	// replays on attach. Default: 64 KiB.
 	BufferSize int
@@ -532,7 +535,7 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 	opts := c.opts
 	if s.cfg.ConnOptions != nil {
-		opts = opts.merge(s.cfg.ConnOptions(init, remoteAddr(c)))
+		opts = opts.merge(s.cfg.ConnOptions(init, c.Conn))
 	}
 	if opts.ReadOnly {
 		logger = logger.With(slog.F("read_only", true))
