@@ -9,6 +9,11 @@
 //
 // Every connection close is logged once as "reconnecting pty closed" with
 // a structured attribution; see DisconnectReason.
+//
+// The embedding application can list the live sessions (Server.Sessions),
+// close one (Server.CloseSession), serve a connection read-only
+// (ConnOptions), choose how a shared terminal is sized (SizePolicy) and
+// keep sessions with no connection alive (a negative Config.Timeout).
 package reconnectingpty
 
 import (
