@@ -39,3 +39,15 @@ func (s *Server) ServeConnWith(ctx context.Context, nc net.Conn, opts ConnOption
 	s.handle(ctx, c)
 	return nil
 }
+
+// ignoreReadOnly counts what a read-only connection asked for and reports
+// whether it asked for anything.
+func (s *Server) ignoreReadOnly(req Request) bool {
+	if req.Data != "" {
+		s.metrics.readOnlyIgnored.WithLabelValues("input").Inc()
+	}
+	if req.Height != 0 && req.Width != 0 {
+		s.metrics.readOnlyIgnored.WithLabelValues("resize").Inc()
+	}
+	return req.Data != "" || (req.Height != 0 && req.Width != 0)
+}

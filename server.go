@@ -754,18 +754,6 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment, readOn
 	}
 }
 
-// ignoreReadOnly counts what a read-only connection asked for and reports
-// whether it asked for anything.
-func (s *Server) ignoreReadOnly(req Request) bool {
-	if req.Data != "" {
-		s.metrics.readOnlyIgnored.WithLabelValues("input").Inc()
-	}
-	if req.Height != 0 && req.Width != 0 {
-		s.metrics.readOnlyIgnored.WithLabelValues("resize").Inc()
-	}
-	return req.Data != "" || (req.Height != 0 && req.Width != 0)
-}
-
 var errRequestTooLarge = xerrors.New("request too large")
 
 func (s *Server) requestDisconnect(err error) disconnect {

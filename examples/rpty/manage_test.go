@@ -166,4 +166,3 @@ func TestListViewKill(t *testing.T) {
 		t.Fatalf("ls after kill: %d %q", code, out)
 	}
 }
-
