@@ -286,3 +286,22 @@ func TestKeepForever(t *testing.T) {
 	}
 	c.expectEOF()
 }
+
+// BenchmarkOutputClock measures the last-output hook against the copy of
+// one full PTY read into the replay ring that it accompanies (the
+// baseline): the hook is one clock read and one atomic store per read.
+func BenchmarkOutputClock(b *testing.B) {
+	b.Run("baseline-ring-write-32KiB", func(b *testing.B) {
+		r := ring{buf: make([]byte, 64<<10)}
+		p := make([]byte, readSize)
+		for b.Loop() {
+			r.write(p)
+		}
+	})
+	b.Run("tick", func(b *testing.B) {
+		var o outputClock
+		for b.Loop() {
+			o.tick()
+		}
+	})
+}
