@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -304,4 +305,95 @@ func BenchmarkOutputClock(b *testing.B) {
 			o.tick()
 		}
 	})
+}
+
+// TestSessionsAndCloseRaceEverything lists and closes sessions while
+// connections (writable and read-only) attach, type, resize and leave, for
+// the race detector; at the end every session is closed and the books
+// balance: nothing listed, the gauges at zero.
+func TestSessionsAndCloseRaceEverything(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{SizePolicy: SizeSmallest})
+	ids := []uuid.UUID{uuid.New(), uuid.New(), uuid.New()}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := ids[(i+n)%len(ids)]
+				init := Init{ID: id, Command: testShell, Height: uint16(20 + i), Width: uint16(70 + n%10)}
+				var c *testClient
+				if i%3 == 2 {
+					c = ts.connectWith(init, ConnOptions{ReadOnly: true})
+				} else {
+					c = ts.connect(init)
+				}
+				_ = WriteRequest(c.conn, Request{Data: "echo x\r"})
+				_ = WriteRequest(c.conn, Request{Height: uint16(30 + n%5), Width: 90})
+				time.Sleep(time.Duration(5+n%20) * time.Millisecond)
+				c.close()
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			for _, info := range ts.srv.Sessions() {
+				if info.ReadOnly > info.Connections || info.Height == 0 {
+					t.Errorf("inconsistent snapshot %+v", info)
+				}
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			err := ts.srv.CloseSession(context.Background(), ids[n%len(ids)])
+			if err != nil && !xerrors.Is(err, ErrSessionNotFound) {
+				t.Errorf("CloseSession: %v", err)
+			}
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	// A handler still attaching may yet create a session: wait them out.
+	deadline := time.Now().Add(shortWait)
+	for ts.srv.ConnCount() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still served", ts.srv.ConnCount())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, id := range ids {
+		if err := ts.srv.CloseSession(context.Background(), id); err != nil && !xerrors.Is(err, ErrSessionNotFound) {
+			t.Errorf("CloseSession: %v", err)
+		}
+	}
+	if got := ts.srv.Sessions(); len(got) != 0 {
+		t.Errorf("after closing them all, listed: %+v", got)
+	}
+	m := ts.srv.metrics
+	if a, b := testutil.ToFloat64(m.sessionsActive), testutil.ToFloat64(m.sessions.WithLabelValues(string(BackendBuffered))); a != 0 || b != 0 {
+		t.Errorf("sessions_active = %v, sessions{backend=buffered} = %v; want 0", a, b)
+	}
 }
