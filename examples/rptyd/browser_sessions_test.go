@@ -20,6 +20,9 @@ type menuRow struct {
 	Age     string `json:"age"`
 	Clients string `json:"clients"`
 	Current bool   `json:"current"`
+	// Links maps each link's action (open, open-tab, view) to its URL
+	// and, after a space, its target.
+	Links map[string]string `json:"links"`
 }
 
 type menuState struct {
@@ -42,6 +45,8 @@ const readMenuJS = `(() => {
 			age: tr.querySelector('.sessions-age').textContent,
 			clients: tr.querySelector('.sessions-clients').textContent,
 			current: tr.classList.contains('current'),
+			links: Object.fromEntries(Array.from(tr.querySelectorAll('a[data-action]'),
+				(a) => [a.dataset.action, a.href + ' ' + a.target])),
 		});
 	}
 	return {
@@ -145,6 +150,22 @@ func TestBrowserSessionMenu(t *testing.T) {
 		t.Errorf("second row %+v, want the other session, 1 client", m.Rows[1])
 	}
 	p.screenshot("menu.png")
+	// Besides open here: open in a new tab, and watch read-only in one.
+	links := m.Rows[1].Links
+	for action, want := range map[string][]string{
+		"open":     {"reconnect=" + otherID.String(), "command=" + url.QueryEscape(testShell)},
+		"open-tab": {"reconnect=" + otherID.String(), " _blank"},
+		"view":     {"reconnect=" + otherID.String(), "view=1", " _blank"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(links[action], w) {
+				t.Errorf("link %s is %q, want it to hold %q", action, links[action], w)
+			}
+		}
+	}
+	if strings.Contains(links["open"], "view=") || strings.Contains(links["open"], "_blank") {
+		t.Errorf("link open is %q, want this tab, writable", links["open"])
+	}
 
 	// Open the other session in this tab: the page attaches to it, and
 	// the menu counts two clients there.
