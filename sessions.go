@@ -16,6 +16,7 @@ var ErrSessionNotFound = xerrors.New("reconnecting pty session not found")
 
 // SessionInfo describes one live session, as Sessions sees it.
 type SessionInfo struct {
+	// ID is the session's UUID, as its clients name it.
 	ID uuid.UUID `json:"id"`
 	// Backend is the backend that runs the session: buffered or screen.
 	Backend BackendType `json:"backend"`
@@ -75,7 +76,7 @@ func unixNanoTime(ns int64) time.Time {
 	return time.Unix(0, ns)
 }
 
-// backendName names the backend that r is.
+// backendName names the backend that r is; a new backend adds its case.
 func backendName(r rpty) BackendType {
 	switch r.(type) {
 	case *buffered:
