@@ -194,7 +194,7 @@ func TestBrowserSessionMenu(t *testing.T) {
 
 	// Watch the first session read-only: its output shows, typing does
 	// not reach it, and the menu says so.
-	p.navigate(d.base + "?" + url.Values{"reconnect": {own}, "view": {"1"}}.Encode())
+	p.navigate(d.base + "?" + url.Values{"reconnect": {own}, "view": {"1"}, "command": {testShell}}.Encode())
 	p.waitFor("watching", 20*time.Second, func(s *pageState) bool {
 		return s.State == "connected" && s.SessionID == own && countLines(s.Lines, "own-5") == 1
 	})
@@ -216,10 +216,26 @@ func TestBrowserSessionMenu(t *testing.T) {
 	}
 	p.screenshot("menu-view.png")
 
+	// Closing the watched session ends the viewer's page too; Enter there
+	// starts a fresh session that it may type into.
+	p.click(`#sessions-menu tr[data-id="` + own + `"] button[data-action="close"]`)
+	p.waitFor("the viewer sees the session end", 10*time.Second, func(s *pageState) bool { return s.State == "ended" })
+	if err := writer.waitClosed(wsCtx); err == nil || !strings.Contains(err.Error(), "4000") {
+		t.Errorf("the writer after the close: %v, want close status 4000", err)
+	}
+	p.typeKeys("\r")
+	s = p.waitFor("a fresh session after the viewer's Enter", 20*time.Second, func(s *pageState) bool {
+		return s.State == "connected" && s.SessionID != own && !strings.Contains(s.URL, "view=")
+	})
+	fresh := s.SessionID
+	p.typeKeys("echo fresh-$((5+5))\r")
+	p.waitFor("typing into the fresh session", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "fresh-10") == 1 })
+
 	// "new session" starts a fresh one in this tab.
+	p.click("#sessions-toggle")
 	p.click(`#sessions-menu a[data-action="new"]`)
 	s = p.waitFor("a new session", 20*time.Second, func(s *pageState) bool {
-		return s.State == "connected" && s.SessionID != own && s.SessionID != otherID.String()
+		return s.State == "connected" && s.SessionID != own && s.SessionID != otherID.String() && s.SessionID != fresh
 	})
 	if strings.Contains(s.URL, "view=") {
 		t.Errorf("the new session's URL %s keeps view", s.URL)

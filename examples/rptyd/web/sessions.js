@@ -163,6 +163,18 @@
     }
   }
 
+  // A viewer whose session ended has nothing to watch: Enter, which app.js
+  // takes for "start a new session", starts it writable, as a fresh page.
+  if (viewing) {
+    window.addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && window.rpty && window.rpty.state === 'ended') {
+        ev.preventDefault();
+        ev.stopPropagation();
+        location.assign(pageURL(null, false));
+      }
+    }, true);
+  }
+
   toggle.addEventListener('click', () => setOpen(menu.hidden));
   document.addEventListener('keydown', (ev) => {
     if (ev.key === 'Escape' && !menu.hidden) setOpen(false);
