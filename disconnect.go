@@ -16,8 +16,9 @@ package reconnectingpty
 //	reason           expected  initiator  when
 //	graceful         true      client     the client closed the connection
 //	process_exited   true      agent      the session's process exited; output was flushed first
-//	server_shutdown  true      server     the server is shutting down or the session was closed
+//	server_shutdown  true      server     the server is shutting down, or the connection's context ended
 //	session_timeout  true      server     the session was closed for inactivity
+//	session_closed   true      server     the session was closed through Server.CloseSession
 //	network_error    false     network    reading from or writing to the connection failed
 //	protocol_error   false     client     bad, truncated or late init, or a malformed request
 //	start_failed     false     agent      the command could not be created or started
@@ -31,6 +32,7 @@ const (
 	DisconnectProcessExited  DisconnectReason = "process_exited"
 	DisconnectServerShutdown DisconnectReason = "server_shutdown"
 	DisconnectSessionTimeout DisconnectReason = "session_timeout"
+	DisconnectSessionClosed  DisconnectReason = "session_closed"
 	DisconnectNetworkError   DisconnectReason = "network_error"
 	DisconnectProtocolError  DisconnectReason = "protocol_error"
 	DisconnectStartFailed    DisconnectReason = "start_failed"
@@ -63,6 +65,7 @@ var reasonTable = map[DisconnectReason]reasonInfo{
 	DisconnectProcessExited:  {true, InitiatorAgent},
 	DisconnectServerShutdown: {true, InitiatorServer},
 	DisconnectSessionTimeout: {true, InitiatorServer},
+	DisconnectSessionClosed:  {true, InitiatorServer},
 	DisconnectNetworkError:   {false, InitiatorNetwork},
 	DisconnectProtocolError:  {false, InitiatorClient},
 	DisconnectStartFailed:    {false, InitiatorAgent},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -61,4 +62,42 @@ func ExampleWriteRequest() {
 	_ = reconnectingpty.WriteRequest(&stream, reconnectingpty.Request{Height: 50, Width: 120})
 	fmt.Println(stream.String())
 	// Output: {"data":"ls -la\r"}{"height":50,"width":120}
+}
+
+// An operator lists the live sessions and closes one: its clients get the
+// remaining output, then EOF.
+func ExampleServer_Sessions() {
+	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{Backend: reconnectingpty.BackendBuffered})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.Close()
+	client, server := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeConn(context.Background(), server) }()
+	id := uuid.New()
+	if err := reconnectingpty.WriteInit(client, reconnectingpty.Init{ID: id, Command: "sleep 600"}); err != nil {
+		panic(err)
+	}
+	output := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, client)
+		output <- err
+	}()
+
+	for len(srv.Sessions()) == 0 || srv.Sessions()[0].Connections == 0 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	s := srv.Sessions()[0]
+	fmt.Println(s.ID == id, s.Command, s.Connections)
+
+	if err := srv.CloseSession(context.Background(), id); err != nil {
+		panic(err)
+	}
+	fmt.Println(<-output, len(srv.Sessions()))
+	_ = client.Close()
+	<-served
+	// Output:
+	// true sleep 600 1
+	// <nil> 0
 }

@@ -15,6 +15,7 @@ import (
 //	<ns>_connections_total                counter            connections accepted
 //	<ns>_connections_active               gauge              connections being served
 //	<ns>_sessions_active                  gauge              live sessions
+//	<ns>_sessions                         gauge      backend live sessions by backend (buffered, screen)
 //	<ns>_errors_total                     counter    type    failures, by kind (see below)
 //	<ns>_disconnects_total                counter    reason  connection closes, by DisconnectReason
 //	<ns>_output_bytes_total               counter            bytes the sessions' processes wrote
@@ -26,6 +27,8 @@ import (
 // session_connections (MaxConnectionsPerSession), startups (MaxStartups),
 // init_timeout (InitTimeout), request_size (MaxRequestSize).
 //
+//	<ns>_read_only_ignored_total          counter    kind    requests of read-only connections ignored: input, resize
+//
 // Error types: init (no valid init frame), request (malformed request),
 // start (command could not start), input (writing to the PTY failed),
 // network (connection read or write failed), slow_consumer,
@@ -34,12 +37,14 @@ type Metrics struct {
 	connections       prometheus.Counter
 	connectionsActive prometheus.Gauge
 	sessionsActive    prometheus.Gauge
+	sessions          *prometheus.GaugeVec
 	errors            *prometheus.CounterVec
 	disconnects       *prometheus.CounterVec
 	outputBytes       prometheus.Counter
 	replayBytes       prometheus.Counter
 	sessionDuration   prometheus.Histogram
 	limits            *prometheus.CounterVec
+	readOnlyIgnored   *prometheus.CounterVec
 }
 
 // The limits counted in <ns>_limit_hits_total.
@@ -82,6 +87,10 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			Namespace: namespace, Name: "sessions_active",
 			Help: "Reconnecting PTY sessions currently alive.",
 		}),
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: namespace, Name: "sessions",
+			Help: "Reconnecting PTY sessions currently alive, by backend.",
+		}, []string{"backend"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "errors_total",
 			Help: "Failures by type.",
@@ -107,6 +116,10 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 			Namespace: namespace, Name: "limit_hits_total",
 			Help: "Connections refused or cut off at a configured limit, by limit.",
 		}, []string{"limit"}),
+		readOnlyIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "read_only_ignored_total",
+			Help: "Requests from read-only connections that were ignored, by kind (input, resize).",
+		}, []string{"kind"}),
 	}
 	if reg == nil {
 		return m, nil
@@ -114,6 +127,7 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.connections, m.connectionsActive, m.sessionsActive, m.errors,
 		m.disconnects, m.outputBytes, m.replayBytes, m.sessionDuration, m.limits,
+		m.sessions, m.readOnlyIgnored,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, xerrors.Errorf("register metrics: %w", err)
@@ -122,7 +136,13 @@ func NewMetrics(reg prometheus.Registerer, namespace string) (*Metrics, error) {
 	return m, nil
 }
 
-func (m *Metrics) sessionEnded(d time.Duration) {
+func (m *Metrics) sessionStarted(backend BackendType) {
+	m.sessionsActive.Inc()
+	m.sessions.WithLabelValues(string(backend)).Inc()
+}
+
+func (m *Metrics) sessionEnded(backend BackendType, d time.Duration) {
 	m.sessionsActive.Dec()
+	m.sessions.WithLabelValues(string(backend)).Dec()
 	m.sessionDuration.Observe(d.Seconds())
 }

@@ -58,6 +58,8 @@ type greeting interface {
 // everything it started, and ends every connection with the session's
 // reason. A greeting decides what a connection receives first.
 type ptySession struct {
+	outputClock // for SessionInfo.LastOutput
+
 	srv      *Server
 	logger   slog.Logger
 	backend  string
@@ -129,6 +131,20 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 }
 
 func (ps *ptySession) done() <-chan struct{} { return ps.doneCh }
+
+func (ps *ptySession) pid() int { return ps.cmd.Process.Pid }
+
+// title is the window title the program last set, where the greeting
+// keeps a terminal that knows it (vt); "" otherwise.
+func (ps *ptySession) title() string {
+	t, ok := ps.greeting.(titler)
+	if !ok {
+		return ""
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return t.title()
+}
 
 func (ps *ptySession) close(d disconnect) {
 	ps.closeOnce.Do(func() {
@@ -259,6 +275,7 @@ func (ps *ptySession) signalDrained() {
 // fanOut adds p to the ring, the greeting and every attachment's queue; it
 // reports whether every attachment is now behind.
 func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
+	ps.tick()
 	ps.mu.Lock()
 	ps.ring.write(p)
 	reply := ps.greeting.output(p)

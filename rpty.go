@@ -7,10 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
-	"time"
 
-	"cdr.dev/slog/v3"
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
 )
@@ -157,98 +154,4 @@ func terminalEnv(env []string) []string {
 func isUTF8Locale(l string) bool {
 	l = strings.ToLower(l)
 	return strings.Contains(l, "utf-8") || strings.Contains(l, "utf8")
-}
-
-// session is the registry's entry for one ID: the backend plus the
-// inactivity timer, which is the same for every backend. It needs no
-// goroutine of its own: the timer and the server's shutdown close the
-// backend from callbacks, and the backend calls ended when it is over.
-type session struct {
-	id      uuid.UUID
-	srv     *Server
-	logger  slog.Logger
-	ready   chan struct{} // closed once rpty or err is set
-	rpty    rpty
-	err     error
-	started time.Time
-	// stopShutdown stops the server's shutdown from closing the session,
-	// waiting for a close under way.
-	stopShutdown func()
-
-	mu       sync.Mutex
-	attached int
-	timer    *time.Timer // closes the idle session; see timedOut
-	over     bool        // the backend ended: the timer does nothing
-}
-
-// attach joins c. The connection counts as attached, stopping the
-// inactivity timer, from before the backend's attach, which may take a
-// while (a screen client must draw), and without holding s.mu meanwhile.
-func (s *session) attach(c *conn, req attachRequest) (attachment, error) {
-	s.mu.Lock()
-	if limit := s.srv.cfg.MaxConnectionsPerSession; over(s.attached, limit) {
-		s.mu.Unlock()
-		return nil, xerrors.Errorf("%w: MaxConnectionsPerSession: %d connections are attached to the session already", errLimit, limit)
-	}
-	s.attached++
-	s.timer.Stop()
-	s.mu.Unlock()
-	att, err := s.rpty.attach(c, req)
-	if err != nil {
-		s.detached()
-		return nil, err
-	}
-	return &sessionAttachment{attachment: att, s: s}, nil
-}
-
-func (s *session) detached() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attached--
-	if s.attached == 0 && !s.over {
-		s.timer.Reset(s.srv.cfg.Timeout)
-	}
-}
-
-// timedOut closes the session if it is still idle when its timer fires.
-// It holds s.mu throughout, so that once ended has set over, no run of it
-// does anything.
-func (s *session) timedOut() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.over || s.attached > 0 {
-		return
-	}
-	s.logger.Info(context.Background(), "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))
-	s.rpty.close(disconnect{reason: DisconnectSessionTimeout, detail: "no connection for " + s.srv.cfg.Timeout.String()})
-}
-
-// ended is called by the backend, last, once it is over: the session is
-// unregistered and counted out.
-func (s *session) ended() {
-	<-s.ready // the backend can end before startSession has returned
-	defer s.srv.wg.Done()
-	s.mu.Lock()
-	s.over = true
-	s.timer.Stop()
-	s.mu.Unlock()
-	s.stopShutdown()
-	s.srv.sessionGone()
-	s.srv.sessions.CompareAndDelete(s.id, s)
-	s.srv.metrics.sessionEnded(time.Since(s.started))
-	s.logger.Info(context.Background(), "reconnecting pty session ended", slog.F("duration", time.Since(s.started).String()))
-}
-
-// sessionAttachment tells the session when its connection leaves.
-type sessionAttachment struct {
-	attachment
-	s    *session
-	once sync.Once
-}
-
-func (a *sessionAttachment) detach() {
-	a.once.Do(func() {
-		a.attachment.detach()
-		a.s.detached()
-	})
 }

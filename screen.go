@@ -219,6 +219,8 @@ func (h *screenHost) cleanup() {
 // screenSession is one session: a screen daemon running the program, and
 // a screen client per attached connection.
 type screenSession struct {
+	outputClock // for SessionInfo.LastOutput: what attached clients are sent
+
 	srv    *Server
 	logger slog.Logger
 	path   string // the screen binary
@@ -435,6 +437,8 @@ func (s *screenSession) command(args ...string) error {
 }
 
 func (s *screenSession) done() <-chan struct{} { return s.doneCh }
+
+func (s *screenSession) pid() int { return s.daemon.Process.Pid }
 
 func (s *screenSession) close(d disconnect) {
 	s.closeOnce.Do(func() {
@@ -844,6 +848,7 @@ func (a *screenAttachment) send(p []byte, writing bool) bool {
 	// Screen gives no access to the program's own output stream, so this
 	// counts what each connection is sent, repaints included.
 	a.s.srv.metrics.outputBytes.Add(float64(len(p)))
+	a.s.tick()
 	return true
 }
 

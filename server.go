@@ -9,6 +9,11 @@
 //
 // Every connection close is logged once as "reconnecting pty closed" with
 // a structured attribution; see DisconnectReason.
+//
+// The embedding application can list the live sessions (Server.Sessions),
+// close one (Server.CloseSession), serve a connection read-only
+// (ConnOptions), choose how a shared terminal is sized (SizePolicy) and
+// keep sessions with no connection alive (a negative Config.Timeout).
 package reconnectingpty
 
 import (
@@ -49,8 +54,23 @@ type Config struct {
 	// collectors (see NewMetrics).
 	Metrics *Metrics
 	// Timeout is how long a session lives after its last connection
-	// detaches. Default: 5 minutes.
+	// detaches. A negative Timeout keeps sessions with no connection alive
+	// until their process exits, CloseSession closes them or the server
+	// shuts down: for embedders that manage a session's lifetime
+	// themselves. Default: 5 minutes.
 	Timeout time.Duration
+	// SizePolicy decides the terminal size when several writable
+	// connections of different sizes share a session (buffered backend;
+	// screen gives each connection its own display). Default: SizeLatest.
+	SizePolicy SizePolicy
+	// ConnOptions, if set, decides each connection's options (read-only)
+	// once its init has been read, from the init and the connection as it
+	// was handed to the server: its remote and local addresses, its TLS
+	// state, a wrapper type of the caller's. It must not read from, write
+	// to or close the connection. Its result is combined with the options
+	// given to ServeConnWith: the more restrictive wins. It must be safe
+	// for concurrent use.
+	ConnOptions func(init Init, nc net.Conn) ConnOptions
 	// BufferSize is how many bytes of recent output the buffered backend
 	// replays on attach. Default: 64 KiB.
 	BufferSize int
@@ -141,6 +161,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ResumeBufferSize == 0 {
 		c.ResumeBufferSize = 1 << 20
 	}
+	if c.SizePolicy == "" {
+		c.SizePolicy = SizeLatest
+	}
 	if c.Backend == "" {
 		c.Backend = BackendAuto
 	}
@@ -173,8 +196,6 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	switch {
-	case c.Timeout < 0:
-		return c, xerrors.Errorf("timeout %s is negative", c.Timeout)
 	case c.BufferSize < 0:
 		return c, xerrors.Errorf("buffer size %d is negative", c.BufferSize)
 	case c.ResumeBufferSize < 0:
@@ -200,6 +221,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, err := parseBackendType(string(c.Backend)); err != nil {
 		return c, xerrors.Errorf("default backend: %w", err)
+	}
+	if err := parseSizePolicy(c.SizePolicy); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -347,16 +371,7 @@ func isTemporary(err error) bool {
 // can rely on it to tell its client the session is over rather than the
 // connection lost.
 func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
-	c, refused := s.track(nc)
-	if refused != nil {
-		s.refuse(ctx, nc, *refused)
-		if refused.reason == DisconnectServerShutdown {
-			return ErrServerClosed
-		}
-		return nil
-	}
-	s.handle(ctx, c)
-	return nil
+	return s.ServeConnWith(ctx, nc, ConnOptions{})
 }
 
 // goServe starts a handler for nc; it reports false when the server is closed.
@@ -475,6 +490,9 @@ func (s *Server) Close() error {
 // conn is a served connection and the first reason it was ended for.
 type conn struct {
 	net.Conn
+
+	// opts are the options the caller served it with; see ServeConnWith.
+	opts ConnOptions
 
 	mu       sync.Mutex
 	ended    *disconnect
@@ -692,6 +710,13 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	if s.cfg.ReportConnection != nil {
 		disconnected = s.cfg.ReportConnection(init.ID, remoteAddr(c))
 	}
+	opts := c.opts
+	if s.cfg.ConnOptions != nil {
+		opts = opts.merge(s.cfg.ConnOptions(init, c.Conn))
+	}
+	if opts.ReadOnly {
+		logger = logger.With(slog.F("read_only", true))
+	}
 	backend, err := parseBackendType(init.BackendType)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorTypeInit).Inc()
@@ -703,13 +728,19 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 
 	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset}
-	att, d, err := s.attach(c, init, backend, req, logger)
+	att, d, err := s.attach(c, init, backend, req, opts.ReadOnly, logger)
 	if err != nil {
+		if xerrors.Is(err, ErrSessionNotFound) {
+			// Nothing to watch: end the output as a session's end does,
+			// so the viewer stops reconnecting.
+			c.closeWrite()
+			_, _ = io.Copy(io.Discard, c)
+		}
 		return d, init, disconnected
 	}
 	defer att.detach()
 	logger.Debug(ctx, "reconnecting pty attached", slog.F("height", height), slog.F("width", width))
-	return s.relayInput(ctx, c, att), init, disconnected
+	return s.relayInput(ctx, c, att, opts.ReadOnly, logger), init, disconnected
 }
 
 func initDisconnect(err error) disconnect {
@@ -724,19 +755,32 @@ func initDisconnect(err error) disconnect {
 	return disconnect{reason: DisconnectNetworkError, detail: err.Error()}
 }
 
-// attach finds or creates the session for init and attaches c to it.
-func (s *Server) attach(c *conn, init Init, backend BackendType, req attachRequest, logger slog.Logger) (attachment, disconnect, error) {
+// attach finds or creates the session for init and attaches c to it. A
+// read-only connection only finds: it gets ErrSessionNotFound rather than
+// a new session.
+func (s *Server) attach(c *conn, init Init, backend BackendType, req attachRequest, readOnly bool, logger slog.Logger) (attachment, disconnect, error) {
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {
-		fresh := &session{id: init.ID, srv: s, ready: make(chan struct{})}
-		v, loaded := s.sessions.LoadOrStore(init.ID, fresh)
+		var v any
+		loaded := true
+		if readOnly {
+			v, loaded = s.sessions.Load(init.ID)
+			if !loaded {
+				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+			}
+		} else {
+			v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+		}
 		sess := v.(*session)
 		if !loaded {
 			s.startSession(sess, init, backend, req.height, req.width, logger)
 		}
 		<-sess.ready
 		if sess.err != nil {
+			if readOnly {
+				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+			}
 			if xerrors.Is(sess.err, ErrServerClosed) {
 				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, sess.err
 			}
@@ -748,7 +792,7 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 		c.mu.Lock()
 		c.attached = true
 		c.mu.Unlock()
-		att, err := sess.attach(c, req)
+		att, err := sess.attach(c, req, readOnly)
 		if err == nil {
 			return att, disconnect{}, nil
 		}
@@ -806,11 +850,15 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	}
 	sess.rpty = r
 	sess.started = time.Now()
-	sess.timer = time.AfterFunc(s.cfg.Timeout, sess.timedOut)
+	sess.backend = backendName(r)
+	sess.command = init.Command
+	_, sess.ownDisplays = r.(*screenSession)
+	sess.size = termSize{height, width}
+	sess.timer = sess.newIdleTimer()
+	s.metrics.sessionStarted(sess.backend)
 	sess.stopShutdown = afterFunc(s.ctx, func() {
 		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
 	})
-	s.metrics.sessionsActive.Inc()
 }
 
 // errLimit is a connection refused by a configured limit.
@@ -857,10 +905,28 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 
 // relayInput decodes requests from c and applies them until the stream
 // ends. A request's data reaches the terminal in chunks as it is decoded.
-func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) disconnect {
+// A read-only connection's requests are decoded (its stream must still be
+// well formed, and its close noticed) but go no further.
+func (s *Server) relayInput(ctx context.Context, c *conn, att attachment, readOnly bool, logger slog.Logger) disconnect {
 	rr := newRequestReader(c, s.cfg.MaxRequestSize)
+	logged := false
+	ignored := func(kind string) {
+		s.metrics.readOnlyIgnored.WithLabelValues(kind).Inc()
+		if !logged {
+			logged = true
+			logger.Info(ctx, "input from a read-only connection ignored")
+		}
+	}
 	for {
+		inputSeen := false
 		height, width, err := rr.next(func(p []byte) error {
+			if readOnly {
+				if !inputSeen {
+					inputSeen = true
+					ignored("input")
+				}
+				return nil
+			}
 			if err := att.write(p); err != nil {
 				s.metrics.errors.WithLabelValues(errorTypeInput).Inc()
 				if d, ok := c.reason(); ok {
@@ -890,6 +956,10 @@ func (s *Server) relayInput(ctx context.Context, c *conn, att attachment) discon
 				}
 			}
 			return s.requestDisconnect(err)
+		}
+		if height != 0 && width != 0 && readOnly {
+			ignored("resize")
+			continue
 		}
 		if height != 0 && width != 0 {
 			if err := att.resize(height, width); err != nil {

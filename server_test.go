@@ -269,7 +269,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 func TestConfigIsValidated(t *testing.T) {
 	t.Parallel()
 	for _, cfg := range []Config{
-		{Timeout: -1},
+		{SizePolicy: "tallest"},
 		{BufferSize: -1},
 		{Backend: "tmux"},
 		{BufferSize: 1 << 20, ConnQueueSize: 1 << 10},
@@ -284,9 +284,15 @@ func TestConfigIsValidated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if srv.cfg.Timeout != 5*time.Minute || srv.cfg.BufferSize != 64<<10 || srv.cfg.Backend != BackendAuto {
+	if srv.cfg.Timeout != 5*time.Minute || srv.cfg.BufferSize != 64<<10 || srv.cfg.Backend != BackendAuto || srv.cfg.SizePolicy != SizeLatest {
 		t.Fatalf("defaults not applied: %+v", srv.cfg)
 	}
+	// A negative timeout is valid: it keeps sessions forever.
+	forever, err := NewServer(Config{Timeout: -1})
+	if err != nil {
+		t.Fatalf("NewServer with a negative timeout: %v", err)
+	}
+	defer forever.Close()
 }
 
 // TestServeOverTCP runs the server as an agent would: a TCP listener,

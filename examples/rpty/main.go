@@ -4,6 +4,15 @@
 // Usage:
 //
 //	go run ./examples/rpty [--addr 127.0.0.1:7681] [--id UUID] [--backend auto|buffered|screen] [-- command...]
+//	go run ./examples/rpty --view --id UUID [--view-addr 127.0.0.1:7682]
+//	go run ./examples/rpty ls [--http 127.0.0.1:8080]
+//	go run ./examples/rpty kill [--http 127.0.0.1:8080] UUID
+//
+// With --view rpty watches a session read-only: it connects to the
+// daemon's view port, where the daemon serves every connection read-only
+// (the protocol has no way for a client to ask for that: the server
+// decides), and sends nothing but its hang-up. ls and kill use the
+// daemon's HTTP API (see manage.go).
 //
 // Without --id, rpty starts a new session under a new random ID; with
 // --id it attaches to that session (or starts it, if it does not exist).
@@ -58,6 +67,8 @@ import (
 
 const (
 	defaultAddr = "127.0.0.1:7681"
+	// defaultViewAddr is rptyd's read-only port (--view-listen).
+	defaultViewAddr = "127.0.0.1:7682"
 	// detachPrefix is Ctrl-\. Shells and editors rarely bind it, and in
 	// raw mode it reaches us instead of raising SIGQUIT.
 	detachPrefix = 0x1c
@@ -75,6 +86,10 @@ starts a login shell.
 Detach with Ctrl-\ then d: the session keeps running and rpty prints how
 to reattach. Press Ctrl-\ twice to send Ctrl-\ itself.
 
+--view --id ID watches a session read-only, through the daemon's view port.
+"rpty ls" lists the daemon's sessions and "rpty kill ID" ends one, through
+its HTTP API (rpty ls --help).
+
 Flags:
 `
 
@@ -85,11 +100,17 @@ func main() {
 // run is the whole program; it returns the exit status, after restoring
 // the terminal, so that main's os.Exit skips no cleanup.
 func run(args []string) int {
+	if len(args) > 0 && (args[0] == "ls" || args[0] == "kill") {
+		return runManage(args[0], args[1:])
+	}
 	fs := flag.NewFlagSet("rpty", flag.ContinueOnError)
 	fs.SetOutput(os.Stderr)
 	addr := fs.String("addr", defaultAddr, "server address (host:port)")
 	idFlag := fs.String("id", "", "session ID to attach to; empty starts a new session")
 	backend := fs.String("backend", "auto", "backend for a new session: auto, buffered or screen")
+	view := fs.Bool("view", false, "watch the session --id read-only, through the daemon's view port")
+	viewAddr := fs.String("view-addr", defaultViewAddr, "the daemon's read-only view port (host:port), for --view")
+	httpAddr := fs.String("http", defaultHTTP, `with --view, the daemon's HTTP address, to check that the session exists; "" skips the check`)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usage)
 		fs.PrintDefaults()
@@ -108,6 +129,15 @@ func run(args []string) int {
 			return 2
 		}
 	}
+	if *view && *idFlag == "" {
+		fmt.Fprintln(os.Stderr, "rpty: --view needs --id: a viewer watches an existing session")
+		return 2
+	}
+	if *view && *httpAddr != "" {
+		if code := checkSessionExists(*httpAddr, id); code != 0 {
+			return code
+		}
+	}
 	switch reconnectingpty.BackendType(*backend) {
 	case reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
 	default:
@@ -115,7 +145,11 @@ func run(args []string) int {
 		return 2
 	}
 
+	if *view {
+		*addr = *viewAddr
+	}
 	s := &session{
+		view:    *view,
 		addr:    *addr,
 		id:      id,
 		command: strings.Join(fs.Args(), " "),
@@ -129,6 +163,7 @@ func run(args []string) int {
 
 // session is one run of the CLI against one session ID.
 type session struct {
+	view                   bool // watch only: send no input or resize
 	addr, command, backend string
 	id                     uuid.UUID
 	in, out, errOut        *os.File
@@ -281,7 +316,7 @@ loop:
 			// it: keep copying output until the output says so.
 		case sig := <-sigs:
 			if sig == syscall.SIGWINCH {
-				if h, w := s.size(); h != 0 {
+				if h, w := s.size(); h != 0 && !s.view {
 					_ = c.Resize(h, w)
 				}
 				continue
@@ -332,7 +367,12 @@ func (s *session) size() (uint16, uint16) {
 // reattachCommand is the command line that attaches to this session again.
 func (s *session) reattachCommand() string {
 	cmd := "go run ./examples/rpty"
-	if s.addr != defaultAddr {
+	switch {
+	case s.view && s.addr != defaultViewAddr:
+		cmd += " --view --view-addr " + s.addr
+	case s.view:
+		cmd += " --view"
+	case s.addr != defaultAddr:
 		cmd += " --addr " + s.addr
 	}
 	return cmd + " --id " + s.id.String()
@@ -433,7 +473,7 @@ func (s *session) relayInput(in io.Reader, c *client.Client) error {
 		for _, b := range buf[:n] {
 			switch {
 			case prefixed && b == detachKey:
-				if len(send) > 0 {
+				if len(send) > 0 && !s.view {
 					_, _ = c.Write(send)
 				}
 				return errDetach
@@ -448,6 +488,11 @@ func (s *session) relayInput(in io.Reader, c *client.Client) error {
 			default:
 				send = append(send, b)
 			}
+		}
+		if s.view {
+			// A viewer's keys go nowhere but the detach sequence; the
+			// server would ignore them anyway.
+			send = send[:0]
 		}
 		if len(send) > 0 {
 			if _, werr := c.Write(send); werr != nil {

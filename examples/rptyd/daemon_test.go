@@ -92,7 +92,7 @@ func TestDaemonAsAUserMeetsIt(t *testing.T) {
 	_, _ = rand.Read(markBytes)
 	marker := "RPTYD_TEST_MARK=" + hex.EncodeToString(markBytes)
 
-	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--http", "", "--log-format", "json", "--backend", "buffered")
+	cmd := exec.Command(bin, "--listen", "127.0.0.1:0", "--view-listen", "127.0.0.1:0", "--http", "", "--log-format", "json", "--backend", "buffered")
 	cmd.Env = append(os.Environ(), marker)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -130,6 +130,24 @@ func TestDaemonAsAUserMeetsIt(t *testing.T) {
 	c2.expect("bg-started") // the replay
 	c2.send("echo X=$X\r")
 	c2.expect("X=kept")
+
+	// On the view port the same session is watched: output arrives, and
+	// the viewer's typing goes nowhere.
+	viewAddr := logs.find(t, "serving read-only reconnecting pty", nil)["addr"].(string)
+	v := dialDaemon(t, viewAddr, reconnectingpty.Init{ID: id, Height: 24, Width: 80})
+	v.expect("X=kept")
+	v.send("echo viewer-\"\"typed\r")
+	logs.find(t, "input from a read-only connection ignored", nil)
+	c2.send("echo after-\"\"view\r")
+	c2.expect("after-view")
+	v.expect("after-view")
+	c2.mu.Lock()
+	leaked := strings.Contains(c2.out.String(), "viewer-typed")
+	c2.mu.Unlock()
+	if leaked {
+		t.Fatal("input on the view port reached the shell")
+	}
+	v.close()
 
 	// The daemon, the shell and the background sleep carry the marker:
 	// the leak check below can see them.

@@ -27,7 +27,7 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/resume.js web/style.css
+//go:embed web/index.html web/app.js web/resume.js web/style.css web/sessions.js web/sessions.css
 //go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 
@@ -45,8 +45,9 @@ const statusSessionEnded websocket.StatusCode = 4000
 const statusCatchingUp websocket.StatusCode = 4001
 
 // newHTTPHandler serves the web terminal on / (its page and vendored
-// scripts), its WebSocket bridge on /ws, and the Prometheus metrics of reg
-// on /metrics. The paths the page uses are relative, so the handler also
+// scripts), its WebSocket bridge on /ws, the session list and close on
+// /sessions (see sessionsAPI), and the Prometheus metrics of reg on
+// /metrics. The paths the page uses are relative, so the handler also
 // works mounted under a prefix with http.StripPrefix.
 //
 // The bridges need no context of their own: shutting srv down ends every
@@ -60,6 +61,9 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/ws", &webBridge{srv: srv, logger: logger.Named("web")})
+	api := &sessionsAPI{srv: srv, logger: logger.Named("sessions")}
+	mux.HandleFunc("GET /sessions", api.list)
+	mux.HandleFunc("DELETE /sessions/{id}", api.close)
 	web, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		// fs.Sub fails only on an invalid path name, which "web" is not.
@@ -96,6 +100,7 @@ func staticHeaders(next http.Handler) http.Handler {
 //	backend    auto, buffered or screen (default: the daemon's --backend)
 //	resume     1 to ask for the resume extension (docs/PROTOCOL.md), 0 or absent not to
 //	offset     with resume: bytes of the session's output the page has already (default 0)
+//	view       1 serves the connection read-only (see viewOptions)
 //
 // An invalid query is answered 400 with a plain-text reason before any
 // upgrade. After the upgrade every binary message from the page carries
@@ -124,6 +129,11 @@ func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	opts, err := viewOptions(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	// Encoding here rather than in the connection keeps the framing in one
 	// place (the library) and turns an oversized command into a 400.
 	var frame bytes.Buffer
@@ -141,7 +151,7 @@ func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	nc := newBridgeConn(ctx, ws, frame.Bytes())
-	if err := b.srv.ServeConn(ctx, nc); err != nil {
+	if err := b.srv.ServeConnWith(ctx, nc, opts); err != nil {
 		logger.Debug(ctx, "web terminal not served", slog.Error(xerrors.Errorf("serve websocket: %w", err)))
 	}
 	if nc.catchingUp.Load() {

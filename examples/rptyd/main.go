@@ -35,9 +35,11 @@ func main() {
 func run() error {
 	var (
 		listen    = flag.String("listen", "127.0.0.1:7681", "address to serve the reconnecting PTY protocol on")
+		viewAddr  = flag.String("view-listen", "127.0.0.1:7682", `address where every connection is read-only (rpty --view); "" disables it`)
 		httpAddr  = flag.String("http", "127.0.0.1:8080", `address for the web terminal and /metrics; "" disables it`)
 		backend   = flag.String("backend", "auto", "default backend: auto, buffered or screen")
-		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection")
+		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection; negative keeps it until it exits or is closed")
+		sizePol   = flag.String("size-policy", "latest", "terminal size of a session shared by clients of different sizes: latest, smallest or largest")
 		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
 		resumeBuf = flag.Int("resume-buffer", 1<<20, "bytes of output a session keeps so that a resuming client gets exactly what it missed")
 		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
@@ -71,6 +73,12 @@ func run() error {
 		Backend:          reconnectingpty.BackendType(*backend),
 
 		LogShortSessionID: *shortIDs,
+		SizePolicy:        reconnectingpty.SizePolicy(*sizePol),
+		// Connections accepted on the view listener watch only.
+		ConnOptions: func(_ reconnectingpty.Init, nc net.Conn) reconnectingpty.ConnOptions {
+			_, view := nc.(viewConn)
+			return reconnectingpty.ConnOptions{ReadOnly: view}
+		},
 	})
 	if err != nil {
 		return err
@@ -79,6 +87,15 @@ func run() error {
 	ln, err := net.Listen("tcp", *listen)
 	if err != nil {
 		return err
+	}
+	var viewLn net.Listener
+	if *viewAddr != "" {
+		l, err := net.Listen("tcp", *viewAddr)
+		if err != nil {
+			_ = ln.Close()
+			return err
+		}
+		viewLn = viewListener{l}
 	}
 	// The first SIGINT or SIGTERM starts a graceful shutdown; a second
 	// one, or --drain of draining, cuts off what is left.
@@ -116,6 +133,9 @@ func run() error {
 		hl, err := net.Listen("tcp", *httpAddr)
 		if err != nil {
 			_ = ln.Close()
+			if viewLn != nil {
+				_ = viewLn.Close()
+			}
 			return err
 		}
 		var extra []string
@@ -130,7 +150,19 @@ func run() error {
 
 	logger.Info(ctx, "serving reconnecting pty", slog.F("addr", ln.Addr().String()),
 		slog.F("backend", *backend), slog.F("timeout", timeout.String()))
+	viewDone := make(chan error, 1)
+	if viewLn != nil {
+		logger.Info(ctx, "serving read-only reconnecting pty", slog.F("addr", viewLn.Addr().String()))
+		go func() { viewDone <- srv.Serve(ctx, hardCtx, viewLn) }()
+	} else {
+		viewDone <- nil
+	}
 	serveErr := srv.Serve(ctx, hardCtx, ln)
+	// Serve shut the server down on its way out, which ends the view
+	// listener's Serve too.
+	if err := <-viewDone; err != nil && !errors.Is(err, reconnectingpty.ErrServerClosed) && serveErr == nil {
+		serveErr = err
+	}
 	if httpSrv != nil {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = httpSrv.Shutdown(shutdownCtx)
@@ -141,4 +173,38 @@ func run() error {
 	}
 	logger.Info(context.Background(), "stopped")
 	return serveErr
+}
+
+// viewListener marks the connections it accepts as viewConn, which the
+// server's ConnOptions hook serves read-only: here the daemon decides by
+// the port a client came in on. An embedding application decides from its
+// own authorisation of the user instead.
+type viewListener struct{ net.Listener }
+
+func (l viewListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return viewConn{c}, nil
+}
+
+// viewConn is a connection accepted on the view listener.
+type viewConn struct{ net.Conn }
+
+// CloseWrite keeps the half-close that tells a client its session ended.
+func (c viewConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// SetLinger keeps the reset with which the server ends a connection that
+// did not end with its session.
+func (c viewConn) SetLinger(sec int) error {
+	if l, ok := c.Conn.(interface{ SetLinger(int) error }); ok {
+		return l.SetLinger(sec)
+	}
+	return nil
 }

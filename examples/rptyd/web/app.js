@@ -143,7 +143,7 @@
     q.set('reconnect', sessionID);
     q.set('height', String(term.rows));
     q.set('width', String(term.cols));
-    for (const k of ['command', 'backend']) {
+    for (const k of ['command', 'backend', 'view']) {
       const v = params.get(k);
       if (v) q.set(k, v);
     }
@@ -433,6 +433,17 @@
     if (retryTimer) connect();
   }
   window.addEventListener('online', retryNow);
+  // Leaving the page hangs up (a page kept in the back/forward cache would
+  // otherwise stay attached, and counted, while nobody sees it); coming
+  // back to it reconnects.
+  window.addEventListener('pagehide', () => {
+    const sock = ws;
+    ws = null;
+    if (sock) sock.close(1000);
+  });
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted && !ended && !ws) connect();
+  });
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible') retryNow();
   });
