@@ -455,22 +455,28 @@ func TestScreenUnavailableFallsBackToBuffered(t *testing.T) {
 	}
 }
 
-// TestScreenAutoPicksScreen checks that auto means screen where it is
-// installed, and buffered, silently, where it is not.
-func TestScreenAutoPicksScreen(t *testing.T) {
+// TestAutoPicksVT checks that auto means vt whether or not screen is
+// installed, and Config.Backend when that names another backend.
+func TestAutoPicksVT(t *testing.T) {
 	t.Parallel()
-	requireScreen(t)
+	_, haveScreen := lookScreen("screen")
 	for _, tc := range []struct {
 		name       string
 		screenPath string
+		def        BackendType
 		want       BackendType
 	}{
-		{"installed", "", BackendScreen},
-		{"missing", "/nonexistent/screen", BackendBuffered},
+		{"screen installed", "", BackendAuto, BackendVT},
+		{"screen missing", "/nonexistent/screen", BackendAuto, BackendVT},
+		{"default buffered", "", BackendBuffered, BackendBuffered},
+		{"default screen", "", BackendScreen, BackendScreen},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ts := newTestServer(t, BackendAuto, Config{ScreenPath: tc.screenPath})
+			if tc.want == BackendScreen && !haveScreen {
+				t.Skip("screen not installed: apt-get install screen")
+			}
+			ts := newTestServer(t, BackendAuto, Config{ScreenPath: tc.screenPath, Backend: tc.def})
 			id := uuid.New()
 			c := ts.connect(Init{ID: id, Command: testShell, BackendType: ""})
 			c.typeLine(`echo auto-""ok`)
