@@ -108,17 +108,33 @@ func readStat(pid int) (procStat, error) {
 // samples is counted through whoever reaps it: the bench, or a tagged
 // daemon. Only a process reaped by init would be lost, and none is while
 // a measurement runs: the daemons outlive it.
-func cpuSeconds(tag string) float64 {
+//
+// Scanning /proc costs the bench some CPU; at the start of an interval
+// (selfLast) the bench's own time is read after the scan and at the end
+// before it, so that the scans stay out of the interval.
+func cpuSeconds(tag string, selfLast bool) float64 {
+	var total float64
+	if !selfLast {
+		total += selfCPU()
+	}
+	for _, pid := range tagged(tag, false) {
+		if st, err := readStat(pid); err == nil {
+			total += float64(st.ticks) / clockTicks
+		}
+	}
+	if selfLast {
+		total += selfCPU()
+	}
+	return total
+}
+
+// selfCPU is the bench's CPU time with that of its reaped children.
+func selfCPU() float64 {
 	var total float64
 	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
 		var ru unix.Rusage
 		if err := unix.Getrusage(who, &ru); err == nil {
 			total += tvSeconds(ru.Utime) + tvSeconds(ru.Stime)
-		}
-	}
-	for _, pid := range tagged(tag, false) {
-		if st, err := readStat(pid); err == nil {
-			total += float64(st.ticks) / clockTicks
 		}
 	}
 	return total

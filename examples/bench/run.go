@@ -36,6 +36,7 @@ func (b *bench) logf(format string, args ...any) {
 // results are every figure of a run, per measured round, so that each
 // ratio is computed from the bare PTY's figure of the same round.
 type results struct {
+	runID     string // in the tag of every process the run started
 	machine   machine
 	cfg       config
 	started   time.Time
@@ -93,7 +94,7 @@ func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
 		return nil, xerrors.Errorf("find own executable: %w", err)
 	}
 	b := &bench{cfg: cfg, runID: newRunID(), self: self, log: log}
-	res := &results{machine: describeMachine(), cfg: cfg, started: time.Now().UTC()}
+	res := &results{runID: b.runID, machine: describeMachine(), cfg: cfg, started: time.Now().UTC()}
 	var cs []*contender
 	for _, c := range contenders() {
 		if !slices.Contains(cfg.contenders, c.key) {

@@ -83,7 +83,7 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 		}
 	}
 
-	cpu0 := cpuSeconds(h.tag())
+	cpu0 := cpuSeconds(h.tag(), true)
 	took := make([]time.Duration, tc.clients)
 	got := make([]int64, tc.clients)
 	errs := make([]error, tc.clients)
@@ -120,7 +120,7 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 	if err := h.settle(ctx); err != nil {
 		return res, err
 	}
-	return tpResult{secs: took[slowest].Seconds(), cpu: cpuSeconds(h.tag()) - cpu0, clientBytes: got[slowest]}, nil
+	return tpResult{secs: took[slowest].Seconds(), cpu: cpuSeconds(h.tag(), false) - cpu0, clientBytes: got[slowest]}, nil
 }
 
 // closeHost closes h, reporting its error unless an earlier one is set.
