@@ -97,7 +97,7 @@ func TestTinyRun(t *testing.T) {
 		}
 	}
 
-	if left := tagged(tagEnv+"="+res.runID+"-", true); len(left) > 0 {
+	if left := tagged(tagEnv+"="+res.runID+"-", true, false); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}
 	goleak.VerifyNone(t)

@@ -34,10 +34,10 @@ func newRunID() string {
 	return hex.EncodeToString(b)
 }
 
-// tagged lists the live processes (not zombies) whose environment holds
-// tag exactly ("NAME=value"), or, with prefix set, any value starting with
-// tag. The bench's own process is never listed.
-func tagged(tag string, prefix bool) []int {
+// tagged lists the processes whose environment holds tag exactly
+// ("NAME=value"), or, with prefix set, any value starting with tag; zombies
+// only if asked. The bench's own process is never listed.
+func tagged(tag string, prefix, zombies bool) []int {
 	ents, _ := os.ReadDir("/proc")
 	self := os.Getpid()
 	var pids []int
@@ -50,7 +50,7 @@ func tagged(tag string, prefix bool) []int {
 		if err != nil || !hasEnv(env, tag, prefix) {
 			continue
 		}
-		if st, err := readStat(pid); err == nil && st.state != "Z" {
+		if st, err := readStat(pid); err == nil && (zombies || st.state != "Z") {
 			pids = append(pids, pid)
 		}
 	}
@@ -117,7 +117,8 @@ func cpuSeconds(tag string, selfLast bool) float64 {
 	if !selfLast {
 		total += selfCPU()
 	}
-	for _, pid := range tagged(tag, false) {
+	// A zombie's time is not yet in its parent's: count it until reaped.
+	for _, pid := range tagged(tag, false, true) {
 		if st, err := readStat(pid); err == nil {
 			total += float64(st.ticks) / clockTicks
 		}
@@ -177,7 +178,7 @@ func contenderMemKiB(tag string) (rss, pss int64, procs int, err error) {
 	if err != nil {
 		return 0, 0, 0, xerrors.Errorf("find own executable: %w", err)
 	}
-	for _, pid := range tagged(tag, false) {
+	for _, pid := range tagged(tag, false, false) {
 		exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 		if err != nil || exe == self {
 			continue
@@ -198,7 +199,7 @@ func contenderMemKiB(tag string) (rss, pss int64, procs int, err error) {
 func killTagged(tag string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		pids := tagged(tag, false)
+		pids := tagged(tag, false, false)
 		if len(pids) == 0 {
 			return nil
 		}
