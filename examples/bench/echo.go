@@ -33,7 +33,7 @@ func (b *bench) echo(ctx context.Context, c *contender) (lat []time.Duration, er
 	}
 	defer cl.Close()
 	buf := make([]byte, readBufSize)
-	if _, err := readUntil(cl, []byte(ready), b.deadline(), buf); err != nil {
+	if _, err := readUntil(ctx, cl, []byte(ready), b.deadline(), buf); err != nil {
 		return nil, xerrors.Errorf("wait for cat: %w", err)
 	}
 	sc := &textScanner{}
@@ -53,7 +53,7 @@ func (b *bench) echo(ctx context.Context, c *contender) (lat []time.Duration, er
 		if err := cl.send([]byte{key}); err != nil {
 			return nil, xerrors.Errorf("type %q: %w", key, err)
 		}
-		if err := readUntilShown(cl, key, sc, b.deadline(), buf); err != nil {
+		if err := readUntilShown(ctx, cl, key, sc, b.deadline(), buf); err != nil {
 			return nil, xerrors.Errorf("keystroke %d: %w", k, err)
 		}
 		if k >= echoWarmup {

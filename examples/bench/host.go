@@ -38,8 +38,6 @@ type contender struct {
 	// inProcess contenders run inside the bench: their idle cost is heap
 	// and goroutines; the others' is RSS and PSS of their processes.
 	inProcess bool
-	// multi is true when several clients may attach to one session.
-	multi bool
 	// noReattach explains why reattach is not measured, if it is not.
 	noReattach string
 	// check says why the contender cannot run here, or nil.
@@ -63,7 +61,7 @@ func contenders() []*contender {
 			key = "rpty-screen"
 		}
 		cs = append(cs, &contender{
-			key: key, label: "rpty " + backend, inProcess: true, multi: true,
+			key: key, label: "rpty " + backend, inProcess: true,
 			check: func(ctx context.Context, b *bench) error { return probeLibrary(ctx, b, backend) },
 			open:  func(b *bench) (host, error) { return openLibrary(b, backend) },
 		})

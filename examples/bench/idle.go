@@ -38,7 +38,7 @@ func (b *bench) idle(ctx context.Context, c *contender) (res idleResult, err err
 			return res, err
 		}
 	}
-	if err := b.attachAll(ctx, h, n, marker, make([]byte, readBufSize)); err != nil {
+	if err := b.attachAll(ctx, h, n, marker); err != nil {
 		return res, err
 	}
 	waitGoroutinesSettle(ctx)

@@ -166,7 +166,7 @@ func probeLibrary(ctx context.Context, b *bench, backend string) error {
 		return err
 	}
 	defer c.Close()
-	if _, err := readUntil(c, []byte(probe), time.Now().Add(b.cfg.timeout), make([]byte, readBufSize)); err != nil {
+	if _, err := readUntil(ctx, c, []byte(probe), time.Now().Add(b.cfg.timeout), make([]byte, readBufSize)); err != nil {
 		if errors.Is(err, syscall.ECONNRESET) {
 			return xerrors.Errorf("not available in this build: the server rejected BackendType %q", backend)
 		}

@@ -112,21 +112,36 @@ func readStat(pid int) (procStat, error) {
 // Scanning /proc costs the bench some CPU; at the start of an interval
 // (selfLast) the bench's own time is read after the scan and at the end
 // before it, so that the scans stay out of the interval.
-func cpuSeconds(tag string, selfLast bool) float64 {
-	var total float64
+func cpuSeconds(tag string, selfLast bool) cpuSample {
+	var c cpuSample
 	if !selfLast {
-		total += selfCPU()
+		c.all += selfCPU()
 	}
+	exe, _ := os.Executable()
 	// A zombie's time is not yet in its parent's: count it until reaped.
 	for _, pid := range tagged(tag, false, true) {
-		if st, err := readStat(pid); err == nil {
-			total += float64(st.ticks) / clockTicks
+		st, err := readStat(pid)
+		if err != nil {
+			continue
+		}
+		secs := float64(st.ticks) / clockTicks
+		c.all += secs
+		if e, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && e == exe {
+			c.programs += secs
 		}
 	}
 	if selfLast {
-		total += selfCPU()
+		c.all += selfCPU()
 	}
-	return total
+	return c
+}
+
+// cpuSample is CPU seconds used so far: by everything, and by the session
+// programs (the bench's own binary, run as the writer) among them.
+type cpuSample struct{ all, programs float64 }
+
+func (c cpuSample) sub(d cpuSample) cpuSample {
+	return cpuSample{c.all - d.all, c.programs - d.programs}
 }
 
 // selfCPU is the bench's CPU time with that of its reaped children.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/xerrors"
@@ -31,7 +33,7 @@ func (b *bench) reattach(ctx context.Context, c *contender) (lat []time.Duration
 	}
 	// The first attach creates the library's sessions and shows that
 	// every session has printed its output.
-	if err := b.attachAll(ctx, h, n, marker, buf); err != nil {
+	if err := b.attachAll(ctx, h, n, marker); err != nil {
 		return nil, err
 	}
 	for k := range b.cfg.reattachSamples {
@@ -41,7 +43,7 @@ func (b *bench) reattach(ctx context.Context, c *contender) (lat []time.Duration
 		if err != nil {
 			return nil, xerrors.Errorf("reattach %d: %w", i, err)
 		}
-		_, err = readUntil(cl, []byte(marker(i)), b.deadline(), buf)
+		_, err = readUntil(ctx, cl, []byte(marker(i)), b.deadline(), buf)
 		d := time.Since(start)
 		_ = cl.Close()
 		if err != nil {
@@ -56,18 +58,55 @@ func (b *bench) reattach(ctx context.Context, c *contender) (lat []time.Duration
 }
 
 // attachAll attaches once to each of n sessions, waits for its marker and
-// detaches.
-func (b *bench) attachAll(ctx context.Context, h host, n int, marker func(int) string, buf []byte) error {
+// detaches. It is set-up, not measured, so it runs a few sessions at once.
+func (b *bench) attachAll(ctx context.Context, h host, n int, marker func(int) string) error {
+	const workers = 4
+	next := make(chan int)
+	errs := make(chan error, workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, readBufSize)
+			for i := range next {
+				if err := b.attachOnce(ctx, h, i, marker(i), buf); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	var err error
+feed:
 	for i := range n {
-		cl, err := h.attach(ctx, i)
-		if err != nil {
-			return xerrors.Errorf("first attach %d: %w", i, err)
-		}
-		_, err = readUntil(cl, []byte(marker(i)), b.deadline(), buf)
-		_ = cl.Close()
-		if err != nil {
-			return xerrors.Errorf("first attach %d: %w", i, err)
+		select {
+		case next <- i:
+		case err = <-errs:
+			break feed
 		}
 	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		err = cmp.Or(err, e)
+	}
+	if err != nil {
+		return err
+	}
 	return h.settle(ctx)
+}
+
+func (b *bench) attachOnce(ctx context.Context, h host, i int, marker string, buf []byte) error {
+	cl, err := h.attach(ctx, i)
+	if err != nil {
+		return xerrors.Errorf("first attach %d: %w", i, err)
+	}
+	_, err = readUntil(ctx, cl, []byte(marker), b.deadline(), buf)
+	_ = cl.Close()
+	if err != nil {
+		return xerrors.Errorf("first attach %d: %w", i, err)
+	}
+	return nil
 }

@@ -40,11 +40,12 @@ func renderMarkdown(res *results) string {
 			"The bare PTY is creack/pty read with 32 KiB reads. The library runs in the bench on loopback TCP; tmux, screen and dtach clients run "+
 			"on PTYs the bench reads with 32 KiB reads. A stalled client attaches and never reads again. "+
 			"CPU is user+sys seconds of every process involved (the writer, the contender's processes, the bench itself with its in-process server "+
-			"and reading clients) per GB the writer printed.\n\n", humanBytes(cfg.bytes), lineLen)
-		w("| contender | MB/s | × bare | CPU s/GB | CPU × bare | client received, MB |\n| --- | --- | --- | --- | --- | --- |\n")
+			"and reading clients) per GB the writer printed; the writer's own share, the same work for every contender, is shown apart. "+
+			"/proc counts other processes' time in 10 ms ticks, so small runs are coarse.\n\n", humanBytes(cfg.bytes), lineLen)
+		w("| contender | MB/s | × bare | CPU s/GB | CPU × bare | writer's CPU s/GB | client received, MB |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, r := range res.tp {
-			w("| %s | %s | %s | %s | %s | %s |\n", r.name, fmtSpread(r.mbps, 1), fmtSpread(r.ratio, 2),
-				fmtSpread(r.cpuPerGB, 2), fmtSpread(r.cpuRatio, 2), fmtSpread(r.clientMB, 1))
+			w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, fmtSpread(r.mbps, 1), fmtSpread(r.ratio, 2),
+				fmtSpread(r.cpuPerGB, 2), fmtSpread(r.cpuRatio, 2), fmtSpread(r.writerCPU, 2), fmtSpread(r.clientMB, 1))
 		}
 	}
 

@@ -55,6 +55,7 @@ type tpRow struct {
 	bare      bool
 	mbps      []float64 // writer's megabytes per second, per round
 	cpuPerGB  []float64 // CPU seconds per GB the writer printed
+	writerCPU []float64 // the writer's own share of cpuPerGB
 	clientMB  []float64 // megabytes the (slowest) client received
 	ratio     []float64 // mbps over the bare PTY's of the same round
 	cpuRatio  []float64
@@ -173,6 +174,8 @@ func (b *bench) runPhase(ctx context.Context, res *results, phase string, round 
 				if keep {
 					row.mbps[round] = mbps
 					row.cpuPerGB[round] = r.cpu / (float64(b.cfg.bytes) / 1e9)
+					row.writerCPU[round] = r.writerCPU / (float64(b.cfg.bytes) / 1e9)
+					row.writerCPU[round] = r.writerCPU / (float64(b.cfg.bytes) / 1e9)
 					row.clientMB[round] = float64(r.clientBytes) / 1e6
 				}
 			}
@@ -238,7 +241,7 @@ func (res *results) build(cs []*contender, cfg config) {
 	n := cfg.rounds
 	for _, tc := range tpCases(cs) {
 		res.tp = append(res.tp, &tpRow{name: tc.name(), key: tc.c.key, bare: tc.c.key == "bare",
-			mbps: nanRounds(n), cpuPerGB: nanRounds(n), clientMB: nanRounds(n)})
+			mbps: nanRounds(n), cpuPerGB: nanRounds(n), writerCPU: nanRounds(n), clientMB: nanRounds(n)})
 	}
 	for _, c := range cs {
 		res.reattach = append(res.reattach, &latRow{name: c.label, key: c.key, bare: c.key == "bare",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"time"
 
@@ -27,11 +28,12 @@ const readBufSize = 32 << 10
 
 // readUntil reads c until want has appeared in what this call read (a
 // match may straddle two reads) and returns how many bytes it read. It
-// fails when the deadline passes first or the stream ends.
-func readUntil(c client, want []byte, deadline time.Time, buf []byte) (int64, error) {
+// fails when the deadline passes first, ctx ends or the stream ends.
+func readUntil(ctx context.Context, c client, want []byte, deadline time.Time, buf []byte) (int64, error) {
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return 0, xerrors.Errorf("set read deadline: %w", err)
 	}
+	defer interruptOnDone(ctx, c)()
 	keep := len(want) - 1
 	// tail holds the last keep bytes read; probe joins it to the start of
 	// the next read, to find a match across the boundary.
@@ -77,10 +79,11 @@ func keepLast(tail, chunk []byte, k int) []byte {
 // readUntilShown reads c until the character want is displayed: it skips
 // control characters and escape sequences, so a multiplexer's cursor
 // movements (ESC [ ? 25 h ends in "h") cannot pass for the echo.
-func readUntilShown(c client, want byte, sc *textScanner, deadline time.Time, buf []byte) error {
+func readUntilShown(ctx context.Context, c client, want byte, sc *textScanner, deadline time.Time, buf []byte) error {
 	if err := c.SetReadDeadline(deadline); err != nil {
 		return xerrors.Errorf("set read deadline: %w", err)
 	}
+	defer interruptOnDone(ctx, c)()
 	for {
 		m, err := c.Read(buf)
 		if m > 0 && sc.shows(buf[:m], want) {
@@ -90,6 +93,14 @@ func readUntilShown(c client, want byte, sc *textScanner, deadline time.Time, bu
 			return xerrors.Errorf("read without seeing %q: %w", want, err)
 		}
 	}
+}
+
+// interruptOnDone makes c's pending read return when ctx ends (Ctrl-C), so
+// that the bench can tear its hosts down; it returns the function that
+// stops watching.
+func interruptOnDone(ctx context.Context, c client) func() {
+	stop := context.AfterFunc(ctx, func() { _ = c.SetReadDeadline(time.Now()) })
+	return func() { stop() }
 }
 
 // textScanner follows a terminal output stream through escape sequences,

@@ -45,6 +45,7 @@ func tpCases(cs []*contender) []tpCase {
 type tpResult struct {
 	secs        float64 // start keystroke to end marker seen by the slowest client
 	cpu         float64 // CPU seconds of every process involved, meanwhile
+	writerCPU   float64 // of which the writer's
 	clientBytes int64   // bytes that slowest client received
 }
 
@@ -78,7 +79,7 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 			return res, xerrors.Errorf("attach: %w", err)
 		}
 		clients = append(clients, c)
-		if _, err := readUntil(c, []byte(ready), b.deadline(), buf); err != nil {
+		if _, err := readUntil(ctx, c, []byte(ready), b.deadline(), buf); err != nil {
 			return res, xerrors.Errorf("wait for the writer to be ready: %w", err)
 		}
 	}
@@ -93,15 +94,21 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], errs[i] = readUntil(clients[i], []byte(end), b.deadline(), make([]byte, readBufSize))
+			got[i], errs[i] = readUntil(ctx, clients[i], []byte(end), b.deadline(), make([]byte, readBufSize))
 			took[i] = time.Since(start)
 		}()
 	}
-	if err := clients[0].send([]byte("\r")); err != nil {
-		// The readers time out on their own.
-		errs = append(errs, xerrors.Errorf("type the start line: %w", err))
+	sendErr := clients[0].send([]byte("\r"))
+	if sendErr != nil {
+		// Nothing will come: stop the readers now.
+		for _, c := range clients[:tc.clients] {
+			_ = c.SetReadDeadline(time.Now())
+		}
 	}
 	wg.Wait()
+	if sendErr != nil {
+		return res, xerrors.Errorf("type the start line: %w", sendErr)
+	}
 	for _, err := range errs {
 		if err != nil {
 			return res, err
@@ -120,7 +127,8 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 	if err := h.settle(ctx); err != nil {
 		return res, err
 	}
-	return tpResult{secs: took[slowest].Seconds(), cpu: cpuSeconds(h.tag(), false) - cpu0, clientBytes: got[slowest]}, nil
+	cpu := cpuSeconds(h.tag(), false).sub(cpu0)
+	return tpResult{secs: took[slowest].Seconds(), cpu: cpu.all, writerCPU: cpu.programs, clientBytes: got[slowest]}, nil
 }
 
 // closeHost closes h, reporting its error unless an earlier one is set.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"math"
 	"strings"
@@ -79,13 +80,13 @@ func TestReadUntilFindsAMarkerAcrossReads(t *testing.T) {
 			c.reads = append(c.reads, []byte(r))
 			total += len(r)
 		}
-		n, err := readUntil(c, []byte("END-42"), time.Time{}, make([]byte, 64))
+		n, err := readUntil(context.Background(), c, []byte("END-42"), time.Time{}, make([]byte, 64))
 		if err != nil || n != int64(total) {
 			t.Errorf("reads %q: n %d err %v", reads, n, err)
 		}
 	}
 	c := &fakeClient{reads: [][]byte{[]byte("END-4"), []byte("x2"), []byte("END-"), []byte("43")}}
-	if _, err := readUntil(c, []byte("END-42"), time.Time{}, make([]byte, 64)); err == nil {
+	if _, err := readUntil(context.Background(), c, []byte("END-42"), time.Time{}, make([]byte, 64)); err == nil {
 		t.Error("found a marker that was never sent")
 	}
 }
