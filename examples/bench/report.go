@@ -21,10 +21,10 @@ func renderMarkdown(res *results) string {
 	w("- Load average at start %s, at end %s. Other work on the machine moves every figure.\n", m.load, res.loadAfter)
 	warm := "no warm-up round"
 	if cfg.warmup {
-		warm = "after one warm-up round, discarded"
+		warm = "after a warm-up round (discarded)"
 	}
-	w("- Run %s, took %s: %d measured round(s) %s. In each round the contenders take turns, each round starting one further down the list.\n",
-		res.started.Format("2006-01-02 15:04 UTC"), res.took.Round(1e9), cfg.rounds, warm)
+	w("- Run %s, took %s: %d measured %s %s. In each round the contenders take turns, each round starting one further down the list.\n",
+		res.started.Format("2006-01-02 15:04 UTC"), res.took.Round(1e9), cfg.rounds, plural(cfg.rounds, "round"), warm)
 	w("- Figures are the median (min–max) over the rounds. Every ratio (× bare) is taken within one round, against the bare PTY measured in that round, and then summarised the same way.\n")
 	w("- Command: `go run ./examples/bench %s`\n", strings.Join(cfg.args, " "))
 	for _, s := range res.skipped {
@@ -148,6 +148,13 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%d KiB", n>>10)
 	}
 	return fmt.Sprintf("%d bytes", n)
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
 }
 
 func orUnknown(s string) string {
