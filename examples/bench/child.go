@@ -65,11 +65,13 @@ func runChild(args []string) {
 	os.Exit(0)
 }
 
-// writerMain is the throughput program: it prints its ready marker, waits
-// for a line of input (the start signal, typed once every client is
-// attached), prints size bytes of lines in yes-sized chunks, prints its end
-// marker, and then waits for its terminal to go away, so that the marker
-// stays on screen for a multiplexer to draw.
+// writerMain is the throughput program: it waits for a first line of input
+// (typed by the bench once a client is attached: dtach shows a client
+// nothing printed before it attached), prints its ready marker, waits for
+// a second line (the start signal, typed once every client is attached),
+// prints size bytes of lines in yes-sized chunks, prints its end marker,
+// and then waits for its terminal to go away, so that the marker stays on
+// screen for a multiplexer to draw.
 func writerMain(args []string) error {
 	if len(args) != 3 {
 		return xerrors.Errorf("writer: want size, ready and end markers, got %q", args)
@@ -78,10 +80,13 @@ func writerMain(args []string) error {
 	if err != nil {
 		return xerrors.Errorf("writer size: %w", err)
 	}
+	in := make([]byte, 256)
+	if _, err := os.Stdin.Read(in); err != nil {
+		return xerrors.Errorf("wait for the first line: %w", err)
+	}
 	if _, err := fmt.Printf("%s\n", args[1]); err != nil {
 		return xerrors.Errorf("print ready marker: %w", err)
 	}
-	in := make([]byte, 256)
 	if _, err := os.Stdin.Read(in); err != nil {
 		return xerrors.Errorf("wait for the start line: %w", err)
 	}

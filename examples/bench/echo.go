@@ -23,8 +23,12 @@ func (b *bench) echo(ctx context.Context, c *contender) (lat []time.Duration, er
 		return nil, err
 	}
 	defer closeHost(h, &err)
+	// cat's terminal is made raw first; then one byte of input, typed
+	// once the client is attached, lets the ready marker out (dtach shows
+	// a client nothing printed before it attached).
 	ready := "RPTYBENCH-ECHO-" + newRunID()
-	if err := h.start(ctx, 0, "stty raw -echo && printf '%s' "+ready+" && exec cat"); err != nil {
+	cmd := "stty raw -echo && dd bs=1 count=1 of=/dev/null 2>/dev/null && printf '%s' " + ready + " && exec cat"
+	if err := h.start(ctx, 0, cmd); err != nil {
 		return nil, err
 	}
 	cl, err := h.attach(ctx, 0)
@@ -32,6 +36,9 @@ func (b *bench) echo(ctx context.Context, c *contender) (lat []time.Duration, er
 		return nil, err
 	}
 	defer cl.Close()
+	if err := cl.send([]byte("\r")); err != nil {
+		return nil, xerrors.Errorf("type the first key: %w", err)
+	}
 	buf := make([]byte, readBufSize)
 	if _, err := readUntil(ctx, cl, []byte(ready), b.deadline(), buf); err != nil {
 		return nil, xerrors.Errorf("wait for cat: %w", err)

@@ -73,12 +73,19 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 		}
 	}()
 	buf := make([]byte, readBufSize)
-	for range tc.clients + tc.stalled {
+	for k := range tc.clients + tc.stalled {
 		c, err := h.attach(ctx, 0)
 		if err != nil {
 			return res, xerrors.Errorf("attach: %w", err)
 		}
 		clients = append(clients, c)
+		// The writer prints its ready marker once a client is there;
+		// the others see it in the replay.
+		if k == 0 {
+			if err := c.send([]byte("\r")); err != nil {
+				return res, xerrors.Errorf("type the first line: %w", err)
+			}
+		}
 		if _, err := readUntil(ctx, c, []byte(ready), b.deadline(), buf); err != nil {
 			return res, xerrors.Errorf("wait for the writer to be ready: %w", err)
 		}
