@@ -32,6 +32,7 @@ func TestTinyRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	fds := terminalAndSocketFDs(t)
 	var log bytes.Buffer
 	res, err := run(ctx, cfg, &log)
 	if err != nil {
@@ -100,7 +101,28 @@ func TestTinyRun(t *testing.T) {
 	if left := tagged(tagEnv+"="+res.runID+"-", true, false); len(left) > 0 {
 		t.Errorf("processes left behind: %v", left)
 	}
+	if left := terminalAndSocketFDs(t); left > fds {
+		t.Errorf("%d terminal and socket file descriptors open after the run, %d before", left, fds)
+	}
 	goleak.VerifyNone(t)
+}
+
+// terminalAndSocketFDs counts the test process's open PTY masters,
+// terminals and sockets.
+func terminalAndSocketFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err == nil && (target == "/dev/ptmx" || strings.HasPrefix(target, "/dev/pts/") || strings.HasPrefix(target, "socket:")) {
+			n++
+		}
+	}
+	return n
 }
 
 // checkSameRoundRatios recomputes every ratio from the figures of its own
