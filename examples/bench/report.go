@@ -119,7 +119,7 @@ func fmtSpread(vals []float64, digits int) string {
 	if s.n == 0 {
 		return "—"
 	}
-	if s.n == 1 || s.min == s.max {
+	if s.n == 1 || fmtNum(s.min, digits) == fmtNum(s.max, digits) {
 		return fmtNum(s.median, digits)
 	}
 	return fmtNum(s.median, digits) + " (" + fmtNum(s.min, digits) + "–" + fmtNum(s.max, digits) + ")"
