@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/reconnectingpty/reconnectingpty/internal/leakcheck"
 )
 
 // TestMain lets the test binary serve as the session programs, as the
@@ -104,7 +104,9 @@ func TestTinyRun(t *testing.T) {
 	if left := terminalAndSocketFDs(t); left > fds {
 		t.Errorf("%d terminal and socket file descriptors open after the run, %d before", left, fds)
 	}
-	goleak.VerifyNone(t)
+	if err := leakcheck.Find(); err != nil {
+		t.Error(err)
+	}
 }
 
 // terminalAndSocketFDs counts the test process's open PTY masters,
