@@ -161,6 +161,10 @@ func encodeLine(dst []byte, l *line) []byte {
 				dst = append(dst, tagCovered)
 			case c.ch == 0:
 				dst = append(dst, tagEmptyW, c.width())
+			case c.ch != combinedRune:
+				// One code point: its UTF-8 length fits the one-byte uvarint.
+				dst = append(dst, tagText, c.width(), byte(utf8.RuneLen(c.ch)))
+				dst = utf8.AppendRune(dst, c.ch)
 			default:
 				s := l.text(j)
 				dst = append(dst, tagText, c.width())
