@@ -284,7 +284,6 @@ func (l *line) resize(cols int, a attrs) {
 	}
 }
 
-
 func (l *line) protected(i int) bool { return l.cells[i].flags&attrProtected != 0 }
 
 // replaceUnprotected blanks the cells of [start, end) that DECSCA did not
