@@ -78,6 +78,13 @@ func (s *scrollback) push(l *line) {
 	e.wrapped = l.wrapped
 }
 
+// replace stores l as line i (0 the oldest).
+func (s *scrollback) replace(i int, l *line) {
+	e := s.at(i)
+	e.data = encodeLine(e.data[:0], l)
+	e.wrapped = l.wrapped
+}
+
 // popNewest removes the newest line and decodes it into l.
 func (s *scrollback) popNewest(l *line) {
 	e := s.at(s.n - 1)
