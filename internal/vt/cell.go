@@ -284,27 +284,6 @@ func (l *line) resize(cols int, a attrs) {
 	}
 }
 
-// copyFrom makes l a copy of o.
-func (l *line) copyFrom(o *line) {
-	if cap(l.cells) >= len(o.cells) {
-		l.cells = l.cells[:len(o.cells)]
-	} else {
-		l.cells = make([]cell, len(o.cells))
-	}
-	copy(l.cells, o.cells)
-	l.used = o.used
-	if l.combined != nil {
-		clear(l.combined)
-	}
-	for k, v := range o.combined {
-		if l.combined == nil {
-			l.combined = make(map[int]string, len(o.combined))
-		}
-		l.combined[k] = v
-	}
-	l.wrapped = o.wrapped
-}
-
 func (l *line) protected(i int) bool { return l.cells[i].flags&attrProtected != 0 }
 
 // replaceUnprotected blanks the cells of [start, end) that DECSCA did not

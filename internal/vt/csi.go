@@ -138,16 +138,16 @@ func (t *Terminal) csiDispatch(final byte) {
 		case 'q':
 			t.setCursorStyle(p.get(0))
 		case '@':
-			t.shiftColumns(0, n, false, true)
+			t.shiftColumns(0, n, false)
 		case 'A':
-			t.shiftColumns(0, n, true, true)
+			t.shiftColumns(0, n, true)
 		}
 	case '\'':
 		switch final {
 		case '}':
-			t.shiftColumns(b.x, n, true, false)
+			t.shiftColumns(b.x, n, true)
 		case '~':
-			t.shiftColumns(b.x, n, false, false)
+			t.shiftColumns(b.x, n, false)
 		}
 	case '"':
 		if final == 'q' {
@@ -357,7 +357,7 @@ func (t *Terminal) scrollRegion(n int, up bool) {
 
 // shiftColumns is SL/SR (at 0) and DECIC/DECDC (at the cursor) over the
 // scroll region.
-func (t *Terminal) shiftColumns(at, n int, insert, _ bool) {
+func (t *Terminal) shiftColumns(at, n int, insert bool) {
 	b := t.buf
 	if b.y > b.scrollBottom || b.y < b.scrollTop {
 		return

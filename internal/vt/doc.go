@@ -52,6 +52,10 @@
 //     after a narrowing reflow (its reflow computes the viewport from a
 //     list it has just trimmed); vt keeps none.
 //   - Mouse encodings 1005 and 1015 are not tracked: xterm.js has neither.
+//   - DECALN in origin mode fills rows past the bottom of xterm.js's
+//     circular line list, which wrap around to its oldest lines; vt does
+//     the same assuming the list was never trimmed at its start (after
+//     ED 3 it was, and xterm.js then fills other lines).
 //   - Sizes are clamped to 1,000 rows and 1,000 columns (xterm.js has no
 //     limit), so that no client can make a terminal take gigabytes.
 //

@@ -66,13 +66,36 @@ func (t *Terminal) screenAlignment() {
 	e := cell{ch: 'E', attrs: a}
 	t.setCursor(0, 0)
 	b := t.buf
-	for y := b.y; y < t.rows; y++ {
-		ln := b.lines[y]
+	fill := func(ln *line) {
 		for i := range ln.cells {
 			ln.cells[i] = e
 		}
 		ln.touchAll()
 		ln.wrapped = false
+	}
+	// xterm.js fills rows-many lines from the cursor's row (the region top
+	// in origin mode), indexing its circular line list past its end: an
+	// index past the list's capacity wraps around to its oldest lines,
+	// which are filled too (assuming the list was never trimmed at its
+	// start, as ED 3 does), and one in its unused capacity finds nothing.
+	ybase := t.ybase()
+	maxLen := t.rows
+	if !t.altActive {
+		maxLen += t.scrollbackMax
+	}
+	var tmp line
+	for off := 0; off < t.rows; off++ {
+		abs := (ybase + b.y + off) % maxLen
+		if abs >= ybase+t.rows {
+			continue
+		}
+		if abs >= ybase {
+			fill(b.lines[abs-ybase])
+			continue
+		}
+		t.sb.decode(abs, &tmp)
+		fill(&tmp)
+		t.sb.replace(abs, &tmp)
 	}
 	t.setCursor(0, 0)
 }

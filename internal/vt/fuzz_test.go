@@ -97,7 +97,10 @@ func randomStream(rng *rand.Rand, n int) []byte {
 		case 12:
 			fmt.Fprintf(&b, "\x1b[%db", rng.IntN(20))
 		case 13:
-			b.WriteString([]string{"\x1bP1$r0m\x1b\\", "\x1b]8;;u\x07", "\x1b]8;;\x07", "\x1b_x\x1b\\", "\x1b[?1;2$p", "\x1b[2J", "\x1b[3J"}[rng.IntN(7)])
+			more := []string{"\x1bP1$r0m\x1b\\", "\x1b]8;;u\x07", "\x1b]8;;\x07", "\x1b_x\x1b\\", "\x1b[?1;2$p", "\x1b[2J", "\x1b[3J",
+				"\x1b[1\"q", "\x1b[0\"q", "\x1b[?2J", "\x1b[?1K", "\x1b[3 @", "\x1b[2 A", "\x1b[2'}", "\x1b[1'~", "\u0085", "\u0088",
+				"\x1b[?45h\b\b", "\x1b[5;5H\x1b[1J", "\x1b[K", "\x1b[1K", "\x1b[2K", "\x1b[?1048h", "\x1b(A#", "\x1b[?2h"}
+			b.WriteString(more[rng.IntN(len(more))])
 		}
 	}
 	return b.Bytes()
@@ -124,10 +127,19 @@ func TestXtermRandom(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 2026))
 	sizes := [][3]int{{24, 80, 100}, {10, 20, 5}, {5, 12, 0}, {8, 40, 1000}}
 	var cases []diffCase
-	for i := 0; i < 200; i++ {
+	n := 200
+	if s := os.Getenv("VT_XTERM_CASES"); s != "" {
+		n, _ = strconv.Atoi(s) // a longer hunt by hand
+	}
+	for i := 0; i < n; i++ {
 		sz := sizes[i%len(sizes)]
 		d := randomStream(rng, 50+rng.IntN(600))
-		cases = append(cases, diffCase{name: fmt.Sprintf("random-%d", i), rows: sz[0], cols: sz[1], sb: sz[2], chunks: splitRunes(rng, d, 3)})
+		c := diffCase{name: fmt.Sprintf("random-%d", i), rows: sz[0], cols: sz[1], sb: sz[2], chunks: splitRunes(rng, d, 3)}
+		if i%4 == 1 && os.Getenv("VT_XTERM_NORESIZE") == "" {
+			// A resize somewhere (not to a scrollback of 0: see doc.go).
+			c.resizes = []xtermjs.Resize{{Before: rng.IntN(len(c.chunks) + 1), Rows: 3 + rng.IntN(30), Cols: 5 + rng.IntN(100)}}
+		}
+		cases = append(cases, c)
 	}
 	failed := checkCases(t, r, cases, true)
 	t.Logf("%d of %d random cases match xterm.js", len(cases)-failed, len(cases))

@@ -164,7 +164,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 			}
 			if c.ch == 0 {
 				k := x + 1
-				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs {
+				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs && l.cells[k].wx == 0 {
 					k++
 				}
 				next = k

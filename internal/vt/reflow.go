@@ -156,6 +156,9 @@ func (st *reflowState) smaller(oldCols, newCols int) {
 	var toInsert []insertion
 	countToInsert := 0
 	for y := len(st.lines) - 1; y >= 0; y-- {
+		if y >= len(st.lines) {
+			continue // popped below by an earlier group's adjustment
+		}
 		next := st.lines[y]
 		if !next.wrapped && next.trimmedLength() <= newCols {
 			continue
@@ -199,7 +202,9 @@ func (st *reflowState) smaller(oldCols, newCols int) {
 		srcCol := lastLen
 		for srcLine >= 0 && destLine >= 0 {
 			n := min(srcCol, destCol)
-			wrapped[destLine].copyCellsFrom(wrapped[srcLine], srcCol-n, destCol-n, n, true)
+			if srcLine < len(wrapped) {
+				wrapped[destLine].copyCellsFrom(wrapped[srcLine], srcCol-n, destCol-n, n, true)
+			}
 			destCol -= n
 			if destCol == 0 {
 				destLine--
@@ -215,7 +220,7 @@ func (st *reflowState) smaller(oldCols, newCols int) {
 			}
 		}
 		for k := range wrapped {
-			if destLens[k] < newCols {
+			if k < len(destLens) && destLens[k] < newCols {
 				wrapped[k].set(destLens[k], cell{})
 			}
 		}

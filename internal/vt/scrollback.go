@@ -78,6 +78,13 @@ func (s *scrollback) push(l *line) {
 	e.wrapped = l.wrapped
 }
 
+// replace stores l as line i (0 the oldest).
+func (s *scrollback) replace(i int, l *line) {
+	e := s.at(i)
+	e.data = encodeLine(e.data[:0], l)
+	e.wrapped = l.wrapped
+}
+
 // popNewest removes the newest line and decodes it into l.
 func (s *scrollback) popNewest(l *line) {
 	e := s.at(s.n - 1)
@@ -161,6 +168,10 @@ func encodeLine(dst []byte, l *line) []byte {
 				dst = append(dst, tagCovered)
 			case c.ch == 0:
 				dst = append(dst, tagEmptyW, c.width())
+			case c.ch != combinedRune:
+				// One code point: its UTF-8 length fits the one-byte uvarint.
+				dst = append(dst, tagText, c.width(), byte(utf8.RuneLen(c.ch)))
+				dst = utf8.AppendRune(dst, c.ch)
 			default:
 				s := l.text(j)
 				dst = append(dst, tagText, c.width())

@@ -39,6 +39,8 @@ var synthetic = []struct{ name, data string }{
 	{"rep", "a\x1b[5b\r\nxy\x1b[3b"},
 	{"rep-after-csi", "a\x1b[m\x1b[3b"},
 	{"decaln", "\x1b[41m\x1b#8"},
+	{"decaln-origin-alt", "\x1b[?1049h\x1b[5;8r\x1b[?6h\x1b#8"},
+	{"decaln-origin-wraps", strings.Repeat("x\r\n", 30) + "\x1b[5;8r\x1b[?6h\x1b#8"},
 	{"ris", "\x1b]2;keep\x07\x1b[1;31mred\x1b[?1h\x1b[?25l\x1bc"},
 	{"decstr", "\x1b[1;31m\x1b[?1h\x1b[4h\x1b[5;10r\x1b[?6h\x1b[?25l\x1b[!p"},
 	{"sgr-basic", "\x1b[1mb\x1b[2md\x1b[3mi\x1b[4mu\x1b[5mk\x1b[7mr\x1b[8mh\x1b[9ms\x1b[53mo\x1b[0mn"},

@@ -65,7 +65,16 @@ func (t *Terminal) Write(p []byte) (int, error) {
 		r, size, st := decodeUTF8(p[i:])
 		switch st {
 		case utf8OK:
-			t.advance(r, &inPrint)
+			if r >= nonASCIIPrintable && t.state == stGround {
+				// Printable: what advance would do, minus the lookup.
+				if !inPrint {
+					t.printStart()
+					inPrint = true
+				}
+				t.printRune(r)
+			} else {
+				t.advance(r, &inPrint)
+			}
 			i += size
 		case utf8Skip:
 			i += size
