@@ -150,11 +150,14 @@ func TestResumeIsByteExactAcrossCuts(t *testing.T) {
 
 	ts := newTestServer(t, BackendBuffered, Config{})
 	id := uuid.New()
-	ref := ts.connect(Init{ID: id, Command: steadyOutput(lines)})
+	// Every connection sends the same init, as a real client does: the
+	// session is created by whichever reaches the server first.
+	init := Init{ID: id, Command: steadyOutput(lines)}
+	ref := ts.connect(init)
 	var got []byte
 	var offset uint64
 	for i, cut := range cuts {
-		rc := ts.dialResume(Init{ID: id}, offset)
+		rc := ts.dialResume(init, offset)
 		if rc.hdr != (resume.Header{Mode: resume.Delta, Offset: offset}) {
 			t.Fatalf("reconnect %d at offset %d: header %+v, want a delta", i, offset, rc.hdr)
 		}
@@ -162,7 +165,7 @@ func TestResumeIsByteExactAcrossCuts(t *testing.T) {
 		offset = uint64(cut)
 		_ = rc.conn.Close()
 	}
-	rc := ts.dialResume(Init{ID: id}, offset)
+	rc := ts.dialResume(init, offset)
 	if rc.hdr != (resume.Header{Mode: resume.Delta, Offset: offset}) {
 		t.Fatalf("last reconnect at offset %d: header %+v, want a delta", offset, rc.hdr)
 	}
