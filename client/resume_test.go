@@ -197,7 +197,7 @@ func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 		Commander:     reconnectingpty.LocalCommander{Shell: "/bin/bash"},
 		Backend:       reconnectingpty.BackendBuffered,
 		BufferSize:    16 << 10,
-		ConnQueueSize: 256 << 10,
+		ConnQueueSize: 1 << 20,
 	})
 	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
