@@ -85,12 +85,15 @@ func (s *logSink) LogEntry(_ context.Context, e slog.SinkEntry) {
 func (*logSink) Sync() {}
 
 // closes returns the fields of every "reconnecting pty closed" line.
-func (s *logSink) closes() []map[string]any {
+func (s *logSink) closes() []map[string]any { return s.lines("reconnecting pty closed") }
+
+// lines returns the fields of every line with the message msg.
+func (s *logSink) lines(msg string) []map[string]any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []map[string]any
 	for _, e := range s.entries {
-		if e.Message != "reconnecting pty closed" {
+		if e.Message != msg {
 			continue
 		}
 		m := map[string]any{}

@@ -856,6 +856,11 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	sess.size = termSize{height, width}
 	sess.timer = sess.newIdleTimer()
 	s.metrics.sessionStarted(sess.backend)
+	fields := []slog.Field{slog.F("backend", string(sess.backend)), slog.F("height", height), slog.F("width", width)}
+	if p, ok := r.(pider); ok {
+		fields = append(fields, slog.F("pid", p.pid()))
+	}
+	logger.Info(s.ctx, "reconnecting pty session started", fields...)
 	sess.stopShutdown = afterFunc(s.ctx, func() {
 		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
 	})

@@ -489,3 +489,31 @@ func TestAttachingWhileTheProcessExitsNeverHangs(t *testing.T) {
 		})
 	}
 }
+
+// TestSessionStartAndEndAreLogged: an operator sees a line when a session
+// starts (backend, size, the process's PID) and one when it ends.
+func TestSessionStartAndEndAreLogged(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendVT, Config{})
+	a := ts.connect(Init{ID: uuid.New(), Command: "echo logged-start; exit 0", Height: 30, Width: 90})
+	a.expectEOF()
+	ts.waitForCloses(1)
+	started := ts.logs.lines("reconnecting pty session started")
+	if len(started) != 1 {
+		t.Fatalf("%d session started lines, want 1", len(started))
+	}
+	f := started[0]
+	if f["backend"] != "vt" || f["height"] != uint16(30) || f["width"] != uint16(90) {
+		t.Fatalf("session started line %v: want backend vt, 30x90", f)
+	}
+	if pid, ok := f["pid"].(int); !ok || pid <= 1 {
+		t.Fatalf("session started line has pid %v", f["pid"])
+	}
+	deadline := time.Now().Add(shortWait)
+	for len(ts.logs.lines("reconnecting pty session ended")) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no session ended line")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -364,9 +364,19 @@ func (s *session) size() (uint16, uint16) {
 	return uint16(h), uint16(w)
 }
 
+// selfCommand is how a user runs this program again: the binary they ran,
+// or "go run ./examples/rpty" when it is a binary that go run built in a
+// temporary directory and removes on exit.
+func selfCommand(arg0 string) string {
+	if strings.Contains(arg0, "go-build") || arg0 == "" {
+		return "go run ./examples/rpty"
+	}
+	return arg0
+}
+
 // reattachCommand is the command line that attaches to this session again.
 func (s *session) reattachCommand() string {
-	cmd := "go run ./examples/rpty"
+	cmd := selfCommand(os.Args[0])
 	switch {
 	case s.view && s.addr != defaultViewAddr:
 		cmd += " --view --view-addr " + s.addr

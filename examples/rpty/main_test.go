@@ -188,7 +188,8 @@ func (c *cli) waitExit(wantCode int) {
 	}
 }
 
-var reattachRE = regexp.MustCompile(`detached; reattach with: go run \./examples/rpty --addr (\S+) --id ([0-9a-f-]{36})`)
+// The tests run a built binary, so the hint names it, not go run.
+var reattachRE = regexp.MustCompile(`detached; reattach with: /\S+/rpty --addr (\S+) --id ([0-9a-f-]{36})`)
 
 // TestDetachAndReattach types a command, detaches with Ctrl-\ d, and
 // reattaches with the printed ID to find the earlier output replayed and
@@ -359,4 +360,16 @@ func TestConnectError(t *testing.T) {
 	c := startCLI(t, bin, "--addr", addr)
 	c.waitExit(1)
 	c.waitFor("rpty: connect to " + addr)
+}
+
+func TestReattachHintNamesHowTheUserRanIt(t *testing.T) {
+	for arg0, want := range map[string]string{
+		"/tmp/go-build1234/b001/exe/rpty": "go run ./examples/rpty",
+		"/usr/local/bin/rpty":             "/usr/local/bin/rpty",
+		"./rpty":                          "./rpty",
+	} {
+		if got := selfCommand(arg0); got != want {
+			t.Errorf("selfCommand(%q) = %q, want %q", arg0, got, want)
+		}
+	}
 }
