@@ -587,4 +587,22 @@ func TestBrowserPageQuery(t *testing.T) {
 	p.typeKeys("stty size\r")
 	p.waitFor("the PTY at that size", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "20 70") == 1 })
 	p.screenshot("fixed-size.png")
+
+	// Unicode 11 widths, as internal/vt counts them: U+1F970, new in
+	// Unicode 11, takes two cells (one with xterm.js's default table).
+	evalCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	width, err := chromedp.Run(evalCtx, chromedp.Evaluate[[]any](`new Promise((resolve) => {
+		const term = rpty.term;
+		term.write('\r\n', () => {
+			const x0 = term.buffer.active.cursorX;
+			term.write('\u{1F970}', () => resolve([term.unicode.activeVersion, term.buffer.active.cursorX - x0]));
+		});
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("measure a character's width: %v", err)
+	}
+	if fmt.Sprint(width) != "[11 2]" {
+		t.Errorf("unicode version and width of U+1F970: %v, want [11 2]", width)
+	}
 }
