@@ -380,7 +380,7 @@ func TestWebPageAndMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("page: %s %q", resp.Status, resp.Header.Get("Content-Type"))
 	}
-	for _, want := range []string{`src="vendor/xterm.js"`, `src="vendor/addon-fit.js"`, `src="app.js"`, `href="vendor/xterm.css"`, `id="status"`} {
+	for _, want := range []string{`src="vendor/xterm.js"`, `src="vendor/addon-fit.js"`, `src="vendor/addon-unicode11.js"`, `src="resume.js"`, `src="app.js"`, `href="vendor/xterm.css"`, `id="status"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
 		}
@@ -394,12 +394,15 @@ func TestWebPageAndMetrics(t *testing.T) {
 	}
 
 	for path, want := range map[string]string{
-		"app.js":               "text/javascript",
-		"style.css":            "text/css",
-		"vendor/xterm.js":      "text/javascript",
-		"vendor/xterm.css":     "text/css",
-		"vendor/addon-fit.js":  "text/javascript",
-		"vendor/LICENSE.xterm": "text/plain",
+		"app.js":                         "text/javascript",
+		"resume.js":                      "text/javascript",
+		"vendor/addon-unicode11.js":      "text/javascript",
+		"vendor/LICENSE.addon-unicode11": "text/plain",
+		"style.css":                      "text/css",
+		"vendor/xterm.js":                "text/javascript",
+		"vendor/xterm.css":               "text/css",
+		"vendor/addon-fit.js":            "text/javascript",
+		"vendor/LICENSE.xterm":           "text/plain",
 	} {
 		resp, body := get(path)
 		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), want) || body == "" {
