@@ -86,8 +86,9 @@ func TestBrowserFlood(t *testing.T) {
 	eval[bool](p, watchEchoJS)
 
 	p.typeKeys("yes\r")
-	p.waitFor("the page catching up with yes", 20*time.Second, func(*pageState) bool {
-		return eval[flowCounters](p, flowCountersJS).Catchups >= 3
+	// The flood outruns xterm.js: the page pauses, again and again.
+	p.waitFor("the page pausing for yes", 60*time.Second, func(*pageState) bool {
+		return eval[flowCounters](p, flowCountersJS).Pauses >= 3
 	})
 
 	// Neither y nor any character of the command line or prompt, so that
@@ -230,4 +231,57 @@ func lineDiff(got, want []string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestBrowserBurst has more than the page's high mark of output arrive at
+// once, but less than it sets aside on top: the page pauses and catches up
+// on the same connection, without a reconnect, and shows every line.
+func TestBrowserBurst(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	p := openPage(t, ctx, d.base+"?"+url.Values{"command": {testShell}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.typeKeys("PS1='prompt> '\r")
+	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "prompt>") == 1 })
+	// 25,000 lines, 164 KB with the PTY's CRs: past the 100 KiB high mark,
+	// and not 100 KiB more.
+	p.typeKeys("seq 1 25000; echo burst-$((6*7))\r")
+	// Hold the page's main thread while the burst arrives, so that it
+	// all lands at once, however fast this machine parses.
+	eval[bool](p, `(() => { const end = performance.now() + 2000; while (performance.now() < end) {} return true; })()`)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("page: %v", eval[any](p, `({fc: `+flowCountersJS+`, draining: rpty.draining, stashed: rpty.stashed})`))
+		}
+	})
+	p.waitFor("the end of the burst", 60*time.Second, func(s *pageState) bool {
+		i := slices.IndexFunc(s.Lines, func(l string) bool { return strings.TrimSpace(l) == "burst-42" })
+		return i >= 0 && i+1 < len(s.Lines) && strings.TrimSpace(s.Lines[i+1]) == "prompt>"
+	})
+	fc := eval[flowCounters](p, flowCountersJS)
+	t.Logf("page: %v", fc)
+	if fc.Pauses == 0 || fc.Connects != 1 || fc.Catchups != 0 {
+		t.Errorf("want at least one pause, on the one connection: %v", fc)
+	}
+	// The scrollback keeps the last rows of the burst: consecutive
+	// numbers up to 25000, none missing or repeated.
+	got := eval[[]string](p, bufferJS)
+	var nums []int
+	for _, l := range got {
+		if v, err := strconv.Atoi(l); err == nil {
+			nums = append(nums, v)
+		}
+	}
+	if len(nums) < 1000 || nums[len(nums)-1] != 25000 {
+		t.Fatalf("%d numbers on the page, the last %v; want the burst's last thousands", len(nums), nums[max(0, len(nums)-3):])
+	}
+	for i := 1; i < len(nums); i++ {
+		if nums[i] != nums[i-1]+1 {
+			t.Fatalf("the page shows %d after %d", nums[i], nums[i-1])
+		}
+	}
 }

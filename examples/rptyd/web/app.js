@@ -89,10 +89,10 @@
   // page drops the connection at once (taking in output only to throw it
   // away would slow xterm.js down further) and, once drained, resumes from
   // its offset: the server then sends the bytes it still holds from there,
-  // or a redraw of the present. A redraw is always taken whole (it is bounded by the
-  // server, and the offset is right only after all of it) and leaves the
-  // live output its full share, so that a page that keeps falling behind
-  // still shows a stretch of live output after each redraw.
+  // or a redraw of the present. A redraw is always taken whole (it is
+  // bounded by the server, and the offset is right only after all of it)
+  // and leaves the live output its full share, so that a page that keeps
+  // falling behind still shows a stretch of live output after each redraw.
   let pending = 0;
   let redrawPending = 0;
   let draining = false;
@@ -111,6 +111,8 @@
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
   Object.defineProperty(hooks, 'offset', { get: () => offset });
   Object.defineProperty(hooks, 'pending', { get: () => pending });
+  Object.defineProperty(hooks, 'draining', { get: () => draining });
+  Object.defineProperty(hooks, 'stashed', { get: () => stashBytes });
   window.rpty = hooks;
 
   function setState(s, text) {
@@ -291,7 +293,8 @@
           return true;
         case 'output':
           deliver(part);
-          return true;
+          // Not when deliver dropped the connection to catch up.
+          return ws === sock;
         case 'plain':
           // No header: a server without the extension, which replays
           // recent output on every attach. Clear what the previous
@@ -303,7 +306,7 @@
           }
           offset = null;
           deliver(part);
-          return true;
+          return ws === sock;
         default:
           return broken(part.message);
       }
