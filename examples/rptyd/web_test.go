@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -548,6 +549,48 @@ func TestWebSocketSlowConsumer(t *testing.T) {
 		}
 		if err := c.waitClosed(ctx); websocket.CloseStatus(err) == statusSessionEnded || attempt == 20 {
 			t.Fatalf("reconnect %d ended: %v", attempt, err)
+		}
+	}
+}
+
+// TestWebSocketCatchingUpClose checks how the server attributes a page's
+// closes: the catch-up close (4001) of the page's flow control is a
+// graceful close by the client, like a normal closure; an unknown code is
+// not.
+func TestWebSocketCatchingUpClose(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reasons := make(chan string, 3)
+	d := newTestDaemon(t, func(cfg *reconnectingpty.Config) {
+		cfg.ReportConnection = func(uuid.UUID, string) func(int, string) {
+			return func(_ int, reason string) { reasons <- reason }
+		}
+	})
+	id := uuid.New()
+	for _, tc := range []struct {
+		code websocket.StatusCode
+		want string
+	}{
+		{statusCatchingUp, string(reconnectingpty.DisconnectGraceful)},
+		{websocket.StatusNormalClosure, string(reconnectingpty.DisconnectGraceful)},
+		{4999, string(reconnectingpty.DisconnectNetworkError)},
+	} {
+		q := sessionQuery(id, "", "")
+		q.Set("resume", "1")
+		c := dialBridge(ctx, t, d, q)
+		c.send(ctx, reconnectingpty.Request{Data: "echo code-" + strconv.Itoa(int(tc.code)) + "\r"})
+		c.waitOutput(ctx, "code-"+strconv.Itoa(int(tc.code))+"\r\n")
+		if err := c.conn.Close(tc.code, "test"); err != nil {
+			t.Fatalf("close with %d: %v", tc.code, err)
+		}
+		select {
+		case got := <-reasons:
+			if got != tc.want {
+				t.Errorf("close with %d reported as %q, want %q", tc.code, got, tc.want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("close with %d never reported", tc.code)
 		}
 	}
 }
