@@ -313,3 +313,39 @@ func TestBrowserResumeAfterCut(t *testing.T) {
 	}
 	p.screenshot("resumed.png")
 }
+
+// TestBrowserOldServer runs the page against a server that ignores its
+// resume request, as one without the extension does: no header comes, and
+// the page behaves as it did before the extension, clearing the terminal
+// for the replay on every reconnect so that nothing shows twice.
+func TestBrowserOldServer(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	d.oldBridge.Store(true)
+	p := openPage(t, ctx, d.base+"?"+url.Values{"command": {testShell}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.typeKeys("echo hello-$((1+1))\r")
+	p.waitFor("output", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "hello-2") == 1 })
+	before := eval[flowCounters](p, flowCountersJS)
+	if n := d.cut(); n == 0 {
+		t.Fatal("no WebSocket connection to cut")
+	}
+	p.waitFor("reconnect after a cut", 20*time.Second, func(s *pageState) bool {
+		return s.State == "connected" && s.Connects > before.Connects
+	})
+	p.typeKeys("echo again-$((2+2))\r")
+	s := p.waitFor("typing after the reconnect", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "again-4") == 1
+	})
+	if n := countLines(s.Lines, "hello-2"); n != 1 {
+		t.Errorf("hello-2 on screen %d times, want once:\n%s", n, screenText(s.Lines))
+	}
+	fc := eval[flowCounters](p, flowCountersJS)
+	if fc.Plain < 2 || fc.Deltas != 0 || fc.Resets != 0 || fc.Offset != nil {
+		t.Errorf("want two connections without a header and no offset: %v", fc)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,6 +35,10 @@ type testDaemon struct {
 	t    *testing.T
 	srv  *reconnectingpty.Server
 	base string // http://127.0.0.1:port/
+
+	// oldBridge makes the bridge drop the page's resume and offset,
+	// as a bridge or server without the resume extension does.
+	oldBridge atomic.Bool
 
 	mu       sync.Mutex
 	closing  bool
@@ -85,6 +90,12 @@ func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *te
 			d.handlers.Add(1)
 			d.mu.Unlock()
 			defer d.handlers.Done()
+			if d.oldBridge.Load() {
+				q := r.URL.Query()
+				q.Del("resume")
+				q.Del("offset")
+				r.URL.RawQuery = q.Encode()
+			}
 			h.ServeHTTP(w, r)
 		}),
 		ConnState: func(c net.Conn, s http.ConnState) {
