@@ -160,7 +160,8 @@ func TestBrowserFlood(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if stop.Stopped == 0 {
-		t.Fatal("the flood did not stop on screen within 10 s of Ctrl-C")
+		t.Fatalf("the flood did not stop on screen within 10 s of Ctrl-C; page: %v, draining %v, %v bytes set aside", eval[flowCounters](p, flowCountersJS),
+			eval[bool](p, "rpty.draining"), eval[int](p, "rpty.stashed"))
 	}
 	stopAfter := time.Duration((stop.Stopped - stop.Typed) * float64(time.Millisecond))
 	t.Logf("Ctrl-C to the prompt on screen: %v", stopAfter)
