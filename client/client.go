@@ -266,7 +266,9 @@ type Client struct {
 
 // Dial connects to a session and returns a Client for it. init names the
 // session: a nil ID is replaced by a new random one (see ID), and Height
-// and Width are the initial size. ctx bounds only this first connection;
+// and Width are the initial size. init.Offset is where resuming starts
+// (0 for a client that has shown nothing of the session yet); Dial sets
+// init.Resume from Options.DisableResume. ctx bounds only this first connection;
 // if it fails, Dial returns the error without retrying. Later connections
 // are retried as described in the package comment, until Close.
 func Dial(ctx context.Context, dial DialFunc, init reconnectingpty.Init, opts Options) (*Client, error) {

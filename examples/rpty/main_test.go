@@ -293,6 +293,9 @@ func TestReconnectAfterDrop(t *testing.T) {
 	if !reattachRE.MatchString(c.output()) {
 		t.Fatalf("no reattach hint after SIGTERM:\n%q", c.output())
 	}
+	if !strings.Contains(c.output(), resetModes) {
+		t.Fatalf("the terminal's modes were not restored after SIGTERM:\n%q", c.output())
+	}
 }
 
 // TestReattachAfterTheOutputMovedOnIsAReset: reattaching to a session

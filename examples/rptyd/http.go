@@ -107,7 +107,8 @@ func staticHeaders(next http.Handler) http.Handler {
 // protocol requests ({"data":"..."}, {"height":H,"width":W}); text messages
 // are refused (the connection closes with 1003). The terminal output comes
 // back as binary messages of raw bytes; with resume, the extension's header
-// comes first. A page that closes with 4001 (catching up) is logged as such. When the session ends (its process
+// comes first. A page that closes with 4001 (catching up) has closed
+// gracefully, and is logged as such. When the session ends (its process
 // exited, it timed out, the server shut down), the last output is followed
 // by the close code 4000 ("session ended"). Any other end of the connection
 // (a page cut off for falling behind, a protocol error, a forced shutdown)

@@ -30,6 +30,8 @@
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   const NIL_UUID = '00000000-0000-0000-0000-000000000000';
   const DIMENSION_RE = /^[0-9]{1,4}$/;
+  // Keys that make the terminal signal the program (or end its input).
+  const SIGNAL_KEYS = /[\x03\x04\x1a\x1c]/;
   // A fixed size from the URL is at most this many rows or columns: far
   // more than a screen shows, and few enough cells for xterm.js to hold.
   const MAX_DIMENSION = 1000;
@@ -89,10 +91,10 @@
   // page drops the connection at once (taking in output only to throw it
   // away would slow xterm.js down further) and, once drained, resumes from
   // its offset: the server then sends the bytes it still holds from there,
-  // or a redraw of the present. A redraw is always taken whole (it is bounded by the
-  // server, and the offset is right only after all of it) and leaves the
-  // live output its full share, so that a page that keeps falling behind
-  // still shows a stretch of live output after each redraw.
+  // or a redraw of the present. A redraw is always taken whole (it is
+  // bounded by the server, and the offset is right only after all of it)
+  // and leaves the live output its full share, so that a page that keeps
+  // falling behind still shows a stretch of live output after each redraw.
   let pending = 0;
   let redrawPending = 0;
   let draining = false;
@@ -111,6 +113,8 @@
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
   Object.defineProperty(hooks, 'offset', { get: () => offset });
   Object.defineProperty(hooks, 'pending', { get: () => pending });
+  Object.defineProperty(hooks, 'draining', { get: () => draining });
+  Object.defineProperty(hooks, 'stashed', { get: () => stashBytes });
   window.rpty = hooks;
 
   function setState(s, text) {
@@ -291,7 +295,8 @@
           return true;
         case 'output':
           deliver(part);
-          return true;
+          // Not when deliver dropped the connection to catch up.
+          return ws === sock;
         case 'plain':
           // No header: a server without the extension, which replays
           // recent output on every attach. Clear what the previous
@@ -303,7 +308,7 @@
           }
           offset = null;
           deliver(part);
-          return true;
+          return ws === sock;
         default:
           return broken(part.message);
       }
@@ -411,8 +416,17 @@
     // Typing while disconnected is dropped rather than queued: it would
     // land in whatever the shell is doing by the time the page is back.
     // The short gap of a catch-up is not a disconnection: that input is
-    // held and sent first thing on the new connection.
-    if (!send({ data: data }) && holdInput) heldInput.push(data);
+    // held and sent first thing on the new connection, whose output the
+    // page is then ready to show. A key that signals the program (Ctrl-C,
+    // Ctrl-Z, Ctrl-\, or Ctrl-D for EOF) does not wait for xterm.js to
+    // catch up: the new connection is opened at once, so that it stops a
+    // flooding program without delay.
+    if (send({ data: data }) || !holdInput) return;
+    heldInput.push(data);
+    if (resumeWhenDrained && SIGNAL_KEYS.test(data)) {
+      resumeWhenDrained = false;
+      connect();
+    }
   });
   term.onResize(sendSize);
 
