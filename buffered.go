@@ -401,6 +401,8 @@ func (a *bufferedAttachment) signal() {
 // finish ends the connection with d once the queued output is written.
 func (a *bufferedAttachment) finish(d disconnect) {
 	a.c.end(d)
+	// Input is over too: a write waiting for the ended program gives up.
+	_ = a.input.SetWriteDeadline(time.Unix(1, 0))
 	a.mu.Lock()
 	a.final = true
 	a.mu.Unlock()
