@@ -316,7 +316,12 @@ func (b *buffered) attach(c *conn, height, width uint16) (attachment, error) {
 	// that does not read, without touching the other connections'.
 	in, err := dupPollable(b.ptmx)
 	if err != nil {
-		return nil, err
+		select {
+		case <-b.stopReading: // closed just before the PTY is
+			return nil, errSessionEnded
+		default:
+			return nil, err
+		}
 	}
 	a.input = in
 	c.whenInterrupted(func() { _ = in.SetWriteDeadline(time.Unix(1, 0)) })
