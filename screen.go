@@ -624,10 +624,15 @@ func (s *screenSession) attach(c *conn, height, width uint16) (attachment, error
 	}
 	// The connection is left alone: the server retries with it.
 	a.stop()
+	// A client that could not attach because the daemon is on its way out
+	// (the program exited) met an ended session, not a failure; the daemon
+	// may take a moment to be reaped after its socket is gone.
+	grace := time.NewTimer(screenFinishGrace)
+	defer grace.Stop()
 	select {
 	case <-s.daemonDone:
 		return nil, errSessionEnded
-	default:
+	case <-grace.C:
 	}
 	s.srv.metrics.errors.WithLabelValues(errorTypeScreen).Inc()
 	return nil, xerrors.New("screen client did not attach")
