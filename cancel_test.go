@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +119,81 @@ func TestServeConnCancelAtAnyMomentReturns(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestServeConnCancelStopsABlockedInputWrite pins that cancelling a
+// connection's ctx also ends a write of its input that waits for a
+// program that reads nothing, and leaves the session to the others.
+func TestServeConnCancelStopsABlockedInputWrite(t *testing.T) {
+	ts := newTestServer(t, BackendBuffered, Config{})
+	id := uuid.New()
+	// Raw, so that the line discipline queues input rather than dropping
+	// what does not fit a line.
+	owner := ts.connect(Init{ID: id, Command: "stty raw -echo; echo sleeping; exec sleep 1000"})
+	owner.expect("sleeping")
+
+	client, server := net.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = ts.srv.ServeConn(ctx, server)
+	}()
+	go func() { _, _ = io.Copy(io.Discard, client) }()
+	if err := WriteInit(client, Init{ID: id, Height: 24, Width: 80}); err != nil {
+		t.Fatal(err)
+	}
+	// Far more than the terminal's input queue: the write blocks.
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		_ = client.SetWriteDeadline(time.Now().Add(shortWait))
+		_, _ = io.WriteString(client, `{"data":"`+strings.Repeat("y", 1<<20)+`"}`)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	select {
+	case <-served:
+	case <-time.After(shortWait / 4):
+		t.Fatal("ServeConn still blocked writing input after its ctx was cancelled")
+	}
+	_ = client.Close()
+	<-wrote
+	// The session lives on for its other connection.
+	owner.send(Request{Data: "x"})
+	if ts.srv.ConnCount() != 1 {
+		t.Fatalf("ConnCount = %d, want the owner's 1", ts.srv.ConnCount())
+	}
+}
+
+// TestShutdownStopsABlockedInputWrite pins that a graceful shutdown does
+// not wait for a connection whose input the program never read.
+func TestShutdownStopsABlockedInputWrite(t *testing.T) {
+	ts := newTestServer(t, BackendBuffered, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	addr, served := serveTCP(t, ts.srv, ctx, context.Background())
+	c := dialTCP(t, addr)
+	if err := WriteInit(c, Init{ID: uuid.New(), Height: 24, Width: 80, Command: "stty raw -echo; echo sleeping; exec sleep 1000"}); err != nil {
+		t.Fatal(err)
+	}
+	tc := newTestClient(t, c)
+	tc.expect("sleeping")
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		_ = c.SetWriteDeadline(time.Now().Add(shortWait))
+		_, _ = io.WriteString(c, `{"data":"`+strings.Repeat("y", 4<<20)+`"}`)
+	}()
+	time.Sleep(500 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(shortWait / 2):
+		t.Fatal("the shutdown waits for a write of input the program never reads")
+	}
+	tc.expectEOF()
+	<-wrote
 }

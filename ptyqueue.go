@@ -4,6 +4,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/xerrors"
 )
@@ -59,6 +60,8 @@ func (a *ptyAttachment) signal() {
 // finish ends the connection with d once the queued output is written.
 func (a *ptyAttachment) finish(d disconnect) {
 	a.c.end(d)
+	// Input is over too: a write waiting for the ended program gives up.
+	_ = a.input.SetWriteDeadline(time.Unix(1, 0))
 	a.mu.Lock()
 	a.final = true
 	a.mu.Unlock()

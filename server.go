@@ -408,28 +408,6 @@ func (s *Server) track(nc net.Conn) (*conn, *disconnect) {
 	return c, nil
 }
 
-// over reports whether n things already reach limit (-1: none does).
-func over(n, limit int) bool { return limit >= 0 && n >= limit }
-
-// initDone counts a connection out of the startups once its init is read
-// or it failed to send one.
-func (s *Server) initDone(c *conn) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !c.initDone {
-		c.initDone = true
-		s.startups--
-	}
-}
-
-// logID is how a session ID appears in logs; see Config.LogShortSessionID.
-func (s *Server) logID(id uuid.UUID) string {
-	if s.cfg.LogShortSessionID {
-		return id.String()[:8]
-	}
-	return id.String()
-}
-
 // refuse closes a connection that is not served, at once: a TCP one is
 // reset, so that the client does not take it for its session's end.
 func (s *Server) refuse(ctx context.Context, nc net.Conn, d disconnect) {
@@ -866,16 +844,6 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	})
 }
 
-// errLimit is a connection refused by a configured limit.
-var errLimit = xerrors.New("limit reached")
-
-// sessionGone counts a session out of MaxSessions.
-func (s *Server) sessionGone() {
-	s.mu.Lock()
-	s.live--
-	s.mu.Unlock()
-}
-
 // newRPTY starts the backend chosen for the session.
 // onDone is called by the backend, last, once it is over.
 func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, logger slog.Logger, onDone func()) (rpty, error) {
@@ -906,98 +874,6 @@ func (s *Server) newRPTY(init Init, backend BackendType, height, width uint16, l
 		return startVT(s, cmd, height, width, logger, onDone)
 	}
 	return startBuffered(s, cmd, height, width, logger, onDone)
-}
-
-// relayInput decodes requests from c and applies them until the stream
-// ends. A request's data reaches the terminal in chunks as it is decoded.
-// A read-only connection's requests are decoded (its stream must still be
-// well formed, and its close noticed) but go no further.
-func (s *Server) relayInput(ctx context.Context, c *conn, att attachment, readOnly bool, logger slog.Logger) disconnect {
-	rr := newRequestReader(c, s.cfg.MaxRequestSize)
-	logged := false
-	ignored := func(kind string) {
-		s.metrics.readOnlyIgnored.WithLabelValues(kind).Inc()
-		if !logged {
-			logged = true
-			logger.Info(ctx, "input from a read-only connection ignored")
-		}
-	}
-	for {
-		inputSeen := false
-		height, width, err := rr.next(func(p []byte) error {
-			if readOnly {
-				if !inputSeen {
-					inputSeen = true
-					ignored("input")
-				}
-				return nil
-			}
-			if err := att.write(p); err != nil {
-				s.metrics.errors.WithLabelValues(errorTypeInput).Inc()
-				if d, ok := c.reason(); ok {
-					return &endedError{d: d}
-				}
-				s.logger.Warn(ctx, "write to reconnecting pty", slog.Error(err))
-			}
-			return nil
-		})
-		if err != nil {
-			var ended *endedError
-			if xerrors.As(err, &ended) {
-				return ended.d
-			}
-			if xerrors.Is(err, io.EOF) {
-				// A reset is reported once, to whichever of reader and
-				// writer asks first; the other then sees a plain EOF. So
-				// an EOF after a write failed with ECONNRESET is that
-				// reset. (A reset after the client's FIN, when it hung up
-				// cleanly and we wrote on, fails the write with EPIPE.)
-				c.mu.Lock()
-				werr := c.writeErr
-				c.mu.Unlock()
-				if xerrors.Is(werr, syscall.ECONNRESET) {
-					s.metrics.errors.WithLabelValues(errorTypeNetwork).Inc()
-					return disconnect{reason: DisconnectNetworkError, detail: "write output: " + werr.Error()}
-				}
-			}
-			return s.requestDisconnect(err)
-		}
-		if height != 0 && width != 0 && readOnly {
-			ignored("resize")
-			continue
-		}
-		if height != 0 && width != 0 {
-			if err := att.resize(height, width); err != nil {
-				s.logger.Debug(ctx, "resize reconnecting pty", slog.Error(err))
-			}
-		}
-	}
-}
-
-// endedError carries the reason a connection was ended while its input
-// was being written.
-type endedError struct{ d disconnect }
-
-func (e *endedError) Error() string { return "connection ended: " + string(e.d.reason) }
-
-func (s *Server) requestDisconnect(err error) disconnect {
-	var syntaxErr *requestSyntaxError
-	switch {
-	case xerrors.Is(err, io.EOF):
-		return disconnect{reason: DisconnectGraceful}
-	case xerrors.Is(err, errRequestTooLarge):
-		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
-		s.metrics.limitHit(limitRequestSize)
-		return disconnect{reason: DisconnectProtocolError, detail: "decode request: " + err.Error()}
-	case xerrors.As(err, &syntaxErr):
-		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
-		return disconnect{reason: DisconnectProtocolError, detail: err.Error()}
-	case xerrors.Is(err, io.ErrUnexpectedEOF):
-		s.metrics.errors.WithLabelValues(errorTypeRequest).Inc()
-		return disconnect{reason: DisconnectProtocolError, detail: "connection closed inside a request"}
-	}
-	s.metrics.errors.WithLabelValues(errorTypeNetwork).Inc()
-	return disconnect{reason: DisconnectNetworkError, detail: "read request: " + err.Error()}
 }
 
 // logClose writes the one attributed line every connection close gets and
