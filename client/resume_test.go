@@ -181,7 +181,7 @@ func TestResumeAgainstAnOldServer(t *testing.T) {
 }
 
 // TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate floods a session
-// with a client reading at 1 MB/s and one reading as fast as it can. The
+// with a client reading at 256 KB/s and one reading as fast as it can. The
 // slow one falls ConnQueueSize behind and is cut off rather than pacing
 // the program (it is reset at least once), and resumes with a reset; it
 // ends showing exactly the session's final output. The fast one is never
@@ -190,14 +190,14 @@ func TestResumeAgainstAnOldServer(t *testing.T) {
 func TestSlowResumingClientIsRedrawnAndOthersKeepTheirRate(t *testing.T) {
 	const (
 		flood    = 16 << 20
-		slowRate = 1 << 20 // bytes per second
+		slowRate = 256 << 10 // bytes per second
 		end      = "END-OF-FLOOD\r\n"
 	)
 	ln := rptytest.StartServer(t, reconnectingpty.Config{
 		Commander:     reconnectingpty.LocalCommander{Shell: "/bin/bash"},
 		Backend:       reconnectingpty.BackendBuffered,
 		BufferSize:    16 << 10,
-		ConnQueueSize: 1 << 20,
+		ConnQueueSize: 4 << 20,
 	})
 	dial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
