@@ -61,8 +61,14 @@ func BenchmarkVTReattach(b *testing.B) {
 		closeAndDrain(c)
 	}
 	waitNoConns(srv)
+	// All at once, so that waiting for the end of one snapshot (silence)
+	// overlaps with the others.
+	conns := make([]net.Conn, len(ids))
 	for i, id := range ids {
-		c := dial(id)
+		conns[i] = dial(id)
+	}
+	time.Sleep(time.Second)
+	for i, c := range conns {
 		snapLen[i] = len(readQuiet(b, c))
 		closeAndDrain(c)
 	}
@@ -76,7 +82,8 @@ func BenchmarkVTReattach(b *testing.B) {
 		start := time.Now()
 		c := dial(ids[s])
 		// Read exactly the snapshot's length.
-		for got := 0; got < snapLen[s]; {
+		got := 0
+		for got < snapLen[s] {
 			n, err := c.Read(buf)
 			got += n
 			if err != nil {
@@ -85,6 +92,11 @@ func BenchmarkVTReattach(b *testing.B) {
 		}
 		times = append(times, time.Since(start))
 		b.StopTimer()
+		// More than measured means the snapshot was longer than thought,
+		// and the times too short.
+		if got != snapLen[s] {
+			b.Fatalf("session %d: snapshot of %d bytes, measured %d", s, got, snapLen[s])
+		}
 		closeAndDrain(c)
 		b.StartTimer()
 	}
@@ -115,13 +127,13 @@ func readUntilBench(b *testing.B, c net.Conn, want []byte) {
 	}
 }
 
-// readQuiet reads until nothing has come for 300 ms.
+// readQuiet reads until nothing has come for 100 ms.
 func readQuiet(b *testing.B, c net.Conn) []byte {
 	b.Helper()
 	var out []byte
 	buf := make([]byte, 32<<10)
 	for {
-		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_ = c.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		n, err := c.Read(buf)
 		out = append(out, buf[:n]...)
 		if err != nil {
