@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/resume"
 )
 
 // queryScript asks the terminal for its primary device attributes (DA1)
@@ -101,5 +103,32 @@ func TestVTLeavesQueriesToTheAttachedClient(t *testing.T) {
 			t.Fatalf("answers %q: the server answered too", got)
 		}
 		t.Fatalf("answers %q, want the client's %q", got, want)
+	}
+}
+
+// TestVTResumeFromNothingRedrawsWithoutQueries: a page reloaded on a vt
+// session resumes from offset 0. It gets the snapshot as a reset, not the
+// raw output since the start, which would carry the program's queries
+// again for the new terminal to answer (vim took those answers as keys).
+func TestVTResumeFromNothingRedrawsWithoutQueries(t *testing.T) {
+	ts := newTestServer(t, BackendVT, Config{})
+	id := uuid.New()
+	first := ts.connect(Init{ID: id, Command: `printf 'asks\033[c\033[6n\033[>c\r\n'; echo shown-""once; exec cat`})
+	first.expect("shown-once")
+	first.close()
+	ts.waitForCloses(1)
+
+	rc := ts.dialResume(Init{ID: id}, 0)
+	if rc.hdr.Mode != resume.Reset || rc.hdr.Len == 0 {
+		t.Fatalf("resume from 0: header %+v, want a reset with a redraw", rc.hdr)
+	}
+	redraw := string(rc.readN(int(rc.hdr.Len)))
+	if !strings.Contains(redraw, "shown-once") {
+		t.Fatalf("redraw %q lacks the screen", redraw)
+	}
+	for _, q := range []string{"\x1b[c", "\x1b[6n", "\x1b[>c"} {
+		if strings.Contains(redraw, q) {
+			t.Fatalf("redraw %q repeats the query %q", redraw, q)
+		}
 	}
 }
