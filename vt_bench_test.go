@@ -107,8 +107,10 @@ func BenchmarkVTReattach(b *testing.B) {
 		sum += d
 	}
 	mean := sum / time.Duration(len(times))
+	p50 := times[len(times)/2]
 	p99 := times[min(len(times)-1, len(times)*99/100)]
 	b.ReportMetric(float64(mean.Microseconds())/1000, "ms/reattach")
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms/reattach")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms/reattach")
 	b.ReportMetric(float64(slices.Max(snapLen))/1024, "max-snapshot-KiB")
 	waitNoConns(srv)
