@@ -283,7 +283,6 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	ps.tick()
 	ps.mu.Lock()
 	ps.ring.write(p)
-	reply := ps.greeting.output(p)
 	allBehind = len(ps.atts) > 0
 	if len(ps.atts) > 0 {
 		chunk := bytes.Clone(p) // shared, read-only, by every queue
@@ -297,6 +296,10 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 		}
 	}
 	allBehind = allBehind && len(ps.atts) > 0
+	// The greeting sees the chunk after the queues have it, so that their
+	// writers send it while the greeting works (vt parses it); still under
+	// the lock, so a joining connection's greeting includes it exactly.
+	reply := ps.greeting.output(p)
 	ps.mu.Unlock()
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))
 	if len(reply) > 0 {
