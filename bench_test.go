@@ -46,40 +46,43 @@ func bareRate(b *testing.B) float64 {
 
 // BenchmarkThroughput measures output relayed through the server over
 // loopback TCP as a ratio of the bare PTY rate measured in the same
-// iteration (x-bare). Run with:
+// iteration (x-bare), for the buffered and vt backends (vt also feeds
+// every byte to its terminal emulator). Run with:
 //
 //	go test -run '^$' -bench Throughput -benchtime 1x -count 3 .
 func BenchmarkThroughput(b *testing.B) {
-	for _, bc := range []struct {
-		name    string
-		readers int
-		stalled int
-	}{
-		{"one_client", 1, 0},
-		{"ten_clients", 10, 0},
-		{"ten_clients_one_stalled", 10, 1},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
-			var bareSum, slowSum float64
-			for i := 0; i < b.N; i++ {
-				bare := bareRate(b)
-				slowest := serverRate(b, bc.readers, bc.stalled)
-				bareSum += bare
-				slowSum += slowest
-			}
-			b.ReportMetric(bareSum/float64(b.N)/1e6, "bare-MB/s")
-			b.ReportMetric(slowSum/float64(b.N)/1e6, "slowest-MB/s")
-			b.ReportMetric(slowSum/bareSum, "x-bare")
-		})
+	for _, backend := range []BackendType{BackendBuffered, BackendVT} {
+		for _, bc := range []struct {
+			name    string
+			readers int
+			stalled int
+		}{
+			{"one_client", 1, 0},
+			{"ten_clients", 10, 0},
+			{"ten_clients_one_stalled", 10, 1},
+		} {
+			b.Run(string(backend)+"/"+bc.name, func(b *testing.B) {
+				var bareSum, slowSum float64
+				for i := 0; i < b.N; i++ {
+					bare := bareRate(b)
+					slowest := serverRate(b, backend, bc.readers, bc.stalled)
+					bareSum += bare
+					slowSum += slowest
+				}
+				b.ReportMetric(bareSum/float64(b.N)/1e6, "bare-MB/s")
+				b.ReportMetric(slowSum/float64(b.N)/1e6, "slowest-MB/s")
+				b.ReportMetric(slowSum/bareSum, "x-bare")
+			})
+		}
 	}
 }
 
 // serverRate runs the producer in one session with the given number of
 // reading clients and clients that never read, and returns the slowest
 // reader's rate from the moment output starts to its EOF.
-func serverRate(b *testing.B, readers, stalled int) float64 {
+func serverRate(b *testing.B, backend BackendType, readers, stalled int) float64 {
 	b.Helper()
-	srv, err := NewServer(Config{Backend: BackendBuffered, Commander: LocalCommander{Shell: "/bin/sh"}})
+	srv, err := NewServer(Config{Backend: backend, Commander: LocalCommander{Shell: "/bin/sh"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 const idleSessions = 200
 
 // BenchmarkIdleSession measures what an idle buffered session costs the
-// server once a few KiB of output have gone by and its connection has
+// server once a few KiB of output (seq 1 1000) have gone by and its connection has
 // detached: Go heap and goroutines per session (its process is not
 // counted). The figures are deltas against the same server with no
 // session, measured in the same iteration. Run with:
@@ -23,24 +23,26 @@ const idleSessions = 200
 //	go test -run '^$' -bench IdleSession -benchtime 1x -count 3 .
 func BenchmarkIdleSession(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		heap, goroutines := idleSessionCost(b)
+		heap, goroutines := idleSessionCost(b, BackendBuffered, "seq 1 1000")
 		b.ReportMetric(heap, "heap-B/session")
 		b.ReportMetric(goroutines, "goroutines/session")
 	}
 }
 
-func idleSessionCost(b *testing.B) (heapPerSession, goroutinesPerSession float64) {
+// idleSessionCost starts idleSessions sessions of backend that each run
+// output, then wait for input with no connection, and returns the heap and
+// goroutines each costs.
+func idleSessionCost(b *testing.B, backend BackendType, output string) (heapPerSession, goroutinesPerSession float64) {
 	b.Helper()
-	srv, err := NewServer(Config{Backend: BackendBuffered, Commander: LocalCommander{Shell: "/bin/sh"}})
+	srv, err := NewServer(Config{Backend: backend, Commander: LocalCommander{Shell: "/bin/sh"}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
 	heap0, g0 := settledHeap()
 
-	// About 4.9 KB of output, then a process that waits for input.
 	const ready = "idle-session-ready"
-	init := Init{Height: 24, Width: 80, Command: "seq 1 1000; echo " + ready + "; exec cat", BackendType: string(BackendBuffered)}
+	init := Init{Height: 24, Width: 80, Command: output + "; echo " + ready + "; exec cat", BackendType: string(backend)}
 	for i := 0; i < idleSessions; i++ {
 		init.ID = uuid.New()
 		client, server := net.Pipe()

@@ -28,8 +28,12 @@ const (
 	BackendScreen BackendType = "screen"
 	// BackendVT runs the command on a PTY like buffered and feeds its
 	// output to an in-process terminal emulator, so a reattach repaints
-	// the program's current screen, modes and scrollback exactly. It is
-	// an extension value (docs/PROTOCOL.md): old servers reject it.
+	// the program's current screen, modes and scrollback exactly
+	// (Config.ScrollbackLines of history), at about buffered's cost. While
+	// nobody is attached the emulator answers the basic terminal queries
+	// (DA, cursor position, DECRQM) so that a program asking on start does
+	// not hang. It is an extension value (docs/PROTOCOL.md): old servers
+	// reject it.
 	BackendVT BackendType = "vt"
 )
 

@@ -51,6 +51,11 @@ type greeting interface {
 	greet(dst []byte, ring *replayRing) []byte
 }
 
+// exactRedraw is implemented by a greeting whose greet draws the
+// terminal's exact state (vt), so that a redraw serves a client better than
+// replaying output from the start.
+type exactRedraw interface{ exactRedraw() }
+
 // ptySession is the core every in-process backend shares: it runs the
 // command on a PTY of its own, reads its output without ever blocking it on
 // a client, fans it out to bounded per-connection queues (cutting or
@@ -278,7 +283,6 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	ps.tick()
 	ps.mu.Lock()
 	ps.ring.write(p)
-	reply := ps.greeting.output(p)
 	allBehind = len(ps.atts) > 0
 	if len(ps.atts) > 0 {
 		chunk := bytes.Clone(p) // shared, read-only, by every queue
@@ -292,6 +296,10 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 		}
 	}
 	allBehind = allBehind && len(ps.atts) > 0
+	// The greeting sees the chunk after the queues have it, so that their
+	// writers send it while the greeting works (vt parses it); still under
+	// the lock, so a joining connection's greeting includes it exactly.
+	reply := ps.greeting.output(p)
 	ps.mu.Unlock()
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))
 	if len(reply) > 0 {
@@ -440,9 +448,16 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 		return [][]byte{g}
 	}
 	written := ps.ring.written()
+	// A client resuming from 0 has nothing. A greeting that redraws the
+	// exact state sends that rather than all the output from the start:
+	// replayed output repeats the program's terminal queries, and the new
+	// terminal would answer them long after the program asked (vim reads
+	// those answers as keys and moves its cursor on every page reload).
+	_, exact := ps.greeting.(exactRedraw)
+	fresh := exact && req.offset == 0 && written > 0
 	// A delta longer than a connection may queue would only be cut off:
 	// that client is as far behind as a slow consumer, and is redrawn.
-	if req.offset <= written && written-req.offset <= uint64(ps.srv.cfg.ConnQueueSize) {
+	if !fresh && req.offset <= written && written-req.offset <= uint64(ps.srv.cfg.ConnQueueSize) {
 		if delta, ok := ps.ring.since(req.offset); ok {
 			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
 			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})

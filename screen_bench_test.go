@@ -12,18 +12,19 @@ import (
 	"github.com/google/uuid"
 )
 
-// BenchmarkScreenReattach compares the screen backend with the buffered one
-// in the same run: how long a reattach takes, from dialling to the first
+// BenchmarkScreenReattach compares the screen backend with the buffered and
+// vt ones in the same run: how long a reattach takes, from dialling to the first
 // output that shows earlier output again (the replay, or screen's repaint),
 // and what one idle session with one client attached costs in memory, as
 // the RSS and PSS summed over every process of the session (for screen:
-// daemon, client, wrapper and shell; for buffered: the shell, plus the
-// replay buffer inside the server, reported apart). Run with:
+// daemon, client, wrapper and shell; for buffered and vt: the shell, plus
+// the replay buffer or terminal inside the server, reported apart, see
+// BenchmarkIdleVTSession). Run with:
 //
 //	go test -run '^$' -bench ScreenReattach -benchtime 50x .
 func BenchmarkScreenReattach(b *testing.B) {
 	requireScreen(b)
-	for _, backend := range []BackendType{BackendScreen, BackendBuffered} {
+	for _, backend := range []BackendType{BackendScreen, BackendBuffered, BackendVT} {
 		b.Run(string(backend), func(b *testing.B) {
 			benchReattach(b, backend)
 		})

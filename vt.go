@@ -40,6 +40,10 @@ func (g *vtGreeting) attached(n int) { g.term.SetAnswerQueries(n == 0) }
 
 func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte { return g.term.AppendSnapshot(dst) }
 
+// exactRedraw: a snapshot is the exact state, so a client resuming from
+// nothing gets it rather than the raw output since the start.
+func (*vtGreeting) exactRedraw() {}
+
 // title is the window title the program last set.
 func (g *vtGreeting) title() string { return g.term.Title() }
 

@@ -107,7 +107,7 @@ func run(args []string) int {
 	fs.SetOutput(os.Stderr)
 	addr := fs.String("addr", defaultAddr, "server address (host:port)")
 	idFlag := fs.String("id", "", "session ID to attach to; empty starts a new session")
-	backend := fs.String("backend", "auto", "backend for a new session: auto, buffered or screen")
+	backend := fs.String("backend", "auto", "backend for a new session: auto (the server's default), vt, buffered or screen")
 	view := fs.Bool("view", false, "watch the session --id read-only, through the daemon's view port")
 	viewAddr := fs.String("view-addr", defaultViewAddr, "the daemon's read-only view port (host:port), for --view")
 	httpAddr := fs.String("http", defaultHTTP, `with --view, the daemon's HTTP address, to check that the session exists; "" skips the check`)
@@ -139,9 +139,9 @@ func run(args []string) int {
 		}
 	}
 	switch reconnectingpty.BackendType(*backend) {
-	case reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
+	case reconnectingpty.BackendAuto, reconnectingpty.BackendVT, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
 	default:
-		fmt.Fprintf(os.Stderr, "rpty: --backend %q: want auto, buffered or screen\n", *backend)
+		fmt.Fprintf(os.Stderr, "rpty: --backend %q: want auto, vt, buffered or screen\n", *backend)
 		return 2
 	}
 

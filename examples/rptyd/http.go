@@ -97,7 +97,7 @@ func staticHeaders(next http.Handler) http.Handler {
 //	height     initial rows, 1-65535 (with width; default 24x80)
 //	width      initial columns, 1-65535 (with height)
 //	command    the command line for a new session (default: the login shell)
-//	backend    auto, buffered or screen (default: the daemon's --backend)
+//	backend    auto, vt, buffered or screen (default: the daemon's --backend)
 //	resume     1 to ask for the resume extension (docs/PROTOCOL.md), 0 or absent not to
 //	offset     with resume: bytes of the session's output the page has already (default 0)
 //	view       1 serves the connection read-only (see viewOptions)
@@ -191,11 +191,11 @@ func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
 
 	init.Command = q.Get("command")
 	switch backend := q.Get("backend"); reconnectingpty.BackendType(backend) {
-	case "", reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
+	case "", reconnectingpty.BackendAuto, reconnectingpty.BackendVT, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen:
 		init.BackendType = backend
 	default:
-		return init, xerrors.Errorf("invalid backend parameter %q: want %q, %q or %q", backend,
-			reconnectingpty.BackendAuto, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen)
+		return init, xerrors.Errorf("invalid backend parameter %q: want %q, %q, %q or %q", backend,
+			reconnectingpty.BackendAuto, reconnectingpty.BackendVT, reconnectingpty.BackendBuffered, reconnectingpty.BackendScreen)
 	}
 
 	switch resume := q.Get("resume"); resume {

@@ -37,10 +37,11 @@ func run() error {
 		listen    = flag.String("listen", "127.0.0.1:7681", "address to serve the reconnecting PTY protocol on")
 		viewAddr  = flag.String("view-listen", "127.0.0.1:7682", `address where every connection is read-only (rpty --view); "" disables it`)
 		httpAddr  = flag.String("http", "127.0.0.1:8080", `address for the web terminal and /metrics; "" disables it`)
-		backend   = flag.String("backend", "auto", "default backend: auto, buffered or screen")
+		backend   = flag.String("backend", "auto", "default backend: auto (= vt), vt, buffered or screen")
 		timeout   = flag.Duration("timeout", 5*time.Minute, "how long a session outlives its last connection; negative keeps it until it exits or is closed")
 		sizePol   = flag.String("size-policy", "latest", "terminal size of a session shared by clients of different sizes: latest, smallest or largest")
 		buffer    = flag.Int("buffer", 64<<10, "bytes of output the buffered backend replays")
+		scrollbk  = flag.Int("scrollback", 1000, "lines above the screen a vt session keeps and repaints on attach; 0 keeps none")
 		resumeBuf = flag.Int("resume-buffer", 1<<20, "bytes of output a session keeps so that a resuming client gets exactly what it missed")
 		logFormat = flag.String("log-format", "human", "log format on stderr: human or json")
 		drain     = flag.Duration("drain", 3*time.Second, "how long a shutdown waits for clients to take their last output")
@@ -71,6 +72,7 @@ func run() error {
 		BufferSize:       *buffer,
 		ResumeBufferSize: *resumeBuf,
 		Backend:          reconnectingpty.BackendType(*backend),
+		ScrollbackLines:  scrollbackLines(*scrollbk),
 
 		LogShortSessionID: *shortIDs,
 		SizePolicy:        reconnectingpty.SizePolicy(*sizePol),
@@ -207,4 +209,13 @@ func (c viewConn) SetLinger(sec int) error {
 		return l.SetLinger(sec)
 	}
 	return nil
+}
+
+// scrollbackLines maps --scrollback to Config.ScrollbackLines, where 0
+// means the default and a negative value none.
+func scrollbackLines(flagValue int) int {
+	if flagValue <= 0 {
+		return -1
+	}
+	return flagValue
 }

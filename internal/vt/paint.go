@@ -318,7 +318,11 @@ func firstRune(l *line, x int) rune {
 }
 
 func isBlankFrom(l *line, x int) bool {
-	for _, c := range l.cells[x:min(l.used, len(l.cells))] {
+	end := min(l.used, len(l.cells))
+	if x >= end {
+		return true
+	}
+	for _, c := range l.cells[x:end] {
 		if c != (cell{}) {
 			return false
 		}
