@@ -153,7 +153,10 @@ func TestHostileClientsLeaveNoHeapBehind(t *testing.T) {
 	held := heapInUse()
 	t.Logf("heap in use: %.1f MiB before, %.1f MiB with %d clients whose %.1f MiB requests the program does not read",
 		mib(base), mib(held), clients, mib(uint64(len(big))))
-	if grown := int64(held) - int64(base); grown > 8<<20 {
+	// Alone this grows by about 5.6 MiB (about 90 KiB a client); in the
+	// full package run it has measured up to 11.4 MiB, since the heap is
+	// the whole process's. Holding each 4 MiB request would be 256 MiB.
+	if grown := int64(held) - int64(base); grown > 16<<20 {
 		t.Errorf("%d stalled clients hold %.1f MiB of heap", clients, float64(grown)/(1<<20))
 	}
 	for _, c := range stalled {
