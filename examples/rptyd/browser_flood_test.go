@@ -255,10 +255,11 @@ func TestBrowserBurst(t *testing.T) {
 	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "prompt>") == 1 })
 	// 25,000 lines, 164 KB with the PTY's CRs: past the 100 KiB high mark,
 	// and not 100 KiB more.
-	p.typeKeys("seq 1 25000; echo burst-$((6*7))\r")
+	p.typeKeys("sleep 0.5; seq 1 25000; echo burst-$((6*7))\r")
 	// Hold the page's main thread while the burst arrives, so that it
-	// all lands at once, however fast this machine parses.
-	eval[bool](p, `(() => { const end = performance.now() + 2000; while (performance.now() < end) {} return true; })()`)
+	// all lands at once, however fast this machine parses; the hold
+	// outlasts the shell's start on a loaded machine by seconds.
+	eval[bool](p, `(() => { const end = performance.now() + 4000; while (performance.now() < end) {} return true; })()`)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("page: %v", eval[any](p, `({fc: `+flowCountersJS+`, draining: rpty.draining, stashed: rpty.stashed})`))
