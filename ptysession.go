@@ -303,6 +303,11 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	ps.mu.Unlock()
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))
 	if len(reply) > 0 {
+		// A program that floods queries without reading its input must
+		// not stall the reader on a full input queue: such answers are
+		// dropped. (Connections write input through descriptors of their
+		// own, so this deadline touches nothing else.)
+		_ = ps.ptmx.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		if _, err := ps.ptmx.Write(reply); err != nil {
 			ps.logger.Debug(context.Background(), "answer terminal query", slog.Error(err))
 		}
