@@ -98,15 +98,45 @@ feed:
 	return h.settle(ctx)
 }
 
+// attachOnce attaches to session i until its marker shows, then detaches.
+// Being set-up, it may try again: a multiplexer attached while its session
+// is still printing can leave a client without its final repaint (seen with
+// tmux on a loaded machine: the client got its terminal set-up and nothing
+// more for a minute), and a second client gets a fresh one. A session that
+// never shows its marker still fails, after the last try.
 func (b *bench) attachOnce(ctx context.Context, h host, i int, marker string, buf []byte) error {
-	cl, err := h.attach(ctx, i)
-	if err != nil {
-		return xerrors.Errorf("first attach %d: %w", i, err)
+	const tries = 3
+	var err error
+	for try := 1; try <= tries; try++ {
+		deadline := b.deadline()
+		if try < tries {
+			deadline = minTime(deadline, time.Now().Add(firstAttachPatience))
+		}
+		var cl client
+		cl, err = h.attach(ctx, i)
+		if err != nil {
+			return xerrors.Errorf("first attach %d: %w", i, err)
+		}
+		_, err = readUntil(ctx, cl, []byte(marker), deadline, buf)
+		_ = cl.Close()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		b.logf("first attach %d, try %d of %d: %v", i, try, tries, err)
 	}
-	_, err = readUntil(ctx, cl, []byte(marker), b.deadline(), buf)
-	_ = cl.Close()
 	if err != nil {
 		return xerrors.Errorf("first attach %d: %w", i, err)
 	}
 	return nil
+}
+
+// firstAttachPatience is how long a set-up attach waits for its marker
+// before it tries a fresh client.
+const firstAttachPatience = 10 * time.Second
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
