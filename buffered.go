@@ -13,9 +13,10 @@ type bufferedGreeting struct {
 	size int
 }
 
-func (bufferedGreeting) output([]byte) []byte   { return nil }
+func (bufferedGreeting) output([]byte)          {}
 func (bufferedGreeting) resized(uint16, uint16) {}
 func (bufferedGreeting) attached(int)           {}
+func (bufferedGreeting) finish()                {}
 
 func (g bufferedGreeting) greet(dst []byte, ring *replayRing) []byte {
 	replay := ring.replay(g.size)

@@ -20,12 +20,13 @@ type transcriptGreeting struct {
 	attaches []int
 }
 
-func (g *transcriptGreeting) output(p []byte) []byte {
+func (g *transcriptGreeting) output(p []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.seen = append(g.seen, p...)
-	return nil
 }
+
+func (g *transcriptGreeting) finish() {}
 
 func (g *transcriptGreeting) resized(h, w uint16) {
 	g.mu.Lock()

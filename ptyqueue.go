@@ -22,6 +22,7 @@ type ptyAttachment struct {
 	final   bool // the session ended: flush, then end the output
 	dead    bool // detached or cut off: stop at once
 
+	out        net.Buffers // being written; only the writer touches it
 	wake       chan struct{}
 	writerDone chan struct{}
 }
@@ -79,8 +80,14 @@ func (a *ptyAttachment) writeLoop() {
 			return
 		}
 		if len(bufs) > 0 {
-			nb := net.Buffers(bufs)
-			n, err := nb.WriteTo(a.c)
+			// The bare connection, so that a TCP connection sends a
+			// backlog of chunks with one writev; out lives in the
+			// attachment so that WriteTo's receiver does not escape
+			// to the heap on every write.
+			a.out = bufs
+			n, err := a.out.WriteTo(a.c.Conn)
+			clear(bufs)
+			a.out = nil
 			if err != nil {
 				a.ps.remove(a)
 				a.c.failWrite(err)

@@ -37,9 +37,10 @@ const (
 // exact, with nothing missed or repeated.
 type greeting interface {
 	// output sees every chunk of output, in order, once the ring holds it.
-	// It may return bytes to write to the terminal's input (answers to a
-	// terminal query), which the core writes after releasing its lock.
-	output(p []byte) (reply []byte)
+	// It may work on a copy later (vt parses on a goroutine of its own),
+	// as long as every other method sees the effect of all the output
+	// given before it was called.
+	output(p []byte)
 	// resized sees every size the terminal is given, in order with output.
 	resized(height, width uint16)
 	// attached sees how many connections are attached, whenever that
@@ -49,7 +50,14 @@ type greeting interface {
 	// the first bytes of a plain attach, and the redraw of a resume reset.
 	// ring is the session's output so far.
 	greet(dst []byte, ring *replayRing) []byte
+	// finish waits for any work output started; the reader is done.
+	finish()
 }
+
+// answerer is implemented by a greeting that answers the program's terminal
+// queries itself (vt, while nobody is attached); answerWith gives it the
+// function that writes an answer to the program, before any output.
+type answerer interface{ answerWith(answer func([]byte)) }
 
 // exactRedraw is implemented by a greeting whose greet draws the
 // terminal's exact state (vt), so that a redraw serves a client better than
@@ -129,6 +137,9 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 		doneCh:        make(chan struct{}),
 	}
 	g.resized(height, width)
+	if a, ok := g.(answerer); ok {
+		a.answerWith(ps.answer)
+	}
 	go ps.read()
 	go ps.wait()
 	go ps.run()
@@ -297,22 +308,24 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	}
 	allBehind = allBehind && len(ps.atts) > 0
 	// The greeting sees the chunk after the queues have it, so that their
-	// writers send it while the greeting works (vt parses it); still under
-	// the lock, so a joining connection's greeting includes it exactly.
-	reply := ps.greeting.output(p)
+	// writers send it while the greeting works; still under the lock, so
+	// a joining connection's greeting includes it exactly.
+	ps.greeting.output(p)
 	ps.mu.Unlock()
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))
-	if len(reply) > 0 {
-		// A program that floods queries without reading its input must
-		// not stall the reader on a full input queue: such answers are
-		// dropped. (Connections write input through descriptors of their
-		// own, so this deadline touches nothing else.)
-		_ = ps.ptmx.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := ps.ptmx.Write(reply); err != nil {
-			ps.logger.Debug(context.Background(), "answer terminal query", slog.Error(err))
-		}
-	}
 	return allBehind
+}
+
+// answer writes the greeting's answer to a terminal query to the program.
+// A program that floods queries without reading its input must not stall
+// the greeting on a full input queue: such answers are dropped.
+// (Connections write input through descriptors of their own, so this
+// deadline touches nothing else.)
+func (ps *ptySession) answer(reply []byte) {
+	_ = ps.ptmx.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := ps.ptmx.Write(reply); err != nil {
+		ps.logger.Debug(context.Background(), "answer terminal query", slog.Error(err))
+	}
 }
 
 // wait waits for the process to exit without reaping it.
@@ -374,6 +387,7 @@ func (ps *ptySession) run() {
 	close(ps.stopReading)
 	_ = ps.ptmx.Close()
 	<-ps.readerDone
+	ps.greeting.finish()
 
 	d := disconnect{reason: DisconnectProcessExited, exitCode: ps.exitCode, detail: "exit code " + strconv.Itoa(ps.exitCode)}
 	select {

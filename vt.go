@@ -2,20 +2,45 @@ package reconnectingpty
 
 import (
 	"os/exec"
+	"sync"
 
 	"cdr.dev/slog/v3"
 
 	"github.com/reconnectingpty/reconnectingpty/internal/vt"
 )
 
+// vtParseAhead bounds how far the reader may run ahead of the parser: the
+// output the greeting holds unparsed. Past it the reader waits, so a
+// program that outruns the parser is paced by it and memory stays bounded.
+const vtParseAhead = 256 << 10
+
 // vtGreeting is the vt backend's greeting: every output byte and resize is
 // fed, in order, to an in-process terminal emulator, and a joining
 // connection is sent a snapshot of that terminal's state (screen,
 // scrollback, alternate screen, cursor, modes, title, pen), drawn at the
-// connection's size. The core calls it under its lock, so the snapshot
-// plus the live output that follows is exact.
+// connection's size.
+//
+// The emulator parses on a goroutine of its own, started when output
+// arrives and gone once it has caught up, so that the PTY reader drains the
+// terminal at buffered's pace instead of waiting for the parser. Every
+// other method is called under the core's lock and first waits for the
+// parser to catch up: with the reader held off by that lock, what the
+// method sees is exactly the output fanned out so far, so a snapshot plus
+// the live output after it is still exact.
 type vtGreeting struct {
+	// term is the parser's while it runs, and otherwise the core's, whose
+	// lock its callers hold.
 	term *vt.Terminal
+	// answer writes the emulator's answers to queries to the program.
+	answer func([]byte)
+
+	mu      sync.Mutex
+	changed *sync.Cond // busy or len(pending) changed
+	pending []byte     // output not yet given to the parser
+	spare   []byte     // the parser's last batch, for reuse
+	busy    bool       // the parser is running
+	parser  sync.WaitGroup
+	replies []byte // the parser's
 }
 
 func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
@@ -24,28 +49,98 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 	// on start (DA, cursor position) gets the answer xterm would give
 	// rather than waiting for a client that is not there.
 	term.SetAnswerQueries(true)
-	return &vtGreeting{term: term}
+	g := &vtGreeting{term: term, answer: func([]byte) {}}
+	g.changed = sync.NewCond(&g.mu)
+	return g
 }
 
-func (g *vtGreeting) output(p []byte) []byte {
-	_, _ = g.term.Write(p)
-	return g.term.AppendReplies(nil)
+func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
+
+func (g *vtGreeting) output(p []byte) {
+	g.mu.Lock()
+	for len(g.pending) >= vtParseAhead {
+		g.changed.Wait()
+	}
+	if g.pending == nil && cap(g.spare) > 0 {
+		g.pending, g.spare = g.spare[:0], nil
+	}
+	g.pending = append(g.pending, p...)
+	if !g.busy {
+		g.busy = true
+		g.parser.Add(1)
+		go g.parse()
+	}
+	g.mu.Unlock()
 }
 
-func (g *vtGreeting) resized(height, width uint16) { g.term.Resize(int(height), int(width)) }
+// parse feeds pending output to the emulator until there is none.
+func (g *vtGreeting) parse() {
+	defer g.parser.Done()
+	var batch []byte
+	for {
+		g.mu.Lock()
+		if batch != nil {
+			g.spare = batch[:0]
+		}
+		batch, g.pending = g.pending, nil
+		if len(batch) == 0 {
+			g.busy = false
+			// An idle session keeps no large buffer.
+			if cap(g.spare) > 32<<10 {
+				g.spare = nil
+			}
+			g.changed.Broadcast()
+			g.mu.Unlock()
+			return
+		}
+		g.changed.Broadcast()
+		g.mu.Unlock()
+		_, _ = g.term.Write(batch)
+		if g.replies = g.term.AppendReplies(g.replies[:0]); len(g.replies) > 0 {
+			g.answer(g.replies)
+		}
+	}
+}
+
+// settle waits until the emulator has parsed all output given so far. The
+// core's lock, held by every caller, keeps more from arriving meanwhile.
+func (g *vtGreeting) settle() {
+	g.mu.Lock()
+	for g.busy {
+		g.changed.Wait()
+	}
+	g.mu.Unlock()
+	g.parser.Wait()
+}
+
+func (g *vtGreeting) finish() { g.settle() }
+
+func (g *vtGreeting) resized(height, width uint16) {
+	g.settle()
+	g.term.Resize(int(height), int(width))
+}
 
 // attached hands query answering to the clients while any is attached:
 // their terminals answer, and two answers would confuse the program.
-func (g *vtGreeting) attached(n int) { g.term.SetAnswerQueries(n == 0) }
+func (g *vtGreeting) attached(n int) {
+	g.settle()
+	g.term.SetAnswerQueries(n == 0)
+}
 
-func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte { return g.term.AppendSnapshot(dst) }
+func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte {
+	g.settle()
+	return g.term.AppendSnapshot(dst)
+}
 
 // exactRedraw: a snapshot is the exact state, so a client resuming from
 // nothing gets it rather than the raw output since the start.
 func (*vtGreeting) exactRedraw() {}
 
 // title is the window title the program last set.
-func (g *vtGreeting) title() string { return g.term.Title() }
+func (g *vtGreeting) title() string {
+	g.settle()
+	return g.term.Title()
+}
 
 // startVT starts a vt session: the command on a PTY of its own, the shared
 // core's fan-out and resume ring, and a terminal emulator that greets every

@@ -153,7 +153,21 @@ func encodeLine(dst []byte, l *line) []byte {
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
 		dst = binary.LittleEndian.AppendUint16(dst, a.flags)
 		dst = append(dst, a.ul, 0, 0)
-		j := i
+		// Plain ASCII in the run's attributes, the bulk of most output,
+		// is copied in a tight loop; anything else takes the switch below.
+		limit := min(len(cells)-i, 0xffff)
+		dst = slicesGrow(dst, limit)
+		out := dst[len(dst) : len(dst)+limit]
+		k := 0
+		for ; k < limit; k++ {
+			c := &cells[i+k]
+			if uint32(c.ch-0x20) >= 0x5f || c.wx != 0 || c.attrs != a {
+				break
+			}
+			out[k] = byte(c.ch)
+		}
+		dst = dst[:len(dst)+k]
+		j := i + k
 		for ; j < len(cells) && j-i < 0xffff; j++ {
 			c := &cells[j]
 			if c.attrs != a {
