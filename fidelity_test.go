@@ -44,6 +44,10 @@ type fidelityCase struct {
 	detached bool
 	// vim and less name programs the case needs.
 	needs string
+	// during, if set, is typed by the reference connection right before
+	// the late one attaches, which it does as soon as the reference shows
+	// duringMark: the late connection joins while output flows.
+	during, duringMark string
 }
 
 func fidelityCases() []fidelityCase {
@@ -53,6 +57,19 @@ func fidelityCases() []fidelityCase {
 			files:   map[string][]byte{"p1": colourLines(0, 40000), "p2": append(colourLines(40000, 50), "\x1b[1;38;2;10;200;30mpen left open: "...)},
 			command: "stty -echo; cat p1; read x; cat p2; read x",
 			more:    []string{"\r"},
+		},
+		{
+			// The snapshot and the live output after it must meet exactly
+			// while the reader, the parser and the fan-out are all busy.
+			name: "late_client_joins_during_a_flood",
+			files: map[string][]byte{
+				"p1": colourLines(0, 300000),
+				"p2": append(colourLines(300000, 10), "\x1b[1;38;2;10;200;30mpen left open: "...),
+			},
+			command:    "stty -echo; read x; cat p1; read x; cat p2; read x",
+			during:     "\r",
+			duringMark: "line 3000 ",
+			more:       []string{"\r"},
 		},
 		{
 			name:    "less",
@@ -265,10 +282,22 @@ func runFidelity(t *testing.T, r *xtermjs.Renderer, backend BackendType, tc fide
 	if tc.lateRows != 0 {
 		rows, cols = tc.lateRows, tc.lateCols
 	}
+	if tc.during != "" {
+		ref.send(Request{Data: tc.during})
+		ref.expect(tc.duringMark)
+	}
 	joinedAt := len(ref.output())
 	late := ts.connect(Init{ID: id, Height: uint16(rows), Width: uint16(cols)})
 	settle(late)
 	settle(ref)
+	if tc.during != "" {
+		// A snapshot holds at most the screen and the scrollback: more
+		// lines than that reached the late connection live, so it joined
+		// while the output flowed.
+		if n := strings.Count(late.output(), tc.duringMark[:5]); n <= fidelityScrollback+rows {
+			t.Fatalf("the late connection got %d lines, no more than a snapshot holds: it joined after the output, and the case shows nothing", n)
+		}
+	}
 
 	res := &fidelityResult{}
 	compare := func(when string) {
