@@ -110,7 +110,7 @@ func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
 	c := &conn{Conn: server}
-	a, err := b.attach(c, attachRequest{height: 24, width: 80})
+	a, err := b.attach(c, attachRequest{height: 24, width: 80, queueSize: ts.srv.cfg.ConnQueueSize})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func TestGreetingSeesEverythingInOrder(t *testing.T) {
 		}()
 		return out, a
 	}
-	first, a1 := readAll(attachRequest{height: 24, width: 80})
+	first, a1 := readAll(attachRequest{height: 24, width: 80, queueSize: ts.srv.cfg.ConnQueueSize})
 	defer a1.detach()
 	// Join while the program is writing, at another size.
 	for deadline := time.Now().Add(shortWait); ; {
@@ -96,7 +96,7 @@ func TestGreetingSeesEverythingInOrder(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	late, a2 := readAll(attachRequest{height: 30, width: 100})
+	late, a2 := readAll(attachRequest{height: 30, width: 100, queueSize: ts.srv.cfg.ConnQueueSize})
 	defer a2.detach()
 
 	want, got := <-first, <-late

@@ -15,6 +15,10 @@ type ptyAttachment struct {
 	ps    *ptySession
 	c     *conn
 	input *os.File // the PTY, for this connection's input
+	// queueSize bounds pending: past it (plus the first bytes, which a
+	// large snapshot may fill on its own) the connection is cut off.
+	queueSize int
+	firstLen  int
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -27,12 +31,12 @@ type ptyAttachment struct {
 	writerDone chan struct{}
 }
 
-// enqueue adds chunk unless that would put more than ConnQueueSize bytes
-// behind; it returns the backlog, and false when the connection must be
+// enqueue adds chunk unless that would put more than queueSize bytes of
+// live output behind; it returns the backlog, and false when the connection must be
 // cut off.
 func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 	a.mu.Lock()
-	if a.pending+len(chunk) > a.ps.srv.cfg.ConnQueueSize {
+	if a.pending+len(chunk) > a.queueSize+a.firstLen {
 		a.mu.Unlock()
 		return a.pending, false
 	}
@@ -43,6 +47,10 @@ func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 	a.signal()
 	return backlog, true
 }
+
+// behind reports whether the connection is far enough behind to pace the
+// program for: a quarter of its queue.
+func (a *ptyAttachment) behind() bool { return a.backlog() >= a.queueSize/4 }
 
 // backlog is how many bytes of output the connection has yet to take.
 func (a *ptyAttachment) backlog() int {

@@ -171,7 +171,8 @@ func (ps *ptySession) close(d disconnect) {
 
 // read copies PTY output into the replay ring and every attachment's queue.
 //
-// A connection that falls ConnQueueSize behind the others is cut off at
+// A connection that falls its queue size (ConnQueueSize unless its
+// ConnOptions say otherwise) behind the others is cut off at
 // once, so it never holds up the rest. Only when every attached connection
 // is a quarter of that behind does the reader wait, so that the process is
 // paced like on a slow terminal instead of its readers being cut off; and
@@ -216,9 +217,6 @@ func (ps *ptySession) startReading() {
 	ps.releaseOnce.Do(func() { close(ps.readerRelease) })
 }
 
-// pauseAt is the backlog at which a connection counts as behind.
-func (ps *ptySession) pauseAt() int { return ps.srv.cfg.ConnQueueSize / 4 }
-
 // allBehind reports whether there are attachments and all are behind.
 func (ps *ptySession) allBehind() bool {
 	ps.mu.Lock()
@@ -227,7 +225,7 @@ func (ps *ptySession) allBehind() bool {
 		return false
 	}
 	for a := range ps.atts {
-		if a.backlog() < ps.pauseAt() {
+		if !a.behind() {
 			return false
 		}
 	}
@@ -248,7 +246,7 @@ func (ps *ptySession) waitForRoom() {
 		case <-timer.C:
 			ps.mu.Lock()
 			for a := range ps.atts {
-				if a.backlog() >= ps.pauseAt() {
+				if a.behind() {
 					ps.cut(a, "no progress on "+strconv.Itoa(a.backlog())+" bytes of output for "+ps.srv.cfg.SlowConsumerTimeout.String())
 				}
 			}
@@ -300,10 +298,10 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 		for a := range ps.atts {
 			backlog, ok := a.enqueue(chunk)
 			if !ok {
-				ps.cut(a, "more than "+strconv.Itoa(ps.srv.cfg.ConnQueueSize)+" bytes of output unread")
+				ps.cut(a, "more than "+strconv.Itoa(a.queueSize)+" bytes of output unread")
 				continue
 			}
-			allBehind = allBehind && backlog >= ps.pauseAt()
+			allBehind = allBehind && backlog >= a.queueSize/4
 		}
 	}
 	allBehind = allBehind && len(ps.atts) > 0
@@ -411,6 +409,7 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	a := &ptyAttachment{
 		ps:         ps,
 		c:          c,
+		queueSize:  req.queueSize,
 		wake:       make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
@@ -446,6 +445,7 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 		a.queue = append(a.queue, b)
 		a.pending += len(b)
 	}
+	a.firstLen = a.pending
 	ps.atts[a] = struct{}{}
 	ps.greeting.attached(len(ps.atts))
 	ps.mu.Unlock()
@@ -476,7 +476,7 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 	fresh := exact && req.offset == 0 && written > 0
 	// A delta longer than a connection may queue would only be cut off:
 	// that client is as far behind as a slow consumer, and is redrawn.
-	if !fresh && req.offset <= written && written-req.offset <= uint64(ps.srv.cfg.ConnQueueSize) {
+	if !fresh && req.offset <= written && written-req.offset <= uint64(req.queueSize) {
 		if delta, ok := ps.ring.since(req.offset); ok {
 			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
 			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})

@@ -40,6 +40,8 @@ type attachRequest struct {
 	// wants a resume header, and has the session's output up to offset.
 	resume bool
 	offset uint64
+	// queueSize bounds the output waiting for the connection.
+	queueSize int
 }
 
 // attachment is one connection's handle on a session.

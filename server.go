@@ -690,7 +690,14 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 	opts := c.opts
 	if s.cfg.ConnOptions != nil {
-		opts = opts.merge(s.cfg.ConnOptions(init, c.Conn))
+		hooked := s.cfg.ConnOptions(init, c.Conn)
+		if err := hooked.validate(&s.cfg); err != nil {
+			// The embedder's mistake, not the client's: logged as an
+			// error, and the client is told as if the start failed.
+			logger.Error(ctx, "Config.ConnOptions returned invalid options", slog.Error(err))
+			return disconnect{reason: DisconnectStartFailed, detail: err.Error()}, init, disconnected
+		}
+		opts = opts.merge(hooked)
 	}
 	if opts.ReadOnly {
 		logger = logger.With(slog.F("read_only", true))
@@ -705,7 +712,7 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 		height, width = 24, 80
 	}
 
-	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset}
+	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset, queueSize: opts.queueSize(&s.cfg)}
 	att, d, err := s.attach(c, init, backend, req, opts.ReadOnly, logger)
 	if err != nil {
 		if xerrors.Is(err, ErrSessionNotFound) {

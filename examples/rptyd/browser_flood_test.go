@@ -59,18 +59,13 @@ type echoTimes struct {
 }
 
 // TestBrowserFlood runs yes in the web terminal: the page must stay
-// usable. Its flow control engages (it drops and resumes, and every
-// reconnect is a delta or a reset), Ctrl-C stops the flood on screen within
-// 1 s (10 s with the race detector, which slows the server several times),
-// and the final screen equals what a fresh attach shows.
-//
-// It also measures how soon typed keys are echoed on screen, but does not
-// hold the page to issue 10's 200 ms p95 for it: the page cannot meet it.
-// yes writes faster than xterm.js parses here, and nothing paces it while
-// the page is away catching up, so most reconnects are resets that jump to
-// the present; an echo that falls between what the page took before a
-// drop and the redraw after it is never on screen at all. The figures are
-// logged for the record.
+// usable. The bridge's flow-control window fills again and again, which
+// paces yes to what xterm.js shows, so the page never falls behind far
+// enough to drop its connection; typed keys are echoed on screen within
+// 200 ms (p95 over 20 keys, as issue 10 asks); Ctrl-C stops the flood on
+// screen within 1 s (not checked with the race detector, which slows the
+// server several times); and the final screen equals what a fresh attach
+// shows.
 func TestBrowserFlood(t *testing.T) {
 	ctx := startBrowser(t)
 	d := newTestDaemon(t)
@@ -87,9 +82,10 @@ func TestBrowserFlood(t *testing.T) {
 	eval[bool](p, watchEchoJS)
 
 	p.typeKeys("yes\r")
-	// The flood outruns xterm.js: the page pauses, again and again.
-	p.waitFor("the page pausing for yes", 60*time.Second, func(*pageState) bool {
-		return eval[flowCounters](p, flowCountersJS).Pauses >= 3
+	// The flood outruns xterm.js: the bridge's window fills, again and
+	// again, and the program waits for the page.
+	p.waitFor("the flow-control window filling", 60*time.Second, func(*pageState) bool {
+		return eval[flowCounters](p, flowCountersJS).WindowFull >= 3
 	})
 
 	// Neither y nor any character of the command line or prompt, so that
@@ -115,15 +111,14 @@ func TestBrowserFlood(t *testing.T) {
 		time.Sleep(time.Duration(30+17*i%70) * time.Millisecond)
 	}
 	slices.Sort(lat)
-	seen := slices.Index(lat, missed)
-	if seen < 0 {
-		seen = len(lat)
-	}
 	fc := eval[flowCounters](p, flowCountersJS)
-	t.Logf("echo on screen (not checked, see above): %d of %d keys within 2 s; their latencies %v; p95 over all %v; page: %v",
-		seen, len(lat), lat[:seen], lat[len(lat)*95/100-1], fc)
-	if fc.Deltas+fc.Resets < fc.Connects-1 || fc.Plain != 0 {
-		t.Errorf("reconnects without a resume header: %v", fc)
+	p95 := lat[len(lat)*95/100-1]
+	t.Logf("echo on screen: latencies %v, p95 %v; page: %v", lat, p95, fc)
+	if p95 > 200*time.Millisecond {
+		t.Errorf("a typed key reached the screen after %v at p95 (missed keys count as an hour), want at most 200ms", p95)
+	}
+	if fc.Connects != 1 || fc.Catchups != 0 || fc.Pauses != 0 {
+		t.Errorf("the page fell behind on its own (pauses or reconnects) though the bridge paces the flood: %v", fc)
 	}
 	p.screenshot("flood.png")
 
@@ -239,9 +234,11 @@ func lineDiff(got, want []string) string {
 	return b.String()
 }
 
-// TestBrowserBurst has more than the page's high mark of output arrive at
-// once, but less than it sets aside on top: the page pauses and catches up
-// on the same connection, without a reconnect, and shows every line.
+// TestBrowserBurst has far more output than the bridge's flow-control
+// window arrive while the page is busy: the bridge holds the rest back
+// until the page has rendered what it sent, so the page catches up on the
+// same connection, without a reconnect or a pause of its own, and shows
+// every line.
 func TestBrowserBurst(t *testing.T) {
 	ctx := startBrowser(t)
 	d := newTestDaemon(t)
@@ -253,8 +250,7 @@ func TestBrowserBurst(t *testing.T) {
 	})
 	p.typeKeys("PS1='prompt> '\r")
 	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "prompt>") == 1 })
-	// 25,000 lines, 164 KB with the PTY's CRs: past the 100 KiB high mark,
-	// and not 100 KiB more.
+	// 25,000 lines, 164 KB with the PTY's CRs: more than twice the window.
 	p.typeKeys("sleep 0.5; seq 1 25000; echo burst-$((6*7))\r")
 	// Hold the page's main thread while the burst arrives, so that it
 	// all lands at once, however fast this machine parses; the hold
@@ -271,8 +267,8 @@ func TestBrowserBurst(t *testing.T) {
 	})
 	fc := eval[flowCounters](p, flowCountersJS)
 	t.Logf("page: %v", fc)
-	if fc.Pauses == 0 || fc.Connects != 1 || fc.Catchups != 0 {
-		t.Errorf("want at least one pause, on the one connection: %v", fc)
+	if fc.WindowFull == 0 || fc.Pauses != 0 || fc.Connects != 1 || fc.Catchups != 0 {
+		t.Errorf("want the window full at least once, and no pause or reconnect: %v", fc)
 	}
 	// The scrollback keeps the last rows of the burst: consecutive
 	// numbers up to 25000, none missing or repeated.

@@ -209,14 +209,18 @@ func eval[T any](p *browserPage, js string) T {
 
 // flowCounters are the page's flow-control and resume counters (window.rpty).
 type flowCounters struct {
-	Connects int     `json:"connects"`
-	Pauses   int     `json:"pauses"`
-	Catchups int     `json:"catchups"`
-	Deltas   int     `json:"deltas"`
-	Resets   int     `json:"resets"`
-	Plain    int     `json:"plain"`
-	Pending  int     `json:"pending"`
-	Offset   *uint64 `json:"offset"`
+	Connects int `json:"connects"`
+	Pauses   int `json:"pauses"`
+	Catchups int `json:"catchups"`
+	// Acks and WindowFull count the page's acknowledgements to the
+	// bridge and the times its flow-control window was full.
+	Acks       int     `json:"acks"`
+	WindowFull int     `json:"windowFull"`
+	Deltas     int     `json:"deltas"`
+	Resets     int     `json:"resets"`
+	Plain      int     `json:"plain"`
+	Pending    int     `json:"pending"`
+	Offset     *uint64 `json:"offset"`
 }
 
 func (f flowCounters) String() string {
@@ -224,11 +228,11 @@ func (f flowCounters) String() string {
 	if f.Offset != nil {
 		off = strconv.FormatUint(*f.Offset, 10)
 	}
-	return fmt.Sprintf("connects %d, pauses %d, catch-ups %d, deltas %d, resets %d, plain %d, pending %d, offset %s",
-		f.Connects, f.Pauses, f.Catchups, f.Deltas, f.Resets, f.Plain, f.Pending, off)
+	return fmt.Sprintf("connects %d, pauses %d, catch-ups %d, acks %d, window full %d, deltas %d, resets %d, plain %d, pending %d, offset %s",
+		f.Connects, f.Pauses, f.Catchups, f.Acks, f.WindowFull, f.Deltas, f.Resets, f.Plain, f.Pending, off)
 }
 
-const flowCountersJS = `({connects: rpty.connects, pauses: rpty.pauses, catchups: rpty.catchups, deltas: rpty.deltas,
+const flowCountersJS = `({connects: rpty.connects, pauses: rpty.pauses, catchups: rpty.catchups, acks: rpty.acks, windowFull: rpty.windowFull, deltas: rpty.deltas,
 	resets: rpty.resets, plain: rpty.plain, pending: rpty.pending, offset: rpty.offset})`
 
 // bufferJS is the page's whole buffer, scrollback and screen, as lines of

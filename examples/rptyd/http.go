@@ -2,16 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"embed"
-	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	"cdr.dev/slog/v3"
 	"github.com/coder/websocket"
@@ -101,11 +96,14 @@ func staticHeaders(next http.Handler) http.Handler {
 //	resume     1 to ask for the resume extension (docs/PROTOCOL.md), 0 or absent not to
 //	offset     with resume: bytes of the session's output the page has already (default 0)
 //	view       1 serves the connection read-only (see viewOptions)
+//	flow       1: the page acknowledges the output it has rendered, and is sent
+//	           at most flowWindow bytes ahead of that (see bridgeConn)
 //
 // An invalid query is answered 400 with a plain-text reason before any
 // upgrade. After the upgrade every binary message from the page carries
 // protocol requests ({"data":"..."}, {"height":H,"width":W}); text messages
-// are refused (the connection closes with 1003). The terminal output comes
+// are acknowledgements ("ack N") with flow=1, and refused otherwise (the
+// connection closes with 1003). The terminal output comes
 // back as binary messages of raw bytes; with resume, the extension's header
 // comes first. A page that closes with 4001 (catching up) has closed
 // gracefully, and is logged as such. When the session ends (its process
@@ -135,6 +133,12 @@ func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	opts.QueueSize = webQueueSize
+	flow, err := flowParam(r.URL.Query())
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	// Encoding here rather than in the connection keeps the framing in one
 	// place (the library) and turns an oversized command into a 400.
 	var frame bytes.Buffer
@@ -151,7 +155,7 @@ func (b *webBridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		logger.Debug(ctx, "web terminal upgrade refused", slog.Error(xerrors.Errorf("accept websocket: %w", err)))
 		return
 	}
-	nc := newBridgeConn(ctx, ws, frame.Bytes())
+	nc := newBridgeConn(ctx, ws, frame.Bytes(), flow)
 	if err := b.srv.ServeConnWith(ctx, nc, opts); err != nil {
 		logger.Debug(ctx, "web terminal not served", slog.Error(xerrors.Errorf("serve websocket: %w", err)))
 	}
@@ -216,97 +220,23 @@ func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
 	return init, nil
 }
 
+// flowParam reads the flow parameter: whether the page acknowledges the
+// output it has rendered (see bridgeConn).
+func flowParam(q url.Values) (bool, error) {
+	switch v := q.Get("flow"); v {
+	case "", "0":
+		return false, nil
+	case "1":
+		return true, nil
+	default:
+		return false, xerrors.Errorf("invalid flow parameter %q: want 1 (the page acknowledges rendered output) or 0", v)
+	}
+}
+
 func parseDimension(name, s string) (uint16, error) {
 	v, err := strconv.ParseUint(s, 10, 16)
 	if err != nil || v == 0 {
 		return 0, xerrors.Errorf("invalid %s parameter %q: want a whole number from 1 to 65535", name, s)
 	}
 	return uint16(v), nil
-}
-
-// bridgeConn is the WebSocket as the server sees it: a net.Conn whose read
-// side yields the init frame first, then the bytes of the page's messages.
-//
-// Its CloseWrite is how the page learns that the session ended: the server
-// half-closes a connection (after flushing the output) exactly when the
-// session's process exited, it timed out, or the server shut down. Every
-// other close (a slow page cut off, the page gone, a forced shutdown) is a
-// plain Close, after which the page reconnects.
-type bridgeConn struct {
-	net.Conn // websocket.NetConn of ws
-
-	ws *websocket.Conn
-
-	// init is what is left of the init frame. Only the server's single
-	// reader touches it.
-	init []byte
-	// catchingUp records that the page closed with statusCatchingUp.
-	catchingUp atomic.Bool
-
-	closeOnce sync.Once
-	closed    chan struct{} // closed once the WebSocket is
-}
-
-func newBridgeConn(ctx context.Context, ws *websocket.Conn, init []byte) *bridgeConn {
-	return &bridgeConn{
-		Conn:   websocket.NetConn(ctx, ws, websocket.MessageBinary),
-		ws:     ws,
-		init:   init,
-		closed: make(chan struct{}),
-	}
-}
-
-func (c *bridgeConn) Read(p []byte) (int, error) {
-	if len(c.init) > 0 {
-		n := copy(p, c.init)
-		c.init = c.init[n:]
-		return n, nil
-	}
-	n, err := c.Conn.Read(p)
-	if err != nil && websocket.CloseStatus(err) == statusCatchingUp {
-		// The page closed on purpose and comes back: as graceful a
-		// close as a normal closure, which NetConn reads as EOF.
-		c.catchingUp.Store(true)
-		return n, io.EOF
-	}
-	return n, err
-}
-
-// CloseWrite ends the output with the close code statusSessionEnded. The
-// closing handshake waits (up to seconds) for the page's reply, so it runs
-// in a goroutine that ServeHTTP waits for through wait; the server meanwhile
-// reads on until the page's close arrives, or its own deadline.
-func (c *bridgeConn) CloseWrite() error {
-	c.closeOnce.Do(func() {
-		go func() {
-			defer close(c.closed)
-			// The close frame follows every byte of output: the
-			// server calls this after the last write.
-			_ = c.ws.Close(statusSessionEnded, "session ended")
-			// Stops NetConn's deadline timers and contexts; its own
-			// close of the WebSocket is a no-op by now.
-			_ = c.Conn.Close()
-		}()
-	})
-	return nil
-}
-
-// Close ends the WebSocket at once, without a close frame, so the page
-// reconnects. It never blocks, so a connection's handler closing a page
-// that stopped reading is never held up by a handshake. After CloseWrite it
-// does nothing; the handshake ends the connection soon.
-func (c *bridgeConn) Close() error {
-	c.closeOnce.Do(func() {
-		_ = c.ws.CloseNow()
-		_ = c.Conn.Close()
-		close(c.closed)
-	})
-	return nil
-}
-
-// wait closes the connection if that has not begun and waits until the
-// close is done.
-func (c *bridgeConn) wait() {
-	_ = c.Close()
-	<-c.closed
 }

@@ -27,6 +27,13 @@
   // Output set aside while xterm.js catches up: more than this, and the page
   // drops the connection and resumes from its offset instead.
   const STASH_MAX = 100 * 1024;
+  // The bridge's flow-control window (flowWindow in bridgeconn.go): it sends
+  // at most this many bytes beyond what the page has acknowledged as
+  // rendered, so a flooding program is paced to what xterm.js can show
+  // and what the user types is echoed behind little output. The page
+  // acknowledges every ACK_EVERY bytes, and whenever xterm.js is idle.
+  const FLOW_WINDOW = 64 * 1024;
+  const ACK_EVERY = 16 * 1024;
   const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
   const NIL_UUID = '00000000-0000-0000-0000-000000000000';
   const DIMENSION_RE = /^[0-9]{1,4}$/;
@@ -80,21 +87,24 @@
   // the next connection then asks from 0 and draws on a reset terminal.
   let offset = 0;
 
-  // Flow control: pending is the output handed to xterm.js whose write
-  // callback has not run yet, redrawPending the part of it that is a
-  // redraw. When the live output in it reaches HIGH_WATER the page stops
-  // handing output to xterm.js (draining) and sets aside what arrives, up
-  // to STASH_MAX bytes; meanwhile the connection stays open, so a burst
-  // costs no reconnect, input goes out at once and the end of the session
-  // is seen. Once xterm.js is down to LOW_WATER the page goes on with what
-  // it set aside. If more comes than that, the program is flooding: the
-  // page drops the connection at once (taking in output only to throw it
-  // away would slow xterm.js down further) and, once drained, resumes from
-  // its offset: the server then sends the bytes it still holds from there,
-  // or a redraw of the present. A redraw is always taken whole (it is
-  // bounded by the server, and the offset is right only after all of it)
-  // and leaves the live output its full share, so that a page that keeps
-  // falling behind still shows a stretch of live output after each redraw.
+  // Flow control, first of all, is the bridge's window (FLOW_WINDOW): the
+  // page acknowledges what xterm.js has parsed, and the bridge sends no
+  // more than the window beyond that, which paces a flooding program on
+  // the server. What follows is the page's own guard, for output that
+  // still outruns xterm.js. pending is the output handed to xterm.js
+  // whose write callback has not run yet, redrawPending the part of it
+  // that is a redraw. When the live output in it reaches HIGH_WATER the
+  // page stops handing output to xterm.js (draining) and sets aside what
+  // arrives, up to STASH_MAX bytes; meanwhile the connection stays open,
+  // so a burst costs no reconnect, input goes out at once and the end of
+  // the session is seen. Once xterm.js is down to LOW_WATER the page goes
+  // on with what it set aside. If more comes than that, the page drops
+  // the connection at once (taking in output only to throw it away would
+  // slow xterm.js down further) and, once drained, resumes from its
+  // offset: the server then sends the bytes it still holds from there, or
+  // a redraw of the present. A redraw is always taken whole (it is bounded
+  // by the server, and the offset is right only after all of it) and
+  // leaves the live output its full share.
   let pending = 0;
   let redrawPending = 0;
   let draining = false;
@@ -108,7 +118,11 @@
   let heldInput = [];
 
   // Hooks for tests and for poking at the page from the console.
-  const hooks = { term: term, fit: fit, connects: 0, pauses: 0, catchups: 0, deltas: 0, resets: 0, plain: 0 };
+  const hooks = {
+    term: term, fit: fit, connects: 0, pauses: 0, catchups: 0, deltas: 0, resets: 0, plain: 0,
+    // acks sent, and how often the window was full (the bridge then waits).
+    acks: 0, windowFull: 0,
+  };
   Object.defineProperty(hooks, 'state', { get: () => state });
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
   Object.defineProperty(hooks, 'offset', { get: () => offset });
@@ -153,6 +167,7 @@
     }
     q.set('resume', '1');
     q.set('offset', String(from));
+    q.set('flow', '1');
     const u = new URL('ws?' + q.toString(), location.href);
     if (scheme === 'ws') u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     return u;
@@ -271,6 +286,26 @@
     let opened = false;
     const reader = new RptyResume.Reader();
     let plain = false;
+    // Flow control of this connection: bytes received, and acknowledged
+    // to the bridge or rendered but not yet acknowledged.
+    let received = 0;
+    let acked = 0;
+    let toAck = 0;
+    let full = false;
+
+    // rendered acknowledges n bytes once xterm.js has parsed them, in
+    // batches; at once when xterm.js has nothing else in hand.
+    function rendered(n) {
+      if (ws !== sock) return;
+      toAck += n;
+      if (toAck < ACK_EVERY && pending > 0) return;
+      // A text message: binary ones are protocol requests.
+      sock.send('ack ' + toAck);
+      acked += toAck;
+      toAck = 0;
+      full = false;
+      hooks.acks++;
+    }
 
     // take handles one part of the output (see resume.js) and reports
     // whether to go on reading this connection.
@@ -340,9 +375,17 @@
       if (ws !== sock) return;
       // Raw bytes: xterm decodes UTF-8 itself, across message boundaries.
       const chunk = typeof ev.data === 'string' ? encoder.encode(ev.data) : new Uint8Array(ev.data);
+      received += chunk.length;
+      if (!full && received - acked >= FLOW_WINDOW) {
+        full = true;
+        hooks.windowFull++;
+      }
       for (const part of reader.push(chunk)) {
         if (!take(part)) return;
       }
+      // xterm.js parses writes in order: this callback runs once the
+      // chunk's output (if any) is on the screen.
+      term.write(EMPTY, () => rendered(chunk.length));
     };
     sock.onclose = (ev) => {
       if (ws !== sock) return;
