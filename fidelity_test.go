@@ -262,7 +262,11 @@ func runFidelity(t *testing.T, r *xtermjs.Renderer, backend BackendType, tc fide
 			t.Fatal(err)
 		}
 	}
-	ts := newTestServer(t, backend, Config{})
+	// The test's clients keep all output in memory and may fall behind a
+	// flood (the race detector slows them most): a queue that holds all
+	// of it keeps either from being cut off as a slow consumer, which is
+	// not what these cases are about.
+	ts := newTestServer(t, backend, Config{ConnQueueSize: 64 << 20})
 	id := uuid.New()
 	script := filepath.Join(dir, "run.sh")
 	if err := os.WriteFile(script, []byte("cd "+dir+" || exit 1\n"+tc.command+"\n"), 0o600); err != nil {

@@ -37,8 +37,9 @@ type ptyAttachment struct {
 func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 	a.mu.Lock()
 	if a.pending+len(chunk) > a.queueSize+a.firstLen {
+		backlog = a.pending
 		a.mu.Unlock()
-		return a.pending, false
+		return backlog, false
 	}
 	a.queue = append(a.queue, chunk)
 	a.pending += len(chunk)

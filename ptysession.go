@@ -64,6 +64,11 @@ type answerer interface{ answerWith(answer func([]byte)) }
 // replaying output from the start.
 type exactRedraw interface{ exactRedraw() }
 
+// queryAnswerer is implemented by a greeting that answers the program's
+// terminal queries itself (vt): output up to answeredThrough may hold a
+// query answered already, which a resuming client must not be sent again.
+type queryAnswerer interface{ answeredThrough() uint64 }
+
 // ptySession is the core every in-process backend shares: it runs the
 // command on a PTY of its own, reads its output without ever blocking it on
 // a client, fans it out to bounded per-connection queues (cutting or
@@ -474,6 +479,11 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 	// those answers as keys and moves its cursor on every page reload).
 	_, exact := ps.greeting.(exactRedraw)
 	fresh := exact && req.offset == 0 && written > 0
+	// Nor is a query the server answered while nobody was attached: its
+	// terminal would answer again. Such a client is redrawn instead.
+	if qa, ok := ps.greeting.(queryAnswerer); ok && req.offset < qa.answeredThrough() {
+		fresh = true
+	}
 	// A delta longer than a connection may queue would only be cut off:
 	// that client is as far behind as a slow consumer, and is redrawn.
 	if !fresh && req.offset <= written && written-req.offset <= uint64(req.queueSize) {

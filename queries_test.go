@@ -132,3 +132,49 @@ func TestVTResumeFromNothingRedrawsWithoutQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestVTResumeNeverRepeatsAnAnsweredQuery: a client that drops, and comes
+// back from an offset before a query the server answered meanwhile, gets
+// a redraw, not the output with the query again (its terminal would
+// answer it a second time, and the program read that as typed keys). A
+// client resuming from after the query gets its delta as usual.
+func TestVTResumeNeverRepeatsAnAnsweredQuery(t *testing.T) {
+	ts := newTestServer(t, BackendVT, Config{})
+	id := uuid.New()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "query.sh")
+	if err := os.WriteFile(script, []byte("printf 'before-query\\n'\n"+queryScript), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	first := ts.dialResume(Init{ID: id, Command: "bash " + script + " " + dir}, 0)
+	if first.hdr.Mode != resume.Delta {
+		t.Fatalf("a new session's first connection got %+v, want a delta from 0", first.hdr)
+	}
+	offset := uint64(len(first.readUntil("before-query\r\n")))
+	_ = first.conn.Close()
+	ts.waitForCloses(1)
+
+	if err := os.WriteFile(filepath.Join(dir, "go"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitAnswers(t, dir); got != "\x1b[?1;2|\x1b[2;4" { // abc on row 2
+		t.Fatalf("answers %q, want the server's while nobody is attached", got)
+	}
+
+	back := ts.dialResume(Init{ID: id}, offset)
+	if back.hdr.Mode != resume.Reset {
+		t.Fatalf("resume from %d, before the answered query: header %+v, want a reset", offset, back.hdr)
+	}
+	redraw := string(back.readN(int(back.hdr.Len)))
+	if !strings.Contains(redraw, "abc") || strings.Contains(redraw, "\x1b[c") || strings.Contains(redraw, "\x1b[6n") {
+		t.Fatalf("redraw %q: want the screen (abc) without the queries", redraw)
+	}
+	live := back.hdr.Offset
+	_ = back.conn.Close()
+	ts.waitForCloses(2)
+
+	after := ts.dialResume(Init{ID: id}, live)
+	if after.hdr.Mode != resume.Delta || after.hdr.Offset != live {
+		t.Fatalf("resume from %d, after the query: header %+v, want a delta from there", live, after.hdr)
+	}
+}

@@ -41,6 +41,11 @@ type vtGreeting struct {
 	busy    bool       // the parser is running
 	parser  sync.WaitGroup
 	replies []byte // the parser's
+	// parsed counts the output bytes parsed, and answered is that count
+	// at the end of the last batch that had a query the emulator answered
+	// (the parser's, or its callers' once settled): output up to there
+	// holds a query that has its answer already.
+	parsed, answered uint64
 }
 
 func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
@@ -96,7 +101,9 @@ func (g *vtGreeting) parse() {
 		g.changed.Broadcast()
 		g.mu.Unlock()
 		_, _ = g.term.Write(batch)
+		g.parsed += uint64(len(batch))
 		if g.replies = g.term.AppendReplies(g.replies[:0]); len(g.replies) > 0 {
+			g.answered = g.parsed
 			g.answer(g.replies)
 		}
 	}
@@ -135,6 +142,15 @@ func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte {
 // exactRedraw: a snapshot is the exact state, so a client resuming from
 // nothing gets it rather than the raw output since the start.
 func (*vtGreeting) exactRedraw() {}
+
+// answeredThrough is the output offset up to which a query the emulator
+// answered may lie: a client resuming from before it must not get that
+// output again, or its terminal would answer the query a second time and
+// the program read the answer as typed keys.
+func (g *vtGreeting) answeredThrough() uint64 {
+	g.settle()
+	return g.answered
+}
 
 // title is the window title the program last set.
 func (g *vtGreeting) title() string {
