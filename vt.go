@@ -90,8 +90,9 @@ func (g *vtGreeting) parse() {
 		batch, g.pending = g.pending, nil
 		if len(batch) == 0 {
 			g.busy = false
-			// An idle session keeps no large buffer.
-			if cap(g.spare) > 32<<10 {
+			// An idle session keeps no more than a keystroke's echo
+			// needs; a burst allocates afresh.
+			if cap(g.spare) > 4<<10 {
 				g.spare = nil
 			}
 			g.changed.Broadcast()
