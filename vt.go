@@ -3,16 +3,25 @@ package reconnectingpty
 import (
 	"os/exec"
 	"sync"
+	"time"
 
 	"cdr.dev/slog/v3"
 
 	"github.com/reconnectingpty/reconnectingpty/internal/vt"
 )
 
-// vtParseAhead bounds how far the reader may run ahead of the parser: the
-// output the greeting holds unparsed. Past it the reader waits, so a
-// program that outruns the parser is paced by it and memory stays bounded.
-const vtParseAhead = 256 << 10
+const (
+	// vtParseAhead bounds how far the reader may run ahead of the parser:
+	// the output the greeting holds unparsed. Past it the reader waits, so
+	// a program that outruns the parser is paced by it and memory stays
+	// bounded.
+	vtParseAhead = 256 << 10
+	// vtCompactEvery is how often, while output flows, the scrollback
+	// lines that left the screen are encoded (see vt.Terminal.Compact);
+	// vtCompactIdle is how long after the output pauses the rest are.
+	vtCompactEvery = 50 * time.Millisecond
+	vtCompactIdle  = 100 * time.Millisecond
+)
 
 // vtGreeting is the vt backend's greeting: every output byte and resize is
 // fed, in order, to an in-process terminal emulator, and a joining
@@ -27,9 +36,14 @@ const vtParseAhead = 256 << 10
 // parser to catch up: with the reader held off by that lock, what the
 // method sees is exactly the output fanned out so far, so a snapshot plus
 // the live output after it is still exact.
+//
+// Lines scrolled off during a flood wait unencoded, so that the many
+// pushed out of a full scrollback soon after cost nothing more; they are
+// encoded every vtCompactEvery while output flows and vtCompactIdle after
+// it pauses (a timer), which bounds that memory to a moment's output.
 type vtGreeting struct {
-	// term is the parser's while it runs, and otherwise the core's, whose
-	// lock its callers hold.
+	// term is used by whoever set busy: the parser, the compaction
+	// timer, or a caller holding the core's lock.
 	term *vt.Terminal
 	// answer writes the emulator's answers to queries to the program.
 	answer func([]byte)
@@ -38,13 +52,20 @@ type vtGreeting struct {
 	changed *sync.Cond // busy or len(pending) changed
 	pending []byte     // output not yet given to the parser
 	spare   []byte     // the parser's last batch, for reuse
-	busy    bool       // the parser is running
+	busy    bool       // term is in use
+	stopped bool       // finish was called: no more compaction
 	parser  sync.WaitGroup
-	replies []byte // the parser's
+	idle    *time.Timer // compacts once the output has paused
+	// idleSet is true while the idle timer is set: it is not set again,
+	// so that callers coming often cannot put it off forever.
+	idleSet bool
+
+	// The parser's (or, once claimed, its callers'):
+	replies     []byte
+	lastCompact time.Time
 	// parsed counts the output bytes parsed, and answered is that count
-	// at the end of the last batch that had a query the emulator answered
-	// (the parser's, or its callers' once settled): output up to there
-	// holds a query that has its answer already.
+	// at the end of the last batch that had a query the emulator answered:
+	// output up to there holds a query that has its answer already.
 	parsed, answered uint64
 }
 
@@ -56,6 +77,8 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 	term.SetAnswerQueries(true)
 	g := &vtGreeting{term: term, answer: func([]byte) {}}
 	g.changed = sync.NewCond(&g.mu)
+	g.idle = time.AfterFunc(time.Hour, g.compactIdle)
+	g.idle.Stop()
 	return g
 }
 
@@ -71,6 +94,9 @@ func (g *vtGreeting) output(p []byte) {
 	}
 	g.pending = append(g.pending, p...)
 	if !g.busy {
+		// When the compaction timer has the terminal, it goes on to
+		// parse this; every other user holds the core's lock, as the
+		// caller does.
 		g.busy = true
 		g.parser.Add(1)
 		go g.parse()
@@ -78,7 +104,8 @@ func (g *vtGreeting) output(p []byte) {
 	g.mu.Unlock()
 }
 
-// parse feeds pending output to the emulator until there is none.
+// parse feeds pending output to the emulator until there is none. It runs
+// with busy set, and clears it.
 func (g *vtGreeting) parse() {
 	defer g.parser.Done()
 	var batch []byte
@@ -89,13 +116,12 @@ func (g *vtGreeting) parse() {
 		}
 		batch, g.pending = g.pending, nil
 		if len(batch) == 0 {
-			g.busy = false
 			// An idle session keeps no more than a keystroke's echo
 			// needs; a burst allocates afresh.
 			if cap(g.spare) > 4<<10 {
 				g.spare = nil
 			}
-			g.changed.Broadcast()
+			g.releaseLocked()
 			g.mu.Unlock()
 			return
 		}
@@ -107,13 +133,68 @@ func (g *vtGreeting) parse() {
 			g.answered = g.parsed
 			g.answer(g.replies)
 		}
+		if g.term.PendingLines() > 0 {
+			if now := time.Now(); now.Sub(g.lastCompact) >= vtCompactEvery {
+				g.term.Compact()
+				g.lastCompact = now
+			}
+		}
 	}
 }
 
-// settle waits until the emulator has parsed all output given so far. The
-// core's lock, held by every caller, keeps more from arriving meanwhile.
-func (g *vtGreeting) settle() {
+// compactIdle runs on the idle timer: it encodes what is left unencoded,
+// unless the terminal is in use (whoever has it sets the timer again).
+func (g *vtGreeting) compactIdle() {
 	g.mu.Lock()
+	g.idleSet = false
+	if g.busy || g.stopped {
+		g.mu.Unlock()
+		return
+	}
+	g.busy = true
+	g.parser.Add(1)
+	g.mu.Unlock()
+	g.term.Compact()
+	g.lastCompact = time.Now()
+	// Output that came meanwhile waited for this; parse clears busy.
+	g.parse()
+}
+
+// claim waits until the emulator has parsed all output given so far, and
+// takes the terminal for the caller, until release. The core's lock, held
+// by every caller, keeps more output from arriving meanwhile.
+func (g *vtGreeting) claim() {
+	g.mu.Lock()
+	for g.busy {
+		g.changed.Wait()
+	}
+	g.busy = true
+	g.mu.Unlock()
+}
+
+func (g *vtGreeting) release() {
+	g.mu.Lock()
+	g.releaseLocked()
+	g.mu.Unlock()
+}
+
+// releaseLocked gives up the terminal, setting the idle timer if lines
+// wait to be encoded. g.mu is held.
+func (g *vtGreeting) releaseLocked() {
+	g.busy = false
+	if !g.stopped && !g.idleSet && g.term.PendingLines() > 0 {
+		g.idleSet = true
+		g.idle.Reset(vtCompactIdle)
+	}
+	g.changed.Broadcast()
+}
+
+// finish stops the compaction timer and waits for the parser; the reader
+// is done, so no more output comes.
+func (g *vtGreeting) finish() {
+	g.mu.Lock()
+	g.stopped = true
+	g.idle.Stop()
 	for g.busy {
 		g.changed.Wait()
 	}
@@ -121,22 +202,23 @@ func (g *vtGreeting) settle() {
 	g.parser.Wait()
 }
 
-func (g *vtGreeting) finish() { g.settle() }
-
 func (g *vtGreeting) resized(height, width uint16) {
-	g.settle()
+	g.claim()
+	defer g.release()
 	g.term.Resize(int(height), int(width))
 }
 
 // attached hands query answering to the clients while any is attached:
 // their terminals answer, and two answers would confuse the program.
 func (g *vtGreeting) attached(n int) {
-	g.settle()
+	g.claim()
+	defer g.release()
 	g.term.SetAnswerQueries(n == 0)
 }
 
 func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte {
-	g.settle()
+	g.claim()
+	defer g.release()
 	return g.term.AppendSnapshot(dst)
 }
 
@@ -149,13 +231,15 @@ func (*vtGreeting) exactRedraw() {}
 // output again, or its terminal would answer the query a second time and
 // the program read the answer as typed keys.
 func (g *vtGreeting) answeredThrough() uint64 {
-	g.settle()
+	g.claim()
+	defer g.release()
 	return g.answered
 }
 
 // title is the window title the program last set.
 func (g *vtGreeting) title() string {
-	g.settle()
+	g.claim()
+	defer g.release()
 	return g.term.Title()
 }
 

@@ -142,7 +142,21 @@ func BenchmarkMemoryIdle80x24(b *testing.B) {
 	heapOf(b, func() *Terminal { return New(24, 80, Options{Scrollback: 1000}) })
 }
 
+// BenchmarkMemoryFullScrollback80x24 is a terminal with a full scrollback
+// once the output has paused and it was compacted (as the vt backend does);
+// BenchmarkMemoryFullScrollbackRaw80x24 is the same terminal before that,
+// its scrolled lines still as cells.
 func BenchmarkMemoryFullScrollback80x24(b *testing.B) {
+	data := plainLines()[:82*(1000+24)]
+	heapOf(b, func() *Terminal {
+		t := New(24, 80, Options{Scrollback: 1000})
+		t.Write(data)
+		t.Compact()
+		return t
+	})
+}
+
+func BenchmarkMemoryFullScrollbackRaw80x24(b *testing.B) {
 	data := plainLines()[:82*(1000+24)]
 	heapOf(b, func() *Terminal {
 		t := New(24, 80, Options{Scrollback: 1000})

@@ -320,7 +320,9 @@ func (t *Terminal) scrollUp(a attrs, wrapped bool) {
 	b := t.buf
 	top := b.lines[b.scrollTop]
 	if b.scrollTop == 0 && !t.altActive {
-		t.sb.push(top)
+		// The scrollback may keep top itself: the new bottom line is
+		// then the one it hands back.
+		top = t.sb.push(top)
 	}
 	copy(b.lines[b.scrollTop:b.scrollBottom], b.lines[b.scrollTop+1:b.scrollBottom+1])
 	if len(top.cells) != t.cols {

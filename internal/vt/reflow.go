@@ -51,7 +51,7 @@ func (t *Terminal) reflow(oldCols, newCols int) {
 	// new width.
 	t.sb.reset(t.scrollbackMax)
 	for _, l := range st.lines[:st.ybase] {
-		t.sb.push(l)
+		t.sb.pushEncoded(l)
 	}
 	b.lines = append([]*line(nil), st.lines[st.ybase:]...)
 	for len(b.lines) < t.rows {

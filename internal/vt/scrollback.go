@@ -10,6 +10,12 @@ import (
 // text takes about 100 bytes instead of 1,280 as cells). It is a ring; an
 // evicted line's slice is reused for the next, so a full scrollback takes
 // new lines without allocating.
+//
+// The newest lines wait as they left the screen, unencoded (raw), until
+// something reads the scrollback or the terminal is compacted (Compact):
+// during a flood most lines are pushed out of a full scrollback before
+// then, and are never encoded at all. Logically the encoded lines come
+// first (oldest), then the raw ones.
 type scrollback struct {
 	lines []sbLine
 	start int // index of the oldest line in lines
@@ -17,7 +23,19 @@ type scrollback struct {
 	max   int
 	// scratch holds a line being encoded, before it is copied to its slot.
 	scratch []byte
+
+	// raw is a ring of rawN lines from rawHead, oldest first; nil while
+	// there are none.
+	raw     []*line
+	rawHead int
+	rawN    int
 }
+
+// rawCellBudget bounds the cells raw lines may hold: the whole scrollback
+// may wait raw when it fits (1,000 lines up to 262 columns); a wider one is
+// encoded as lines arrive, since lines would be encoded before eviction
+// anyway.
+const rawCellBudget = 1 << 18
 
 type sbLine struct {
 	data    []byte
@@ -26,17 +44,93 @@ type sbLine struct {
 
 func (s *scrollback) reset(max int) {
 	s.lines, s.start, s.n, s.max = nil, 0, 0, max
+	s.raw, s.rawHead, s.rawN = nil, 0, 0
 }
 
-func (s *scrollback) len() int { return s.n }
+// len counts the lines, encoded or not; it encodes nothing.
+func (s *scrollback) len() int { return s.n + s.rawN }
 
-func (s *scrollback) at(i int) *sbLine { return &s.lines[(s.start+i)%len(s.lines)] }
+// pending reports how many lines wait unencoded.
+func (s *scrollback) pending() int { return s.rawN }
 
-// push appends l as the newest line, evicting the oldest when full.
-func (s *scrollback) push(l *line) {
+func (s *scrollback) at(i int) *sbLine {
+	s.compact()
+	return s.encodedAt(i)
+}
+
+func (s *scrollback) encodedAt(i int) *sbLine { return &s.lines[(s.start+i)%len(s.lines)] }
+
+// push appends l, which leaves the screen, as the newest line, evicting the
+// oldest when full. It returns the line the screen uses in l's place: l
+// itself once encoded, or a spare (an evicted raw line, or a new one) when
+// l waits raw.
+func (s *scrollback) push(l *line) *line {
+	if s.max == 0 {
+		return l
+	}
+	if s.max*len(l.cells) > rawCellBudget {
+		s.compact()
+		s.encode(l)
+		return l
+	}
+	var spare *line
+	if s.n+s.rawN == s.max {
+		if s.n > 0 {
+			s.dropOldestEncoded()
+		} else {
+			spare = s.raw[s.rawHead]
+			s.raw[s.rawHead] = nil
+			s.rawHead = (s.rawHead + 1) % len(s.raw)
+			s.rawN--
+		}
+	}
+	if s.rawN == len(s.raw) {
+		grown := make([]*line, min(s.max, max(8, 2*len(s.raw))))
+		for i := range s.rawN {
+			grown[i] = s.raw[(s.rawHead+i)%len(s.raw)]
+		}
+		s.raw, s.rawHead = grown, 0
+	}
+	s.raw[(s.rawHead+s.rawN)%len(s.raw)] = l
+	s.rawN++
+	if spare == nil {
+		spare = &line{cells: make([]cell, len(l.cells))}
+	}
+	return spare
+}
+
+// dropOldestEncoded evicts the oldest encoded line, keeping its slice.
+func (s *scrollback) dropOldestEncoded() {
+	s.encodedAt(0).data = s.encodedAt(0).data[:0]
+	s.start = (s.start + 1) % len(s.lines)
+	s.n--
+}
+
+// compact encodes the raw lines, oldest first, and lets their cells go.
+func (s *scrollback) compact() {
+	if s.rawN == 0 {
+		return
+	}
+	for ; s.rawN > 0; s.rawN-- {
+		s.encode(s.raw[s.rawHead])
+		s.rawHead = (s.rawHead + 1) % len(s.raw)
+	}
+	s.raw, s.rawHead = nil, 0
+}
+
+// pushEncoded appends l, encoded at once, as the newest line, evicting the
+// oldest when full; l stays the caller's.
+func (s *scrollback) pushEncoded(l *line) {
 	if s.max == 0 {
 		return
 	}
+	s.compact()
+	s.encode(l)
+}
+
+// encode appends l's encoding as the newest encoded line, evicting the
+// oldest when full.
+func (s *scrollback) encode(l *line) {
 	var e *sbLine
 	if s.n < s.max {
 		if s.n == len(s.lines) {
@@ -44,7 +138,7 @@ func (s *scrollback) push(l *line) {
 			if s.start != 0 {
 				lin := make([]sbLine, s.n, s.n+1)
 				for i := range lin {
-					lin[i] = *s.at(i)
+					lin[i] = *s.encodedAt(i)
 				}
 				s.lines, s.start = lin, 0
 			}
@@ -54,10 +148,10 @@ func (s *scrollback) push(l *line) {
 				s.lines = s.lines[:s.max]
 			}
 		}
-		e = s.at(s.n)
+		e = s.encodedAt(s.n)
 		s.n++
 	} else {
-		e = s.at(0)
+		e = s.encodedAt(0)
 		s.start = (s.start + 1) % len(s.lines)
 	}
 	s.scratch = encodeLine(s.scratch[:0], l)
@@ -87,7 +181,8 @@ func (s *scrollback) replace(i int, l *line) {
 
 // popNewest removes the newest line and decodes it into l.
 func (s *scrollback) popNewest(l *line) {
-	e := s.at(s.n - 1)
+	s.compact()
+	e := s.encodedAt(s.n - 1)
 	decodeLine(l, e.data)
 	l.wrapped = e.wrapped
 	s.n--
@@ -95,9 +190,10 @@ func (s *scrollback) popNewest(l *line) {
 
 // trimOldest drops the n oldest lines.
 func (s *scrollback) trimOldest(n int) {
+	s.compact()
 	n = min(n, s.n)
 	for i := 0; i < n; i++ {
-		s.at(i).data = s.at(i).data[:0]
+		s.encodedAt(i).data = s.encodedAt(i).data[:0]
 	}
 	if len(s.lines) > 0 {
 		s.start = (s.start + n) % len(s.lines)
@@ -107,12 +203,13 @@ func (s *scrollback) trimOldest(n int) {
 
 // setMax changes the capacity, keeping the newest lines.
 func (s *scrollback) setMax(max int) {
+	s.compact()
 	if s.n > max {
 		s.trimOldest(s.n - max)
 	}
 	old := make([]sbLine, s.n)
 	for i := range old {
-		old[i] = *s.at(i)
+		old[i] = *s.encodedAt(i)
 	}
 	s.lines, s.start, s.max = old, 0, max
 }
@@ -258,15 +355,17 @@ func decodeLine(l *line, data []byte) {
 	}
 }
 
-// pushUnbounded appends l even past max (a resize trims after).
+// pushUnbounded appends l even past max (a resize trims after); l stays
+// the caller's.
 func (s *scrollback) pushUnbounded(l *line) {
+	s.compact()
 	if s.n < s.max {
-		s.push(l)
+		s.encode(l)
 		return
 	}
 	old := make([]sbLine, s.n, s.n+1)
 	for i := range old {
-		old[i] = *s.at(i)
+		old[i] = *s.encodedAt(i)
 	}
 	s.lines, s.start = append(old, sbLine{}), 0
 	e := &s.lines[s.n]

@@ -263,6 +263,17 @@ func (t *Terminal) ybase() int {
 	return t.sb.len()
 }
 
+// Compact encodes the scrollback lines that still wait as they left the
+// screen, and lets their cells go. Lines scrolled off during a flood wait
+// so that those pushed out of a full scrollback soon after are never
+// encoded; call Compact when the output pauses, and now and then while it
+// flows, so that memory does not stay at a line of cells per line.
+// Anything that reads the scrollback compacts it first.
+func (t *Terminal) Compact() { t.sb.compact() }
+
+// PendingLines is how many scrollback lines wait unencoded.
+func (t *Terminal) PendingLines() int { return t.sb.pending() }
+
 // Title returns the window title (OSC 0 or 2).
 func (t *Terminal) Title() string { return t.title }
 
