@@ -27,8 +27,10 @@
 // anything but default blanks, so clearing and storing short lines is
 // cheap. Scrolling rotates line pointers, never cells. Scrollback lines are
 // stored compactly (runs of attributes and text, about 100 bytes for an
-// 80-column line of text) in a ring whose slots keep their buffers. The
-// parser is xterm.js's transition table over decoded code points, with fast
+// 80-column line of text) in a ring whose slots keep their buffers. A line
+// that scrolls off waits as it was, unencoded, until the scrollback is read
+// or Compact is called: during a flood most lines leave a full scrollback
+// again before that and are never encoded. The parser is xterm.js's transition table over decoded code points, with fast
 // paths for runs of printable ASCII, CR, LF and whole CSI sequences.
 //
 // # Deviations
