@@ -32,8 +32,8 @@ type ptyAttachment struct {
 }
 
 // enqueue adds chunk unless that would put more than queueSize bytes of
-// live output behind; it returns the backlog, and false when the connection must be
-// cut off.
+// live output behind; it returns the backlog, and false when the
+// connection must be cut off.
 func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 	a.mu.Lock()
 	if a.pending+len(chunk) > a.queueSize+a.firstLen {

@@ -55,19 +55,19 @@ type greeting interface {
 }
 
 // answerer is implemented by a greeting that answers the program's terminal
-// queries itself (vt, while nobody is attached); answerWith gives it the
-// function that writes an answer to the program, before any output.
-type answerer interface{ answerWith(answer func([]byte)) }
+// queries itself (vt, while nobody is attached). answerWith gives it the
+// function that writes an answer to the program, before any output; output
+// up to answeredThrough may hold a query it answered already, which a
+// resuming client must not be sent again.
+type answerer interface {
+	answerWith(answer func([]byte))
+	answeredThrough() uint64
+}
 
 // exactRedraw is implemented by a greeting whose greet draws the
 // terminal's exact state (vt), so that a redraw serves a client better than
 // replaying output from the start.
 type exactRedraw interface{ exactRedraw() }
-
-// queryAnswerer is implemented by a greeting that answers the program's
-// terminal queries itself (vt): output up to answeredThrough may hold a
-// query answered already, which a resuming client must not be sent again.
-type queryAnswerer interface{ answeredThrough() uint64 }
 
 // ptySession is the core every in-process backend shares: it runs the
 // command on a PTY of its own, reads its output without ever blocking it on
@@ -481,7 +481,7 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 	fresh := exact && req.offset == 0 && written > 0
 	// Nor is a query the server answered while nobody was attached: its
 	// terminal would answer again. Such a client is redrawn instead.
-	if qa, ok := ps.greeting.(queryAnswerer); ok && req.offset < qa.answeredThrough() {
+	if a, ok := ps.greeting.(answerer); ok && req.offset < a.answeredThrough() {
 		fresh = true
 	}
 	// A delta longer than a connection may queue would only be cut off:
