@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +217,10 @@ func TestBrowserSessionMenu(t *testing.T) {
 	if strings.Contains(out, "typed-by-viewer") {
 		t.Errorf("the viewer's typing reached the shell:\n%s", out)
 	}
+	// Nor did the page send it: the server ignored no input.
+	if n := readOnlyIgnoredInput(t, d); n != 0 {
+		t.Errorf("the view-only page sent %v input requests, which the server dropped; want none sent", n)
+	}
 	p.screenshot("menu-view.png")
 
 	// Closing the watched session ends the viewer's page too; Enter there
@@ -245,4 +252,29 @@ func TestBrowserSessionMenu(t *testing.T) {
 		r, ok := rowOf(m, s.SessionID)
 		return m.Open && len(m.Rows) == 2 && ok && r.Current
 	})
+}
+
+// readOnlyIgnoredInput is the daemon's count of input requests it ignored
+// from read-only connections, from /metrics.
+func readOnlyIgnoredInput(t *testing.T, d *testDaemon) float64 {
+	t.Helper()
+	resp, err := http.Get(d.base + "metrics")
+	if err != nil {
+		t.Fatalf("get metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read metrics: %v", err)
+	}
+	for _, l := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(l, `rptyd_read_only_ignored_total{kind="input"} `); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("metric line %q: %v", l, err)
+			}
+			return n
+		}
+	}
+	return 0
 }

@@ -45,6 +45,8 @@
   const EMPTY = new Uint8Array(0);
 
   const params = new URLSearchParams(location.search);
+  // ?view=1: the server serves this page read-only.
+  const viewOnly = params.get('view') === '1';
   const statusEl = document.getElementById('status');
   const encoder = new TextEncoder();
 
@@ -456,6 +458,9 @@
       }
       return;
     }
+    // A viewer's keys would only be dropped by the server (and counted
+    // there as ignored input): they are not sent.
+    if (viewOnly) return;
     // Typing while disconnected is dropped rather than queued: it would
     // land in whatever the shell is doing by the time the page is back.
     // The short gap of a catch-up is not a disconnection: that input is
