@@ -43,13 +43,18 @@ func checkInvariants(t *testing.T, data []byte, rows, cols, sb int) {
 		split.Write(data[b:])
 	}
 	want := stateOf(whole)
-	if d := xtermjs.Diff(want, stateOf(split)); len(d) > 0 {
-		t.Fatalf("split writes differ from one write:\n%s", limitLines(d, 10))
+	snap, lossy := whole.snapshot(nil)
+	// A wide character that lost its right half is a state that, in
+	// xterm.js too, depends on where writes begin and end: vt matches
+	// xterm.js either way (TestSplitWriteAtAWideCharacterFollowsXterm).
+	if _, splitLossy := split.snapshot(nil); !halfWide(lossy) && !halfWide(splitLossy) {
+		if d := xtermjs.Diff(want, stateOf(split)); len(d) > 0 {
+			t.Fatalf("split writes differ from one write:\n%s", limitLines(d, 10))
+		}
 	}
 	if whole.state != split.state || whole.joinWidth != split.joinWidth {
 		t.Fatalf("split writes leave parser state %d/join %d, one write %d/%d", split.state, split.joinWidth, whole.state, whole.joinWidth)
 	}
-	snap, lossy := whole.snapshot(nil)
 	if len(lossy) > 0 {
 		return
 	}
@@ -62,6 +67,17 @@ func checkInvariants(t *testing.T, data []byte, rows, cols, sb int) {
 	if again.state != whole.state {
 		t.Fatalf("snapshot leaves parser state %d, want %d", again.state, whole.state)
 	}
+}
+
+// halfWide reports whether a snapshot's losses include a wide character
+// without its right half.
+func halfWide(lossy []string) bool {
+	for _, l := range lossy {
+		if strings.Contains(l, "wide character without its right half") {
+			return true
+		}
+	}
+	return false
 }
 
 // randomStream builds a stream of text and control sequences a program
