@@ -265,6 +265,9 @@ func TestSizePolicies(t *testing.T) {
 			a.send(Request{Height: 35, Width: 90})
 			a.expectSize(tc.afterResize)
 			b.close()
+			// B is gone before A goes too (under latest, A's size is the
+			// session's already, so B's leaving shows in no size).
+			ts.waitForCloses(1)
 			a.expectSize(tc.left)
 			if info, _ := ts.session(id); fmt.Sprintf("%d %d", info.Height, info.Width) != tc.left {
 				t.Errorf("listed at %dx%d, want %s", info.Height, info.Width, tc.left)
