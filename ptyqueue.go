@@ -50,8 +50,12 @@ func (a *ptyAttachment) enqueue(chunk []byte) (backlog int, ok bool) {
 }
 
 // behind reports whether the connection is far enough behind to pace the
-// program for: a quarter of its queue.
-func (a *ptyAttachment) behind() bool { return a.backlog() >= a.queueSize/4 }
+// program for.
+func (a *ptyAttachment) behind() bool { return a.backlog() >= a.pauseAt() }
+
+// pauseAt is the backlog at which the connection counts as behind: a
+// quarter of its queue.
+func (a *ptyAttachment) pauseAt() int { return a.queueSize / 4 }
 
 // backlog is how many bytes of output the connection has yet to take.
 func (a *ptyAttachment) backlog() int {

@@ -306,13 +306,12 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 				ps.cut(a, "more than "+strconv.Itoa(a.queueSize)+" bytes of output unread")
 				continue
 			}
-			allBehind = allBehind && backlog >= a.queueSize/4
+			allBehind = allBehind && backlog >= a.pauseAt()
 		}
 	}
 	allBehind = allBehind && len(ps.atts) > 0
-	// The greeting sees the chunk after the queues have it, so that their
-	// writers send it while the greeting works; still under the lock, so
-	// a joining connection's greeting includes it exactly.
+	// The greeting sees the chunk after the queues have it, and under the
+	// lock, so a joining connection's greeting includes it exactly.
 	ps.greeting.output(p)
 	ps.mu.Unlock()
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))

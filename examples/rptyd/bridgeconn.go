@@ -264,23 +264,32 @@ func (w *window) wait(closed <-chan struct{}) (int, error) {
 		if room > 0 {
 			return room, nil
 		}
-		var expired <-chan time.Time
-		if !deadline.IsZero() {
-			d := time.Until(deadline)
-			if d <= 0 {
-				return 0, xerrors.Errorf("wait for the page to render output: %w", os.ErrDeadlineExceeded)
-			}
-			t := time.NewTimer(d)
-			defer t.Stop()
-			expired = t.C
+		if err := waitChange(changed, closed, deadline); err != nil {
+			return 0, err
 		}
-		select {
-		case <-changed:
-		case <-closed:
-			return 0, net.ErrClosed
-		case <-expired:
-			return 0, xerrors.Errorf("wait for the page to render output: %w", os.ErrDeadlineExceeded)
+	}
+}
+
+// waitChange waits until changed or closed is closed, or the deadline (if
+// set) passes.
+func waitChange(changed, closed <-chan struct{}, deadline time.Time) error {
+	var expired <-chan time.Time
+	if !deadline.IsZero() {
+		d := time.Until(deadline)
+		if d <= 0 {
+			return xerrors.Errorf("wait for the page to render output: %w", os.ErrDeadlineExceeded)
 		}
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-changed:
+		return nil
+	case <-closed:
+		return net.ErrClosed
+	case <-expired:
+		return xerrors.Errorf("wait for the page to render output: %w", os.ErrDeadlineExceeded)
 	}
 }
 
