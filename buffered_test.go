@@ -2,6 +2,7 @@ package reconnectingpty
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -122,5 +123,96 @@ func TestCreatorSeesOutputFromTheFirstByte(t *testing.T) {
 	lines := strings.Split(strings.TrimSuffix(string(out), "\r\n"), "\r\n")
 	if len(lines) != 300 || lines[0] != "1" {
 		t.Fatalf("creator got %d lines starting %q, want all 300 from 1", len(lines), lines[0])
+	}
+}
+
+// TestOutputStaysExactWhenASocketFillsMidChunk pins the hand-over between
+// the reader, which writes straight to a client's socket while nothing is
+// queued for it, and the connection's writer, which takes what a full
+// socket did not: over TCP with small socket buffers and a client that
+// reads in bursts, every byte still arrives once and in order, for two
+// clients at once.
+func TestOutputStaysExactWhenASocketFillsMidChunk(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{SlowConsumerTimeout: 10 * time.Second})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.(*net.TCPConn).SetReadBuffer(32 << 10)
+		s, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = s.(*net.TCPConn).SetWriteBuffer(32 << 10)
+		ts.wg.Add(1)
+		go func() {
+			defer ts.wg.Done()
+			_ = ts.srv.ServeConn(t.Context(), s)
+		}()
+		return c
+	}
+	const last = 200000 // about 1.3 MB
+	id := uuid.New()
+	init := Init{ID: id, Height: 24, Width: 80, Command: "read -r go; seq 1 " + strconv.Itoa(last)}
+	clients := []net.Conn{dial(), dial()}
+	for _, c := range clients {
+		defer c.Close()
+		// Either may create the session; the other joins it.
+		if err := WriteInit(c, init); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for ts.srv.ConnCount() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := WriteRequest(clients[0], Request{Data: "\r"}); err != nil {
+		t.Fatal(err)
+	}
+	outs := make([]bytes.Buffer, len(clients))
+	done := make(chan error, len(clients))
+	for i, c := range clients {
+		go func() {
+			buf := make([]byte, 3000)
+			for n := 0; ; n++ {
+				m, err := c.Read(buf)
+				outs[i].Write(buf[:m])
+				if err == io.EOF {
+					done <- nil
+					return
+				}
+				if err != nil {
+					o := outs[i].String()
+					done <- fmt.Errorf("client %d after %d bytes ending %q: %w", i, len(o), o[max(0, len(o)-100):], err)
+					return
+				}
+				if n%16 == 15 {
+					time.Sleep(time.Millisecond) // let the socket fill
+				}
+			}
+		}()
+	}
+	for range clients {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range clients {
+		out := strings.TrimPrefix(outs[i].String(), "\r\n") // the typed Enter's echo
+		lines := strings.Split(strings.TrimSuffix(out, "\r\n"), "\r\n")
+		for j, l := range lines {
+			if l != strconv.Itoa(j+1) {
+				t.Fatalf("client %d: line %d is %q, want %d (output missed, repeated or reordered)", i, j, l, j+1)
+			}
+		}
+		if len(lines) != last {
+			t.Fatalf("client %d: got %d lines, want %d", i, len(lines), last)
+		}
 	}
 }

@@ -60,7 +60,7 @@ func fidelityCases() []fidelityCase {
 		},
 		{
 			// The snapshot and the live output after it must meet exactly
-			// while the reader, the parser and the fan-out are all busy.
+			// while the reader, the emulator and the fan-out are all busy.
 			name: "late_client_joins_during_a_flood",
 			files: map[string][]byte{
 				"p1": colourLines(0, 300000),

@@ -3,6 +3,7 @@ package reconnectingpty
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -22,6 +23,10 @@ const (
 	// hangupGrace is how long a closed session's process gets to exit on
 	// SIGHUP before everything in its session is killed.
 	hangupGrace = 2 * time.Second
+	// maxInlineWrites bounds how many connections the reader writes a
+	// chunk to itself before reading on; the rest have their writers
+	// woken, which other cores can run.
+	maxInlineWrites = 16
 	// drainGrace is how long output is still read after the process exits
 	// while something it left behind holds the terminal open.
 	drainGrace = 250 * time.Millisecond
@@ -37,9 +42,9 @@ const (
 // exact, with nothing missed or repeated.
 type greeting interface {
 	// output sees every chunk of output, in order, once the ring holds it.
-	// It may work on a copy later (vt parses on a goroutine of its own),
-	// as long as every other method sees the effect of all the output
-	// given before it was called.
+	// It may work on a copy later (vt parses in afterOutput), as long as
+	// every other method sees the effect of all the output given before
+	// it was called.
 	output(p []byte)
 	// resized sees every size the terminal is given, in order with output.
 	resized(height, width uint16)
@@ -64,6 +69,11 @@ type answerer interface {
 	answeredThrough() uint64
 }
 
+// outputWorker is implemented by a greeting with work to do on output
+// that should not hold up the clients (vt's parsing): the reader calls
+// afterOutput, without the core's lock, once it has relayed each chunk.
+type outputWorker interface{ afterOutput() }
+
 // exactRedraw is implemented by a greeting whose greet draws the
 // terminal's exact state (vt), so that a redraw serves a client better than
 // replaying output from the start.
@@ -86,6 +96,10 @@ type ptySession struct {
 	greeting greeting
 	// onDone, if set, is called by run once everything else is over.
 	onDone func()
+
+	// inline are the attachments the reader writes the current chunk to
+	// itself, at most maxInlineWrites; only the reader touches it.
+	inline []*ptyAttachment
 
 	mu     sync.Mutex
 	ring   replayRing
@@ -202,11 +216,15 @@ func (ps *ptySession) read() {
 		ps.logger.Error(context.Background(), "read pty", slog.Error(err))
 		return
 	}
+	worker, _ := ps.greeting.(outputWorker)
 	for {
 		bp, n, err := readReady(rc, &ps.srv.readBufs)
 		if n > 0 {
 			allBehind := ps.fanOut((*bp)[:n])
 			ps.srv.readBufs.Put(bp)
+			if worker != nil {
+				worker.afterOutput()
+			}
 			if allBehind {
 				ps.waitForRoom()
 			}
@@ -298,9 +316,17 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	ps.mu.Lock()
 	ps.ring.write(p)
 	allBehind = len(ps.atts) > 0
+	var chunk []byte // p's copy, shared read-only by every queue that needs it
 	if len(ps.atts) > 0 {
-		chunk := bytes.Clone(p) // shared, read-only, by every queue
 		for a := range ps.atts {
+			if len(ps.inline) < maxInlineWrites && a.claim(len(p)) {
+				ps.inline = append(ps.inline, a)
+				allBehind = false
+				continue
+			}
+			if chunk == nil {
+				chunk = bytes.Clone(p)
+			}
 			backlog, ok := a.enqueue(chunk)
 			if !ok {
 				ps.cut(a, "more than "+strconv.Itoa(a.queueSize)+" bytes of output unread")
@@ -314,6 +340,11 @@ func (ps *ptySession) fanOut(p []byte) (allBehind bool) {
 	// lock, so a joining connection's greeting includes it exactly.
 	ps.greeting.output(p)
 	ps.mu.Unlock()
+	for _, a := range ps.inline {
+		a.writeNow(p)
+	}
+	clear(ps.inline)
+	ps.inline = ps.inline[:0]
 	ps.srv.metrics.outputBytes.Add(float64(len(p)))
 	return allBehind
 }
@@ -430,6 +461,12 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 		}
 	}
 	a.input = in
+	switch nc := c.Conn.(type) {
+	case *net.TCPConn:
+		a.raw, _ = nc.SyscallConn()
+	case *net.UnixConn:
+		a.raw, _ = nc.SyscallConn()
+	}
 	c.whenInterrupted(func() { _ = in.SetWriteDeadline(time.Unix(1, 0)) })
 	ps.mu.Lock()
 	if ps.ending {

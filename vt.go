@@ -11,10 +11,9 @@ import (
 )
 
 const (
-	// vtParseAhead bounds how far the reader may run ahead of the parser:
-	// the output the greeting holds unparsed. Past it the reader waits, so
-	// a program that outruns the parser is paced by it and memory stays
-	// bounded.
+	// vtParseAhead bounds the output the greeting holds unparsed while
+	// the compaction timer has the emulator. Past it the reader waits, so
+	// memory stays bounded.
 	vtParseAhead = 256 << 10
 	// vtCompactEvery is how often, while output flows, the scrollback
 	// lines that left the screen are encoded (see vt.Terminal.Compact);
@@ -29,20 +28,21 @@ const (
 // scrollback, alternate screen, cursor, modes, title, pen), drawn at the
 // connection's size.
 //
-// The emulator parses on a goroutine of its own, started when output
-// arrives and gone once it has caught up, so that the PTY reader drains the
-// terminal at buffered's pace instead of waiting for the parser. Every
-// other method is called under the core's lock and first waits for the
-// parser to catch up: with the reader held off by that lock, what the
-// method sees is exactly the output fanned out so far, so a snapshot plus
-// the live output after it is still exact.
+// The PTY reader parses each chunk itself once it has relayed it
+// (afterOutput), so clients get output before the emulator sees it and no
+// other goroutine needs waking for it; the terminal's own buffer, tens of
+// KiB, absorbs the parse time. Whoever takes the terminal (the reader, the
+// compaction timer, or a method called under the core's lock) first parses
+// everything given to output so far: with the reader held off by that
+// lock, what a method sees is exactly the output fanned out so far, so a
+// snapshot plus the live output after it is exact.
 //
 // Lines scrolled off during a flood wait unencoded, so that the many
 // pushed out of a full scrollback soon after cost nothing more; they are
 // encoded every vtCompactEvery while output flows and vtCompactIdle after
 // it pauses (a timer), which bounds that memory to a moment's output.
 type vtGreeting struct {
-	// term is used by whoever set busy: the parser, the compaction
+	// term is used by whoever set busy: the reader, the compaction
 	// timer, or a caller holding the core's lock.
 	term *vt.Terminal
 	// answer writes the emulator's answers to queries to the program.
@@ -50,17 +50,17 @@ type vtGreeting struct {
 
 	mu      sync.Mutex
 	changed *sync.Cond // busy or len(pending) changed
-	pending []byte     // output not yet given to the parser
-	spare   []byte     // the parser's last batch, for reuse
+	pending []byte     // output not yet given to the emulator
+	spare   []byte     // the last batch parsed, for reuse
 	busy    bool       // term is in use
 	stopped bool       // finish was called: no more compaction
-	parser  sync.WaitGroup
+	timer   sync.WaitGroup
 	idle    *time.Timer // compacts once the output has paused
 	// idleSet is true while the idle timer is set: it is not set again,
 	// so that callers coming often cannot put it off forever.
 	idleSet bool
 
-	// The parser's (or, once claimed, its callers'):
+	// Whoever has the terminal's:
 	replies     []byte
 	lastCompact time.Time
 	// parsed counts the output bytes parsed, and answered is that count
@@ -84,6 +84,9 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 
 func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 
+// output keeps a copy of p for the emulator. Only while the compaction
+// timer has the terminal can it fall behind; past vtParseAhead the reader
+// waits for it, so memory stays bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
 	for len(g.pending) >= vtParseAhead {
@@ -93,21 +96,26 @@ func (g *vtGreeting) output(p []byte) {
 		g.pending, g.spare = g.spare[:0], nil
 	}
 	g.pending = append(g.pending, p...)
-	if !g.busy {
-		// When the compaction timer has the terminal, it goes on to
-		// parse this; every other user holds the core's lock, as the
-		// caller does.
-		g.busy = true
-		g.parser.Add(1)
-		go g.parse()
-	}
 	g.mu.Unlock()
 }
 
-// parse feeds pending output to the emulator until there is none. It runs
-// with busy set, and clears it.
-func (g *vtGreeting) parse() {
-	defer g.parser.Done()
+// afterOutput parses, on the reader's goroutine, the output it has just
+// relayed, unless someone else has the terminal (and so parses it).
+func (g *vtGreeting) afterOutput() {
+	g.mu.Lock()
+	if g.busy || len(g.pending) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.busy = true
+	g.mu.Unlock()
+	g.catchUp()
+	g.release()
+}
+
+// catchUp feeds pending output to the emulator until there is none. The
+// caller has the terminal.
+func (g *vtGreeting) catchUp() {
 	var batch []byte
 	for {
 		g.mu.Lock()
@@ -121,7 +129,6 @@ func (g *vtGreeting) parse() {
 			if cap(g.spare) > 4<<10 {
 				g.spare = nil
 			}
-			g.releaseLocked()
 			g.mu.Unlock()
 			return
 		}
@@ -152,16 +159,18 @@ func (g *vtGreeting) compactIdle() {
 		return
 	}
 	g.busy = true
-	g.parser.Add(1)
+	g.timer.Add(1)
+	defer g.timer.Done()
 	g.mu.Unlock()
 	g.term.Compact()
 	g.lastCompact = time.Now()
-	// Output that came meanwhile waited for this; parse clears busy.
-	g.parse()
+	// Output that came meanwhile waited for this.
+	g.catchUp()
+	g.release()
 }
 
-// claim waits until the emulator has parsed all output given so far, and
-// takes the terminal for the caller, until release. The core's lock, held
+// claim waits until nobody else has the terminal, takes it for the caller
+// until release, and parses all output given so far. The core's lock, held
 // by every caller, keeps more output from arriving meanwhile.
 func (g *vtGreeting) claim() {
 	g.mu.Lock()
@@ -170,36 +179,30 @@ func (g *vtGreeting) claim() {
 	}
 	g.busy = true
 	g.mu.Unlock()
+	g.catchUp()
 }
 
+// release gives up the terminal, setting the idle timer if lines wait to
+// be encoded.
 func (g *vtGreeting) release() {
 	g.mu.Lock()
-	g.releaseLocked()
-	g.mu.Unlock()
-}
-
-// releaseLocked gives up the terminal, setting the idle timer if lines
-// wait to be encoded. g.mu is held.
-func (g *vtGreeting) releaseLocked() {
 	g.busy = false
 	if !g.stopped && !g.idleSet && g.term.PendingLines() > 0 {
 		g.idleSet = true
 		g.idle.Reset(vtCompactIdle)
 	}
 	g.changed.Broadcast()
+	g.mu.Unlock()
 }
 
-// finish stops the compaction timer and waits for the parser; the reader
-// is done, so no more output comes.
+// finish stops the compaction timer and waits for it; the reader is done,
+// so no more output comes.
 func (g *vtGreeting) finish() {
 	g.mu.Lock()
 	g.stopped = true
 	g.idle.Stop()
-	for g.busy {
-		g.changed.Wait()
-	}
 	g.mu.Unlock()
-	g.parser.Wait()
+	g.timer.Wait()
 }
 
 func (g *vtGreeting) resized(height, width uint16) {
