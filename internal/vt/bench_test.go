@@ -214,6 +214,8 @@ func benchPTY(b *testing.B, term *Terminal) {
 }
 
 // benchLines is the throughput benchmark's stream: yes with a 45-byte line.
-func benchLines() []byte { return repeatTo("reconnecting pty throughput benchmark line\r\n", benchSize) }
+func benchLines() []byte {
+	return repeatTo("reconnecting pty throughput benchmark line\r\n", benchSize)
+}
 
 func BenchmarkParseBenchLines(b *testing.B) { benchParse(b, benchLines()) }
