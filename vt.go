@@ -187,7 +187,7 @@ func (g *vtGreeting) claim() {
 func (g *vtGreeting) release() {
 	g.mu.Lock()
 	g.busy = false
-	if !g.stopped && !g.idleSet && g.term.PendingLines() > 0 {
+	if !g.stopped && !g.idleSet && g.term.HeldLines() > 0 {
 		g.idleSet = true
 		g.idle.Reset(vtCompactIdle)
 	}

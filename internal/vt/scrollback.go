@@ -29,6 +29,12 @@ type scrollback struct {
 	raw     []*line
 	rawHead int
 	rawN    int
+	// free holds the cells of lines encoded since the last compaction,
+	// for push to reuse while lines keep arriving: a flood then allocates
+	// no line after each compaction. A compaction that finds no line
+	// pushed since the one before lets them go.
+	free   []*line
+	pushed bool // a line was pushed since the last compaction
 }
 
 // rawCellBudget bounds the cells raw lines may hold: the whole scrollback
@@ -45,6 +51,7 @@ type sbLine struct {
 func (s *scrollback) reset(max int) {
 	s.lines, s.start, s.n, s.max = nil, 0, 0, max
 	s.raw, s.rawHead, s.rawN = nil, 0, 0
+	s.free, s.pushed = nil, false
 }
 
 // len counts the lines, encoded or not; it encodes nothing.
@@ -53,8 +60,12 @@ func (s *scrollback) len() int { return s.n + s.rawN }
 // pending reports how many lines wait unencoded.
 func (s *scrollback) pending() int { return s.rawN }
 
+// held reports how many lines' cells it holds beyond the encoded lines:
+// those waiting unencoded and those kept for reuse.
+func (s *scrollback) held() int { return s.rawN + len(s.free) }
+
 func (s *scrollback) at(i int) *sbLine {
-	s.compact()
+	s.encodeRaw()
 	return s.encodedAt(i)
 }
 
@@ -69,10 +80,11 @@ func (s *scrollback) push(l *line) *line {
 		return l
 	}
 	if s.max*len(l.cells) > rawCellBudget {
-		s.compact()
+		s.encodeRaw()
 		s.encode(l)
 		return l
 	}
+	s.pushed = true
 	var spare *line
 	if s.n+s.rawN == s.max {
 		if s.n > 0 {
@@ -93,6 +105,11 @@ func (s *scrollback) push(l *line) *line {
 	}
 	s.raw[(s.rawHead+s.rawN)%len(s.raw)] = l
 	s.rawN++
+	if spare == nil && len(s.free) > 0 {
+		spare = s.free[len(s.free)-1]
+		s.free[len(s.free)-1] = nil
+		s.free = s.free[:len(s.free)-1]
+	}
 	if spare == nil {
 		spare = &line{cells: make([]cell, len(l.cells))}
 	}
@@ -106,16 +123,28 @@ func (s *scrollback) dropOldestEncoded() {
 	s.n--
 }
 
-// compact encodes the raw lines, oldest first, and lets their cells go.
+// compact encodes the raw lines and, unless lines are still arriving (one
+// was pushed since the last compaction), lets every line's cells go.
 func (s *scrollback) compact() {
-	if s.rawN == 0 {
-		return
+	s.encodeRaw()
+	if !s.pushed {
+		clear(s.free)
+		s.free, s.raw, s.rawHead = nil, nil, 0
 	}
+	s.pushed = false
+}
+
+// encodeRaw encodes the raw lines, oldest first, keeping their cells in
+// free.
+func (s *scrollback) encodeRaw() {
 	for ; s.rawN > 0; s.rawN-- {
-		s.encode(s.raw[s.rawHead])
+		l := s.raw[s.rawHead]
+		s.encode(l)
+		s.raw[s.rawHead] = nil
+		s.free = append(s.free, l)
 		s.rawHead = (s.rawHead + 1) % len(s.raw)
 	}
-	s.raw, s.rawHead = nil, 0
+	s.rawHead = 0
 }
 
 // pushEncoded appends l, encoded at once, as the newest line, evicting the
@@ -124,7 +153,7 @@ func (s *scrollback) pushEncoded(l *line) {
 	if s.max == 0 {
 		return
 	}
-	s.compact()
+	s.encodeRaw()
 	s.encode(l)
 }
 
@@ -181,7 +210,7 @@ func (s *scrollback) replace(i int, l *line) {
 
 // popNewest removes the newest line and decodes it into l.
 func (s *scrollback) popNewest(l *line) {
-	s.compact()
+	s.encodeRaw()
 	e := s.encodedAt(s.n - 1)
 	decodeLine(l, e.data)
 	l.wrapped = e.wrapped
@@ -190,7 +219,7 @@ func (s *scrollback) popNewest(l *line) {
 
 // trimOldest drops the n oldest lines.
 func (s *scrollback) trimOldest(n int) {
-	s.compact()
+	s.encodeRaw()
 	n = min(n, s.n)
 	for i := 0; i < n; i++ {
 		s.encodedAt(i).data = s.encodedAt(i).data[:0]
@@ -203,7 +232,7 @@ func (s *scrollback) trimOldest(n int) {
 
 // setMax changes the capacity, keeping the newest lines.
 func (s *scrollback) setMax(max int) {
-	s.compact()
+	s.encodeRaw()
 	if s.n > max {
 		s.trimOldest(s.n - max)
 	}
@@ -358,7 +387,7 @@ func decodeLine(l *line, data []byte) {
 // pushUnbounded appends l even past max (a resize trims after); l stays
 // the caller's.
 func (s *scrollback) pushUnbounded(l *line) {
-	s.compact()
+	s.encodeRaw()
 	if s.n < s.max {
 		s.encode(l)
 		return

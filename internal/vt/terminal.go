@@ -264,15 +264,23 @@ func (t *Terminal) ybase() int {
 }
 
 // Compact encodes the scrollback lines that still wait as they left the
-// screen, and lets their cells go. Lines scrolled off during a flood wait
-// so that those pushed out of a full scrollback soon after are never
-// encoded; call Compact when the output pauses, and now and then while it
-// flows, so that memory does not stay at a line of cells per line.
-// Anything that reads the scrollback compacts it first.
+// screen. Lines scrolled off during a flood wait so that those pushed out
+// of a full scrollback soon after are never encoded; call Compact now and
+// then while output flows, and when it pauses, so that memory does not
+// stay at a line of cells per line. While lines keep arriving (one was
+// pushed since the last Compact) their cells are kept for the lines to
+// come; a Compact with no line pushed since the one before lets them go,
+// so Compact until Held is 0. Anything that reads the scrollback encodes
+// it first.
 func (t *Terminal) Compact() { t.sb.compact() }
 
 // PendingLines is how many scrollback lines wait unencoded.
 func (t *Terminal) PendingLines() int { return t.sb.pending() }
+
+// HeldLines is how many lines' worth of cells the scrollback holds beyond
+// its encoded lines: those waiting unencoded and those kept for reuse.
+// Compact lets them go once lines stop arriving.
+func (t *Terminal) HeldLines() int { return t.sb.held() }
 
 // Title returns the window title (OSC 0 or 2).
 func (t *Terminal) Title() string { return t.title }

@@ -1,6 +1,8 @@
 package vt
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -74,6 +76,43 @@ func TestScrollbackIsBounded(t *testing.T) {
 	}
 	if n := len(stateOf(term).Scrollback); n != 5 {
 		t.Fatalf("scrollback holds %d lines, want 5", n)
+	}
+}
+
+// TestCompactKeepsCellsOnlyWhileLinesArrive pins the compaction policy: a
+// Compact while lines keep scrolling off keeps their cells for the lines to
+// come, so a flood allocates no line after it; one with no line since the
+// last lets every cell go; and neither changes what the scrollback holds.
+func TestCompactKeepsCellsOnlyWhileLinesArrive(t *testing.T) {
+	term := New(24, 80, Options{Scrollback: 100})
+	var lines []byte
+	for i := range 300 {
+		lines = fmt.Appendf(lines, "line %d\r\n", i)
+	}
+	flood := func() { term.Write(lines) }
+	flood()
+	if term.PendingLines() == 0 {
+		t.Fatal("no line waits unencoded after a flood")
+	}
+	term.Compact()
+	if term.PendingLines() != 0 || term.HeldLines() == 0 {
+		t.Fatalf("after a Compact during a flood: %d lines pending, %d held; want 0 pending and the cells kept", term.PendingLines(), term.HeldLines())
+	}
+	if allocs := testing.AllocsPerRun(5, flood); allocs > 0 {
+		t.Fatalf("a flood after a Compact allocated %v times, want no new lines", allocs)
+	}
+	before := stateOf(term).Scrollback
+	term.Compact()
+	term.Compact()
+	if term.HeldLines() != 0 {
+		t.Fatalf("%d lines of cells still held after two Compacts with no output between", term.HeldLines())
+	}
+	after := stateOf(term).Scrollback
+	if len(before) != 100 || !slices.Equal(before, after) {
+		t.Fatalf("compacting changed the scrollback: %d lines before, %d after", len(before), len(after))
+	}
+	if got := strings.TrimRight(after[99], " "); got != "line 276" { // the screen shows 277-299 and an empty row
+		t.Fatalf("newest scrollback line %q, want line 276", got)
 	}
 }
 
