@@ -62,6 +62,7 @@ type vtGreeting struct {
 
 	// Whoever has the terminal's:
 	replies     []byte
+	snapshotLen int // the last snapshot's length
 	lastCompact time.Time
 	// parsed counts the output bytes parsed, and answered is that count
 	// at the end of the last batch that had a query the emulator answered:
@@ -222,7 +223,14 @@ func (g *vtGreeting) attached(n int) {
 func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte {
 	g.claim()
 	defer g.release()
-	return g.term.AppendSnapshot(dst)
+	if dst == nil && g.snapshotLen > 0 {
+		// One allocation, not a dozen as the snapshot grows: the next
+		// is about as long as the last.
+		dst = make([]byte, 0, g.snapshotLen+g.snapshotLen/8)
+	}
+	dst = g.term.AppendSnapshot(dst)
+	g.snapshotLen = len(dst)
+	return dst
 }
 
 // exactRedraw: a snapshot is the exact state, so a client resuming from
