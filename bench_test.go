@@ -82,10 +82,18 @@ func BenchmarkThroughput(b *testing.B) {
 // reader's rate from the moment output starts to its EOF.
 func serverRate(b *testing.B, backend BackendType, readers, stalled int) float64 {
 	b.Helper()
+	return serverRateWith(b, backend, readers, stalled, false)
+}
+
+// serverRateWith is serverRate, with the readers' direct writes to
+// clients turned off if queueAll is set.
+func serverRateWith(b *testing.B, backend BackendType, readers, stalled int, queueAll bool) float64 {
+	b.Helper()
 	srv, err := NewServer(Config{Backend: backend, Commander: LocalCommander{Shell: "/bin/sh"}})
 	if err != nil {
 		b.Fatal(err)
 	}
+	srv.queueAllOutput = queueAll
 	addr, stop := serveLoopback(b, srv)
 	defer stop()
 

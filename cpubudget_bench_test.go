@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,4 +130,44 @@ func loopbackFanOut(b *testing.B, n int) {
 		_ = s.(*net.TCPConn).CloseWrite()
 	}
 	wg.Wait()
+}
+
+// BenchmarkDirectWrites measures what the PTY reader's direct writes to
+// clients that keep up save (see ptyAttachment.claim): in each iteration
+// the buffered backend relays the producer with every chunk queued for the
+// connections' writers and then with direct writes, in turn, and the
+// medians of the per-iteration ratios (direct / queued) of the slowest
+// client's rate and of the machine's busy CPU are reported. Run with:
+//
+//	go test -run '^$' -bench DirectWrites -benchtime 12x .
+func BenchmarkDirectWrites(b *testing.B) {
+	for _, readers := range []int{1, 10} {
+		name := "one_client"
+		if readers > 1 {
+			name = "ten_clients"
+		}
+		b.Run(name, func(b *testing.B) {
+			var rates, cpus []float64
+			for i := 0; i < b.N; i++ {
+				c0 := busyCPU(b)
+				queued := serverRateWith(b, BackendBuffered, readers, 0, true)
+				c1 := busyCPU(b)
+				direct := serverRateWith(b, BackendBuffered, readers, 0, false)
+				c2 := busyCPU(b)
+				rates = append(rates, direct/queued)
+				cpus = append(cpus, (c2-c1).Seconds()/(c1-c0).Seconds())
+			}
+			b.ReportMetric(median(rates), "rate-direct/queued")
+			b.ReportMetric(median(cpus), "cpu-direct/queued")
+		})
+	}
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -62,6 +62,10 @@ type Server struct {
 	// readBufs lends PTY readers their read buffers (*[]byte) while they
 	// have output in hand.
 	readBufs sync.Pool
+	// queueAllOutput turns off the PTY readers' direct writes to clients
+	// that keep up (ptyAttachment.claim), so that a benchmark can measure
+	// what they save.
+	queueAllOutput bool
 
 	procs *procTable // finds and kills the processes of sessions
 	// inherited are the descriptors a child must not inherit (see

@@ -30,8 +30,9 @@
 // 80-column line of text) in a ring whose slots keep their buffers. A line
 // that scrolls off waits as it was, unencoded, until the scrollback is read
 // or Compact is called: during a flood most lines leave a full scrollback
-// again before that and are never encoded. The parser is xterm.js's transition table over decoded code points, with fast
-// paths for runs of printable ASCII, CR, LF and whole CSI sequences.
+// again before that and are never encoded. The parser is xterm.js's
+// transition table over decoded code points, with fast paths for runs of
+// printable ASCII, CR, LF and whole CSI sequences.
 //
 // # Deviations
 //
