@@ -37,11 +37,15 @@ type attrs struct {
 // in its line's combined map.
 const combinedRune rune = -1
 
-// cell is one screen cell, 16 bytes.
+// cell is one screen cell, 16 bytes: the attributes are spelled out, not
+// embedded as attrs, whose padding would make a cell 20 bytes (a quarter
+// more memory to clear and write for every line of output).
 type cell struct {
 	// ch is the code point, 0 for an empty cell, combinedRune for a cluster.
-	ch rune
-	attrs
+	ch     rune
+	fg, bg color
+	flags  uint16
+	ul     uint8
 	// wx is the width xor 1, so that the zero cell is an empty cell of
 	// width 1 and clearing is a memory clear. The width is 1, 2 for a wide
 	// character, 0 for the cell a wide one covers (and for a lone
@@ -49,10 +53,29 @@ type cell struct {
 	wx uint8
 }
 
-func (c cell) width() uint8 { return c.wx ^ 1 }
+// put stores a cell showing ch with attributes a and width-xor wx, field
+// by field: a cell built whole is assembled on the stack, and copying it
+// out at once reads 16 bytes just written in pieces, which stalls the CPU
+// (store forwarding fails) on every cell.
+func (c *cell) put(ch rune, a attrs, wx uint8) {
+	c.ch, c.fg, c.bg, c.flags, c.ul, c.wx = ch, a.fg, a.bg, a.flags, a.ul, wx
+}
 
-// blank is an empty cell with the given attributes.
-func blank(a attrs) cell { return cell{attrs: a} }
+// blankCells blanks cells with attributes a.
+func blankCells(cells []cell, a attrs) {
+	if a == (attrs{}) {
+		clear(cells)
+		return
+	}
+	for i := range cells {
+		cells[i].put(0, a, 0)
+	}
+}
+
+// attrs returns what the cell shows besides its text.
+func (c cell) attrs() attrs { return attrs{fg: c.fg, bg: c.bg, flags: c.flags, ul: c.ul} }
+
+func (c cell) width() uint8 { return c.wx ^ 1 }
 
 // line is one row of cells.
 type line struct {
@@ -87,14 +110,11 @@ func newLine(cols int, a attrs) *line {
 
 // fill blanks the whole line with attributes a.
 func (l *line) fill(a attrs) {
-	b := blank(a)
 	if a == (attrs{}) {
 		clear(l.cells[:min(l.used, len(l.cells))])
 		l.used = 0
 	} else {
-		for i := range l.cells {
-			l.cells[i] = b
-		}
+		blankCells(l.cells, a)
 		l.used = len(l.cells)
 	}
 	if l.combined != nil {
@@ -115,20 +135,19 @@ func (l *line) text(i int) string {
 	}
 }
 
-// set stores c (a single code point or empty) at column i; out of range
-// writes are dropped as a typed array drops them in xterm.js.
-func (l *line) set(i int, c cell) {
+// set stores a cell showing ch (a single code point or 0) with attributes a
+// and width-xor wx at column i; out of range writes are dropped as a typed
+// array drops them in xterm.js.
+func (l *line) set(i int, ch rune, a attrs, wx uint8) {
 	if i < 0 || i >= len(l.cells) {
 		return
 	}
-	l.cells[i] = c
+	l.cells[i].put(ch, a, wx)
 	l.touch(i)
 }
 
 // setBlank resets cell i to an empty cell of width w.
-func (l *line) setBlank(i int, w uint8, a attrs) {
-	l.set(i, cell{attrs: a, wx: w ^ 1})
-}
+func (l *line) setBlank(i int, w uint8, a attrs) { l.set(i, 0, a, w^1) }
 
 // addCodepoint appends r to the text of cell i (xterm.js
 // addCodepointToCell), setting its width to w unless w is 0.
@@ -197,11 +216,11 @@ func (l *line) insertCells(pos, n int, a attrs) {
 			l.copyCell(pos+n+i, l, pos+i)
 		}
 		for i := 0; i < n; i++ {
-			l.cells[pos+i] = blank(a)
+			l.cells[pos+i].put(0, a, 0)
 		}
 	} else {
 		for i := pos; i < length; i++ {
-			l.cells[i] = blank(a)
+			l.cells[i].put(0, a, 0)
 		}
 	}
 	if l.cells[length-1].width() == 2 {
@@ -220,11 +239,11 @@ func (l *line) deleteCells(pos, n int, a attrs) {
 			l.copyCell(pos+i, l, pos+n+i)
 		}
 		for i := length - n; i < length; i++ {
-			l.cells[i] = blank(a)
+			l.cells[i].put(0, a, 0)
 		}
 	} else {
 		for i := pos; i < length; i++ {
-			l.cells[i] = blank(a)
+			l.cells[i].put(0, a, 0)
 		}
 	}
 	if pos > 0 && l.cells[pos-1].width() == 2 {
@@ -249,7 +268,7 @@ func (l *line) replaceCells(start, end int, a attrs) {
 		l.setBlank(end, 1, a)
 	}
 	for ; start < end && start < length; start++ {
-		l.cells[start] = blank(a)
+		l.cells[start].put(0, a, 0)
 	}
 }
 
@@ -268,7 +287,7 @@ func (l *line) resize(cols int, a attrs) {
 			l.cells = n
 		}
 		for i := old; i < cols; i++ {
-			l.cells[i] = blank(a)
+			l.cells[i].put(0, a, 0)
 		}
 		if a != (attrs{}) {
 			l.touchAll()
@@ -301,7 +320,7 @@ func (l *line) replaceUnprotected(start, end int, a attrs) {
 	}
 	for ; start < end && start < length; start++ {
 		if !l.protected(start) {
-			l.cells[start] = blank(a)
+			l.cells[start].put(0, a, 0)
 		}
 	}
 }

@@ -63,12 +63,11 @@ func (t *Terminal) screenAlignment() {
 	if t.pen.hasExt {
 		a.ul = 0 // the fill cell carries no extended attributes
 	}
-	e := cell{ch: 'E', attrs: a}
 	t.setCursor(0, 0)
 	b := t.buf
 	fill := func(ln *line) {
 		for i := range ln.cells {
-			ln.cells[i] = e
+			ln.cells[i].put('E', a, 0)
 		}
 		ln.touchAll()
 		ln.wrapped = false

@@ -164,7 +164,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 			}
 			if c.ch == 0 {
 				k := x + 1
-				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs == c.attrs && l.cells[k].wx == 0 {
+				for k < end && l.cells[k].ch == 0 && l.cells[k].attrs() == c.attrs() && l.cells[k].wx == 0 {
 					k++
 				}
 				next = k
@@ -172,20 +172,20 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				case x == 0 && l.wrapped:
 					// The wrap into this line needs a printed character.
 					next = 1
-					s.standIns(&runs, x, 1, c.attrs)
-				case k == end && wrapNext && k-x == 1 && s.wideWrapsNext(src, i, c.attrs):
+					s.standIns(&runs, x, 1, c.attrs())
+				case k == end && wrapNext && k-x == 1 && s.wideWrapsNext(src, i, c.attrs()):
 					// A wide character that did not fit left this cell: it
 					// will again, printed with the same pen.
 				case k == end && wrapNext:
 					// So do the cells up to the wrap out of it.
-					s.standIns(&runs, x, k-x, c.attrs)
-				case c.attrs == attrs{}:
+					s.standIns(&runs, x, k-x, c.attrs())
+				case c.attrs() == attrs{}:
 					if k < end {
 						s.csi(k - x)
 						s.out = append(s.out, 'C')
 					}
 				default:
-					if c.attrs != (attrs{bg: c.bg}) {
+					if c.attrs() != (attrs{bg: c.bg}) {
 						s.lose("empty cell with foreground attributes")
 					}
 					s.sgr(attrs{bg: c.bg})
@@ -209,7 +209,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				if int(c.width()) != runeWidth(firstRune(l, x)) {
 					s.lose("character whose width printing would not give")
 				}
-				s.sgr(c.attrs)
+				s.sgr(c.attrs())
 				if c.width() == 0 {
 					// A lone zero-width character: end any join first.
 					s.out = append(s.out, "\x1b\\"...)
@@ -260,7 +260,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 // printed with attributes a.
 func (s *snapshotter) wideWrapsNext(src lineSource, i int, a attrs) bool {
 	n := src.peek(i + 1)
-	return len(n.cells) > 0 && n.cells[0].width() == 2 && n.cells[0].ch != 0 && n.cells[0].attrs == a
+	return len(n.cells) > 0 && n.cells[0].width() == 2 && n.cells[0].ch != 0 && n.cells[0].attrs() == a
 }
 
 // paintCompact paints scrollback line i straight from its stored form when

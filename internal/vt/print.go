@@ -114,7 +114,7 @@ func (t *Terminal) printASCII(s []byte) {
 		n := min(len(s), t.cols-b.x)
 		cells := b.lines[b.y].cells[b.x : b.x+n]
 		for k := range cells {
-			cells[k] = cell{ch: rune(s[k]), attrs: a}
+			cells[k].put(rune(s[k]), a, 0)
 		}
 		b.lines[b.y].touch(b.x + n - 1)
 		b.x += n
@@ -190,7 +190,7 @@ func (t *Terminal) printRune(r rune) {
 			ln.setBlank(cols-1, 1, t.penAttrs)
 		}
 	}
-	ln.set(b.x, cell{ch: r, attrs: t.penAttrs, wx: uint8(w) ^ 1})
+	ln.set(b.x, r, t.penAttrs, uint8(w)^1)
 	b.x++
 	for k := w; k > 1; k-- {
 		ln.setBlank(b.x, 0, t.penAttrs)

@@ -100,7 +100,7 @@ func (st *reflowState) larger(oldCols, newCols int) {
 			if destCol == 0 && destLine != 0 && wrapped[destLine-1].cells[newCols-1].width() == 2 {
 				wrapped[destLine].copyCellsFrom(wrapped[destLine-1], newCols-1, destCol, 1, false)
 				destCol++
-				wrapped[destLine-1].set(newCols-1, cell{})
+				wrapped[destLine-1].set(newCols-1, 0, attrs{}, 0)
 			}
 		}
 		wrapped[destLine].replaceCells(destCol, newCols, attrs{})
@@ -221,7 +221,7 @@ func (st *reflowState) smaller(oldCols, newCols int) {
 		}
 		for k := range wrapped {
 			if k < len(destLens) && destLens[k] < newCols {
-				wrapped[k].set(destLens[k], cell{})
+				wrapped[k].set(destLens[k], 0, attrs{}, 0)
 			}
 		}
 		for adj := add - trimmed; adj > 0; adj-- {

@@ -273,7 +273,7 @@ func encodeLine(dst []byte, l *line) []byte {
 	cells := l.cells[:end]
 	dst = slicesGrow(dst, len(cells)+16)
 	for i := 0; i < len(cells); {
-		a := cells[i].attrs
+		a := cells[i].attrs()
 		hdr := len(dst)
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.fg))
 		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
@@ -287,7 +287,7 @@ func encodeLine(dst []byte, l *line) []byte {
 		k := 0
 		for ; k < limit; k++ {
 			c := &cells[i+k]
-			if uint32(c.ch-0x20) >= 0x5f || c.wx != 0 || c.attrs != a {
+			if uint32(c.ch-0x20) >= 0x5f || c.wx != 0 || c.attrs() != a {
 				break
 			}
 			out[k] = byte(c.ch)
@@ -296,7 +296,7 @@ func encodeLine(dst []byte, l *line) []byte {
 		j := i + k
 		for ; j < len(cells) && j-i < 0xffff; j++ {
 			c := &cells[j]
-			if c.attrs != a {
+			if c.attrs() != a {
 				break
 			}
 			switch {
@@ -349,7 +349,8 @@ func decodeLine(l *line, data []byte) {
 		for ; run > 0; run-- {
 			b := data[0]
 			data = data[1:]
-			c := cell{attrs: a}
+			c := &l.cells[i]
+			c.put(0, a, 0)
 			switch b {
 			case tagEmpty:
 			case tagCovered:
@@ -374,7 +375,6 @@ func decodeLine(l *line, data []byte) {
 			default:
 				c.ch = rune(b)
 			}
-			l.cells[i] = c
 			i++
 		}
 	}

@@ -293,7 +293,7 @@ func (s *snapshotter) setModesAndCursor() {
 	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
 		(jx == 0 || b.lines[b.y].cells[jx-1].width() != 2) &&
 		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
-		b.lines[b.y].cells[jx].attrs == pa {
+		b.lines[b.y].cells[jx].attrs() == pa {
 		// Print the character before the cursor again: same screen, and
 		// the receiver's parser knows it as the one to join to. GL maps
 		// nothing here, so the charsets can be set first.
@@ -359,6 +359,6 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	if x > 0 && l.cells[x-1].width() == 2 {
 		s.lose("pending wrap after a wide character without its right half")
 	}
-	s.sgr(c.attrs)
+	s.sgr(c.attrs())
 	s.printCell(l, x)
 }

@@ -1,6 +1,9 @@
 package vt
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // Write parses p and updates the screen. It never blocks and never fails:
 // any byte sequence is accepted, and sequences (UTF-8 or escape) split
@@ -15,10 +18,7 @@ func (t *Terminal) Write(p []byte) (int, error) {
 	for i < len(p) {
 		b := p[i]
 		if b >= 0x20 && b < 0x7f && t.state == stGround {
-			j := i + 1
-			for j < len(p) && p[j] >= 0x20 && p[j] < 0x7f {
-				j++
-			}
+			j := i + 1 + printableRun(p[i+1:])
 			if !inPrint {
 				t.printStart()
 				inPrint = true
@@ -212,4 +212,32 @@ inter:
 		return i + 1
 	}
 	return 0
+}
+
+// printableRun counts the leading bytes of p that are printable ASCII
+// (0x20-0x7e), eight at a time in long runs: text is most of what a
+// terminal parses.
+func printableRun(p []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// Short runs (a word between colour changes) are done byte by byte
+	// before a word at a time pays.
+	i := 0
+	for ; i < 8; i++ {
+		if i == len(p) || p[i] < 0x20 || p[i] >= 0x7f {
+			return i
+		}
+	}
+	for ; i+8 <= len(p); i += 8 {
+		x := binary.LittleEndian.Uint64(p[i:])
+		// A byte below 0x20 borrows and one from 0x7f up carries or has
+		// its high bit set: either marks a high bit somewhere. A borrow
+		// or carry only leaves a byte that is itself not printable, so
+		// eight printable bytes mark none.
+		if ((x-0x20*ones)|(x+ones)|x)&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(p) && p[i] >= 0x20 && p[i] < 0x7f; i++ {
+	}
+	return i
 }
