@@ -12,8 +12,8 @@ import (
 	"golang.org/x/xerrors"
 )
 
-// Everything lives in one directory per Server, created on first use with
-// mode 0700 and removed by Shutdown:
+// The screen backend keeps everything in one directory per Server, created
+// on first use with mode 0700 and removed by Shutdown:
 //
 //	rpty-screen-XXXX/
 //	  screenrc           the configuration every daemon and client reads
