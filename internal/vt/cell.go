@@ -39,13 +39,20 @@ const combinedRune rune = -1
 
 // cell is one screen cell, 16 bytes: the attributes are spelled out, not
 // embedded as attrs, whose padding would make a cell 20 bytes (a quarter
-// more memory to clear and write for every line of output).
+// more memory to clear and write for every line of output). The last three
+// are grouped so that a cell has four fields: the compiler keeps a struct
+// of at most four in registers, and copies a bigger one through the stack,
+// where reading one byte back from a 16-byte copy stalls the CPU.
 type cell struct {
 	// ch is the code point, 0 for an empty cell, combinedRune for a cluster.
 	ch     rune
 	fg, bg color
-	flags  uint16
-	ul     uint8
+	cellTail
+}
+
+type cellTail struct {
+	flags uint16
+	ul    uint8
 	// wx is the width xor 1, so that the zero cell is an empty cell of
 	// width 1 and clearing is a memory clear. The width is 1, 2 for a wide
 	// character, 0 for the cell a wide one covers (and for a lone
@@ -53,10 +60,7 @@ type cell struct {
 	wx uint8
 }
 
-// put stores a cell showing ch with attributes a and width-xor wx, field
-// by field: a cell built whole is assembled on the stack, and copying it
-// out at once reads 16 bytes just written in pieces, which stalls the CPU
-// (store forwarding fails) on every cell.
+// put makes *c a cell showing ch with attributes a and width-xor wx.
 func (c *cell) put(ch rune, a attrs, wx uint8) {
 	c.ch, c.fg, c.bg, c.flags, c.ul, c.wx = ch, a.fg, a.bg, a.flags, a.ul, wx
 }
@@ -124,7 +128,7 @@ func (l *line) fill(a attrs) {
 
 // text returns the text of cell i ("" when empty).
 func (l *line) text(i int) string {
-	c := l.cells[i]
+	c := &l.cells[i]
 	switch {
 	case c.ch == combinedRune:
 		return l.combined[i]
@@ -177,7 +181,7 @@ func (l *line) addCodepoint(i int, r rune, w int) {
 
 // copyCell copies cell src of line from to column dst of l, with its cluster.
 func (l *line) copyCell(dst int, from *line, src int) {
-	c := from.cells[src]
+	c := &from.cells[src]
 	if c.ch == combinedRune {
 		s := from.combined[src]
 		if l.combined == nil {
@@ -185,7 +189,7 @@ func (l *line) copyCell(dst int, from *line, src int) {
 		}
 		l.combined[dst] = s
 	}
-	l.cells[dst] = c
+	l.cells[dst] = *c
 	l.touch(dst)
 }
 

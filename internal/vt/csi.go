@@ -387,7 +387,7 @@ func (t *Terminal) repeat(n int) {
 	ln := b.lines[b.y]
 	var buf [16]rune
 	runes := buf[:0]
-	if c := ln.cells[x]; c.ch == combinedRune {
+	if c := &ln.cells[x]; c.ch == combinedRune {
 		for _, r := range ln.combined[x] {
 			runes = append(runes, r)
 		}

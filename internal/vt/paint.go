@@ -104,8 +104,8 @@ func nextWrapped(src lineSource, i, total int) bool {
 }
 
 func isBlankLine(l *line) bool {
-	for _, c := range l.cells[:l.used] {
-		if c != (cell{}) {
+	for i := range l.cells[:l.used] {
+		if l.cells[i] != (cell{}) {
 			return false
 		}
 	}
@@ -157,7 +157,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 			s.saveWhilePainting(i)
 		}
 		for x := 0; x < end; {
-			c := l.cells[x]
+			c := &l.cells[x]
 			next := x + max(int(c.width()), 1)
 			if c.ch == 0 && c.width() != 1 {
 				s.lose("empty cell of width other than 1")
@@ -308,7 +308,7 @@ func (s *snapshotter) paintCompact(i int) bool {
 
 // firstRune is the first code point of cell x's text.
 func firstRune(l *line, x int) rune {
-	if c := l.cells[x]; c.ch != combinedRune {
+	if c := &l.cells[x]; c.ch != combinedRune {
 		return c.ch
 	}
 	for _, r := range l.combined[x] {
@@ -322,8 +322,8 @@ func isBlankFrom(l *line, x int) bool {
 	if x >= end {
 		return true
 	}
-	for _, c := range l.cells[x:end] {
-		if c != (cell{}) {
+	for i := range l.cells[x:end] {
+		if l.cells[x+i] != (cell{}) {
 			return false
 		}
 	}

@@ -334,7 +334,7 @@ func (s *snapshotter) setCharsets() {
 }
 
 func (s *snapshotter) printCell(l *line, x int) {
-	if c := l.cells[x]; c.ch == combinedRune {
+	if c := &l.cells[x]; c.ch == combinedRune {
 		s.out = append(s.out, l.combined[x]...)
 	} else {
 		s.out = appendRune(s.out, c.ch)
@@ -351,7 +351,7 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 		x--
 		s.moveTo(b.y-top, x)
 	}
-	c := l.cells[x]
+	c := &l.cells[x]
 	if c.ch == 0 {
 		s.lose("pending wrap after an empty last cell")
 		return
