@@ -50,6 +50,8 @@ type cell struct {
 	cellTail
 }
 
+// cellTail is a cell's last four bytes, grouped to keep cell at four
+// fields.
 type cellTail struct {
 	flags uint16
 	ul    uint8
