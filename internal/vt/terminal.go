@@ -270,8 +270,8 @@ func (t *Terminal) ybase() int {
 // stay at a line of cells per line. While lines keep arriving (one was
 // pushed since the last Compact) their cells are kept for the lines to
 // come; a Compact with no line pushed since the one before lets them go,
-// so Compact until HeldLines is 0. Anything that reads the scrollback encodes
-// it first.
+// so Compact until HeldLines is 0. Anything that reads the scrollback
+// encodes it first.
 func (t *Terminal) Compact() { t.sb.compact() }
 
 // PendingLines is how many scrollback lines wait unencoded.
