@@ -76,7 +76,9 @@ const (
 	detachKey = 'd'
 )
 
-const usage = `Usage: go run ./examples/rpty [flags] [-- command...]
+// usage is the help text; %[1]s is how the user ran this program
+// (selfCommand), so a built binary names itself and go run names go run.
+const usage = `Usage: %[1]s [flags] [-- command...]
 
 Attach this terminal to a reconnecting PTY session. Without --id a new
 session is started under a new random ID. The command after "--" is run
@@ -87,8 +89,8 @@ Detach with Ctrl-\ then d: the session keeps running and rpty prints how
 to reattach. Press Ctrl-\ twice to send Ctrl-\ itself.
 
 --view --id ID watches a session read-only, through the daemon's view port.
-"rpty ls" lists the daemon's sessions and "rpty kill ID" ends one, through
-its HTTP API (rpty ls --help).
+"%[1]s ls" lists the daemon's sessions and "%[1]s kill ID" ends one,
+through its HTTP API (%[1]s ls --help).
 
 Flags:
 `
@@ -112,7 +114,7 @@ func run(args []string) int {
 	viewAddr := fs.String("view-addr", defaultViewAddr, "the daemon's read-only view port (host:port), for --view")
 	httpAddr := fs.String("http", defaultHTTP, `with --view, the daemon's HTTP address, to check that the session exists; "" skips the check`)
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), usage)
+		fmt.Fprintf(fs.Output(), usage, selfCommand(os.Args[0]))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -350,6 +350,24 @@ func TestHelpDocumentsDetachKey(t *testing.T) {
 	}
 }
 
+// TestHelpNamesTheBinaryAsRun: a built binary's usage names the binary,
+// not "go run", in its own help and in ls's.
+func TestHelpNamesTheBinaryAsRun(t *testing.T) {
+	bin := buildCLI(t)
+	for _, args := range [][]string{{"--help"}, {"ls", "--help"}} {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "go run") || strings.Contains(string(out), "%!") {
+			t.Errorf("%v says go run (or a bad verb) for a built binary:\n%s", args, out)
+		}
+		if !strings.Contains(string(out), bin+" ls") {
+			t.Errorf("%v does not name the binary %s:\n%s", args, bin, out)
+		}
+	}
+}
+
 // TestConnectError: a refused first connection is an error, not a retry
 // loop, and leaves the terminal as it was.
 func TestConnectError(t *testing.T) {

@@ -23,9 +23,11 @@ import (
 // examples/rptyd serves next to its web terminal.
 const defaultHTTP = "127.0.0.1:8080"
 
+// manageUsage is the help text of ls and kill; %[1]s is how the user ran
+// this program (selfCommand).
 const manageUsage = `Usage:
-  go run ./examples/rpty ls [--http 127.0.0.1:8080]
-  go run ./examples/rpty kill [--http 127.0.0.1:8080] ID
+  %[1]s ls [--http 127.0.0.1:8080]
+  %[1]s kill [--http 127.0.0.1:8080] ID
 
 ls lists the daemon's live sessions; kill ends one (its processes are
 killed and every attached client gets EOF). Both use the daemon's HTTP API.
@@ -54,7 +56,7 @@ func runManage(verb string, args []string) int {
 	fs.SetOutput(os.Stderr)
 	httpAddr := fs.String("http", defaultHTTP, "the daemon's HTTP address (host:port)")
 	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), manageUsage)
+		fmt.Fprintf(fs.Output(), manageUsage, selfCommand(os.Args[0]))
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
