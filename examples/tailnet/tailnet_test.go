@@ -35,6 +35,7 @@ import (
 
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 // inNetns marks the test binary re-run inside a network namespace of its
@@ -245,35 +246,8 @@ type derpRelay struct {
 	server  *derpserver.Server
 	addr    string
 	http    *httptest.Server
-	ln      *trackingListener
+	ln      *rptytest.TrackingListener // DERP hijacks its connections: the HTTP server no longer closes them
 	derpMap *tailcfg.DERPMap
-}
-
-// trackingListener remembers every connection it accepted: DERP hijacks
-// its connections from the HTTP server, which then no longer closes them.
-type trackingListener struct {
-	net.Listener
-	mu    sync.Mutex
-	conns []net.Conn
-}
-
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.mu.Lock()
-		l.conns = append(l.conns, c)
-		l.mu.Unlock()
-	}
-	return c, err
-}
-
-func (l *trackingListener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, c := range l.conns {
-		_ = c.Close()
-	}
-	l.conns = nil
 }
 
 func startDERP(t *testing.T) *derpRelay {
@@ -312,7 +286,7 @@ func (d *derpRelay) start(t *testing.T) {
 		t.Fatalf("listen for DERP on %s: %v", addr, err)
 	}
 	d.addr = ln.Addr().String()
-	d.ln = &trackingListener{Listener: ln}
+	d.ln = &rptytest.TrackingListener{Listener: ln}
 	hs := httptest.NewUnstartedServer(derpserver.Handler(d.server))
 	_ = hs.Listener.Close()
 	hs.Listener = d.ln
@@ -328,7 +302,7 @@ func (d *derpRelay) start(t *testing.T) {
 func (d *derpRelay) stop(t *testing.T) {
 	t.Helper()
 	d.http.Close()
-	d.ln.closeAll()
+	d.ln.Drop()
 }
 
 func startControl(t *testing.T, derpMap *tailcfg.DERPMap) string {
