@@ -55,6 +55,8 @@ func runChild(args []string) {
 		err = writerMain(args[3:])
 	case "session":
 		err = sessionMain(args[3:])
+	case "daemon":
+		err = daemonMain(args[3:])
 	default:
 		err = xerrors.Errorf("unknown program %q", args[2])
 	}

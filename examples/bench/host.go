@@ -35,9 +35,10 @@ type host interface {
 type contender struct {
 	key   string // its name in -contenders
 	label string // its name in the table
-	// inProcess contenders run inside the bench: their idle cost is heap
-	// and goroutines; the others' is RSS and PSS of their processes.
-	inProcess bool
+	// goHeap contenders are Go programs whose idle cost is also told in
+	// live heap and goroutines: the bare PTY held by the bench itself,
+	// and the library's daemon. Every contender's is told in RSS and PSS.
+	goHeap bool
 	// noReattach explains why reattach is not measured, if it is not.
 	noReattach string
 	// check says why the contender cannot run here, or nil.
@@ -49,7 +50,7 @@ type contender struct {
 func contenders() []*contender {
 	cs := []*contender{
 		{
-			key: "bare", label: "bare PTY", inProcess: true,
+			key: "bare", label: "bare PTY", goHeap: true,
 			noReattach: "a bare PTY has no reattach",
 			check:      func(context.Context, *bench) error { return nil },
 			open:       func(b *bench) (host, error) { return newBareHost(b), nil },
@@ -61,7 +62,7 @@ func contenders() []*contender {
 			key = "rpty-screen"
 		}
 		cs = append(cs, &contender{
-			key: key, label: "rpty " + backend, inProcess: true,
+			key: key, label: "rpty " + backend, goHeap: true,
 			check: func(ctx context.Context, b *bench) error { return probeLibrary(ctx, b, backend) },
 			open:  func(b *bench) (host, error) { return openLibrary(b, backend) },
 		})

@@ -10,8 +10,8 @@ import (
 
 // idleResult is the cost of one idle session.
 type idleResult struct {
-	heapBytes  float64 // in-process contenders: live heap per session
-	goroutines float64 // in-process contenders: goroutines per session
+	heapBytes  float64 // goHeap contenders: live heap per session
+	goroutines float64 // goHeap contenders: goroutines per session
 	rssKiB     float64 // the contender's processes, per session
 	pssKiB     float64
 	procs      int // how many processes that is, in all
@@ -19,17 +19,28 @@ type idleResult struct {
 
 // idle creates idleSessions sessions that each print idleBytes and a
 // marker, attaches to each until the marker shows, detaches, and measures
-// what the idle sessions cost: for the in-process contenders the growth of
-// the bench's live heap (after GC) and goroutines; for every contender
-// the RSS and PSS of its processes. The session programs themselves (the
-// same for every contender) are left out.
+// what the idle sessions cost: for the library the growth of its daemon's
+// live heap (after GC) and goroutines, for the bare PTY the bench's own;
+// for every contender the RSS and PSS of its processes. The session
+// programs themselves (the same for every contender) are left out.
 func (b *bench) idle(ctx context.Context, c *contender) (res idleResult, err error) {
 	h, err := c.open(b)
 	if err != nil {
 		return res, err
 	}
 	defer closeHost(h, &err)
-	heap0, g0 := liveHeap()
+	heapOf := func() (uint64, int, error) {
+		if lh, ok := h.(*libHost); ok {
+			return lh.heap()
+		}
+		waitGoroutinesSettle(ctx)
+		heap, g := liveHeap()
+		return heap, g, nil
+	}
+	heap0, g0, err := heapOf()
+	if err != nil {
+		return res, err
+	}
 	nonce := newRunID()
 	marker := func(i int) string { return fmt.Sprintf("RPTYBENCH-I%d-%s", i, nonce) }
 	n := b.cfg.idleSessions
@@ -41,8 +52,10 @@ func (b *bench) idle(ctx context.Context, c *contender) (res idleResult, err err
 	if err := b.attachAll(ctx, h, n, marker); err != nil {
 		return res, err
 	}
-	waitGoroutinesSettle(ctx)
-	heap1, g1 := liveHeap()
+	heap1, g1, err := heapOf()
+	if err != nil {
+		return res, err
+	}
 	rss, pss, procs, err := contenderMemKiB(h.tag())
 	if err != nil {
 		return res, err

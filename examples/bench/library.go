@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,16 +18,17 @@ import (
 	"github.com/reconnectingpty/reconnectingpty"
 )
 
-// libHost is this library's server, run inside the bench on a loopback
-// TCP listener and used only through its public API, as an embedding
-// application would.
+// libHost is this library's server, run as an agent runs it: in a
+// process of its own (the bench's binary started as a daemon, see
+// daemonMain) on a loopback TCP listener, used only through its public API
+// and the protocol. The bench's clients are another process, so reattach
+// is timed across processes and the daemon's CPU and memory are its own.
 type libHost struct {
 	backend string
 	tagEnv  string
-	srv     *reconnectingpty.Server
 	addr    string
-	stop    context.CancelFunc
-	served  chan error
+	cmd     *exec.Cmd
+	daemon  *daemonProc
 	ids     map[int]uuid.UUID
 	cmds    map[int]string
 }
@@ -37,45 +40,40 @@ func (e *unavailableError) Error() string {
 	return "not available in this build (the server says: " + e.err.Error() + ")"
 }
 
-// taggedCommander runs commands like the library's LocalCommander, with
-// the host's tag added to their environment.
-type taggedCommander struct{ tag string }
-
-func (t taggedCommander) Command(ctx context.Context, req reconnectingpty.CommandRequest) (*exec.Cmd, error) {
-	cmd, err := reconnectingpty.LocalCommander{Shell: "/bin/sh", Dir: os.TempDir()}.Command(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Env = append(os.Environ(), t.tag)
-	return cmd, nil
-}
-
 func openLibrary(b *bench, backend string) (*libHost, error) {
 	tag := b.newTag()
-	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
-		Backend:   reconnectingpty.BackendType(backend),
-		Commander: taggedCommander{tag: tag},
-		// Idle sessions must outlive the measurement.
-		Timeout: time.Hour,
-	})
+	cmd := exec.Command(b.self, childArg, "daemon", backend)
+	// The tag reaches the sessions' programs through the daemon's
+	// environment, which LocalCommander passes on.
+	cmd.Env = append(os.Environ(), tag)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	in, err := cmd.StdinPipe()
 	if err != nil {
-		if strings.Contains(err.Error(), "unknown backend") {
-			return nil, &unavailableError{err: err}
-		}
-		return nil, xerrors.Errorf("create server: %w", err)
+		return nil, xerrors.Errorf("daemon stdin: %w", err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return nil, xerrors.Errorf("listen on loopback: %w", err)
+		return nil, xerrors.Errorf("daemon stdout: %w", err)
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	h := &libHost{
-		backend: backend, tagEnv: tag, srv: srv, addr: l.Addr().String(), stop: stop,
-		served: make(chan error, 1), ids: map[int]uuid.UUID{}, cmds: map[int]string{},
+	if err := cmd.Start(); err != nil {
+		return nil, xerrors.Errorf("start the daemon: %w", err)
 	}
-	// One context for both: closing the host cuts connections at once.
-	go func() { h.served <- srv.Serve(ctx, ctx, l) }()
-	return h, nil
+	h := &libHost{backend: backend, tagEnv: tag, cmd: cmd,
+		daemon: &daemonProc{in: in, out: bufio.NewReader(out)},
+		ids:    map[int]uuid.UUID{}, cmds: map[int]string{}}
+	line, err := h.daemon.out.ReadString('\n')
+	if addr, ok := strings.CutPrefix(strings.TrimSpace(line), "addr "); err == nil && ok {
+		h.addr = addr
+		return h, nil
+	}
+	_ = in.Close()
+	werr := cmd.Wait()
+	msg := strings.TrimSpace(stderr.String())
+	if strings.Contains(msg, "unknown backend") {
+		return nil, &unavailableError{err: xerrors.New(msg)}
+	}
+	return nil, xerrors.Errorf("the daemon did not start (%v, %v): %s", err, werr, msg)
 }
 
 func (h *libHost) tag() string { return h.tagEnv }
@@ -108,24 +106,57 @@ func (h *libHost) attach(ctx context.Context, i int) (client, error) {
 
 // settle waits until the server has let go of every closed connection.
 func (h *libHost) settle(ctx context.Context) error {
-	for h.srv.ConnCount() > 0 {
+	for {
+		f, err := h.daemon.ask("conns")
+		if err != nil {
+			return err
+		}
+		if len(f) == 1 && f[0] == "0" {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
-			return xerrors.Errorf("wait for %d connections to close: %w", h.srv.ConnCount(), ctx.Err())
+			return xerrors.Errorf("wait for %v connections to close: %w", f, ctx.Err())
 		case <-time.After(time.Millisecond):
 		}
 	}
-	return nil
 }
 
+// heap is the daemon's live heap after GC and its goroutines.
+func (h *libHost) heap() (uint64, int, error) {
+	f, err := h.daemon.ask("heap")
+	if err != nil {
+		return 0, 0, err
+	}
+	if len(f) != 2 {
+		return 0, 0, xerrors.Errorf("the daemon answered heap with %v", f)
+	}
+	heap, err1 := strconv.ParseUint(f[0], 10, 64)
+	g, err2 := strconv.Atoi(f[1])
+	if err1 != nil || err2 != nil {
+		return 0, 0, xerrors.Errorf("the daemon answered heap with %v", f)
+	}
+	return heap, g, nil
+}
+
+// close lets the daemon shut down (its sessions end with it), then makes
+// sure that nothing of the host is left.
 func (h *libHost) close() error {
-	h.stop()
-	err := <-h.served
+	_ = h.daemon.in.Close()
+	done := make(chan error, 1)
+	go func() { done <- h.cmd.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(10 * time.Second):
+		_ = h.cmd.Process.Kill()
+		err = xerrors.Errorf("the daemon did not shut down within 10 s: %v", <-done)
+	}
 	if kerr := killTagged(h.tagEnv, 10*time.Second); kerr != nil {
-		return xerrors.Errorf("after the server shut down: %w", kerr)
+		return xerrors.Errorf("after the daemon shut down: %w", kerr)
 	}
 	if err != nil {
-		return xerrors.Errorf("serve: %w", err)
+		return xerrors.Errorf("daemon: %w", err)
 	}
 	return nil
 }

@@ -8,8 +8,10 @@
 //	go run ./examples/bench -md bench.md -svg bench.svg
 //
 // A contender that is not installed (or a backend this build lacks) is
-// skipped with a line saying so. The library is run inside the bench,
-// through its public API, on a loopback TCP listener.
+// skipped with a line saying so. The library runs as an agent runs it, in
+// a daemon process of its own (this binary, re-executed) on a loopback TCP
+// listener, used through its public API; the bench's clients reach it from
+// another process.
 package main
 
 import (

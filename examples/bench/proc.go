@@ -72,6 +72,8 @@ type procStat struct {
 	// ticks is utime+stime+cutime+cstime: the process's CPU and that of
 	// its children it has reaped.
 	ticks uint64
+	// ownTicks is utime+stime: the process's own CPU alone.
+	ownTicks uint64
 }
 
 func readStat(pid int) (procStat, error) {
@@ -91,18 +93,21 @@ func readStat(pid int) (procStat, error) {
 	}
 	st := procStat{state: f[0]}
 	// Fields 14 to 17 of stat(5): utime stime cutime cstime.
-	for _, s := range f[11:15] {
+	for k, s := range f[11:15] {
 		v, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
 			return procStat{}, xerrors.Errorf("parse /proc/%d/stat: %w", pid, err)
 		}
 		st.ticks += v
+		if k < 2 {
+			st.ownTicks += v
+		}
 	}
 	return st, nil
 }
 
 // cpuSeconds is the CPU time (user+sys) used so far by the bench's own
-// process with its reaped children (in-process servers, the reading
+// process with its reaped children (the reading
 // clients, tmux/screen/dtach clients) plus every live process carrying
 // tag with the children they reaped. A process that exits between two
 // samples is counted through whoever reaps it: the bench, or a tagged
@@ -117,7 +122,6 @@ func cpuSeconds(tag string, selfLast bool) cpuSample {
 	if !selfLast {
 		c.all += selfCPU()
 	}
-	exe, _ := os.Executable()
 	// A zombie's time is not yet in its parent's: count it until reaped.
 	for _, pid := range tagged(tag, false, true) {
 		st, err := readStat(pid)
@@ -126,8 +130,12 @@ func cpuSeconds(tag string, selfLast bool) cpuSample {
 		}
 		secs := float64(st.ticks) / clockTicks
 		c.all += secs
-		if e, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil && e == exe {
+		if isProgram(pid) {
 			c.programs += secs
+		} else {
+			// The relay's own time: a daemon's reaped session programs
+			// (cutime) are the programs' work, not the relay's.
+			c.relay += float64(st.ownTicks) / clockTicks
 		}
 	}
 	if selfLast {
@@ -136,12 +144,33 @@ func cpuSeconds(tag string, selfLast bool) cpuSample {
 	return c
 }
 
-// cpuSample is CPU seconds used so far: by everything, and by the session
-// programs (the bench's own binary, run as the writer) among them.
-type cpuSample struct{ all, programs float64 }
+// cpuSample is CPU seconds used so far: by everything, by the session
+// programs (the bench's own binary, run as the writer) among them, and by
+// the contender's own live processes (the relay: the library's daemon,
+// tmux's server and clients, screen's daemon and clients, dtach's master
+// and attach), each without the children it reaped.
+type cpuSample struct{ all, programs, relay float64 }
 
 func (c cpuSample) sub(d cpuSample) cpuSample {
-	return cpuSample{c.all - d.all, c.programs - d.programs}
+	return cpuSample{c.all - d.all, c.programs - d.programs, c.relay - d.relay}
+}
+
+// isProgram reports whether pid is one of the session programs: the
+// bench's own binary run as a child program other than the daemon.
+func isProgram(pid int) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	if e, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe"); err != nil || e != exe {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(cmdline), "\x00")
+	return !(len(args) > 2 && args[1] == childArg && args[2] == "daemon")
 }
 
 // selfCPU is the bench's CPU time with that of its reaped children.
@@ -186,16 +215,11 @@ func memKiB(pid int) (rss, pss int64, err error) {
 }
 
 // contenderMemKiB sums RSS and PSS over the processes of tag that belong
-// to the contender itself: those running the bench's own binary (the
-// session programs, the same for every contender) are left out.
+// to the contender itself (the library's daemon included): the session
+// programs, the same for every contender, are left out.
 func contenderMemKiB(tag string) (rss, pss int64, procs int, err error) {
-	self, err := os.Executable()
-	if err != nil {
-		return 0, 0, 0, xerrors.Errorf("find own executable: %w", err)
-	}
 	for _, pid := range tagged(tag, false, false) {
-		exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
-		if err != nil || exe == self {
+		if isProgram(pid) {
 			continue
 		}
 		r, p, err := memKiB(pid)

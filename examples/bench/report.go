@@ -37,15 +37,17 @@ func renderMarkdown(res *results) string {
 			"Time runs from the keystroke that starts it (typed once every client is attached) until the end marker is on the client's screen; "+
 			"with several clients, the slowest one's. tmux and GNU screen redraw their screen rather than relay every byte, so their clients receive "+
 			"far fewer bytes (last column): the rate is the writer's output over that time, what a person watching waits for. "+
-			"The bare PTY is creack/pty read with 32 KiB reads. The library runs in the bench on loopback TCP; tmux, screen and dtach clients run "+
-			"on PTYs the bench reads with 32 KiB reads. A stalled client attaches and never reads again. "+
-			"CPU is user+sys seconds of every process involved (the writer, the contender's processes, the bench itself with its in-process server "+
-			"and reading clients) per GB the writer printed; the writer's own share, the same work for every contender, is shown apart. "+
+			"The bare PTY is creack/pty read with 32 KiB reads. The library runs as a daemon process of its own, its clients in the bench over loopback TCP; "+
+			"tmux, screen and dtach clients run on PTYs the bench reads with 32 KiB reads. A stalled client attaches and never reads again. "+
+			"CPU is user+sys seconds of every process involved (the writer, the contender's processes, the bench with its reading clients) "+
+			"per GB the writer printed; the writer's own share, the same work for every contender, is shown apart. "+
+			"Relay CPU is the contender's own processes alone: the library's daemon; tmux's server and client; screen's daemon and client; "+
+			"dtach's master and attach process (for the bare PTY, nothing relays). "+
 			"/proc counts other processes' time in 10 ms ticks, so small runs are coarse.\n\n", humanBytes(cfg.bytes), lineLen)
-		w("| contender | MB/s | × bare | CPU s/GB | CPU × bare | writer's CPU s/GB | client received, MB |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+		w("| contender | MB/s | × bare | CPU s/GB | CPU × bare | relay CPU s/GB | writer's CPU s/GB | client received, MB |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, r := range res.tp {
-			w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, fmtSpread(r.mbps, 1), fmtSpread(r.ratio, 2),
-				fmtSpread(r.cpuPerGB, 2), fmtSpread(r.cpuRatio, 2), fmtSpread(r.writerCPU, 2), fmtSpread(r.clientMB, 1))
+			w("| %s | %s | %s | %s | %s | %s | %s | %s |\n", r.name, fmtSpread(r.mbps, 1), fmtSpread(r.ratio, 2),
+				fmtSpread(r.cpuPerGB, 2), fmtSpread(r.cpuRatio, 2), fmtSpread(r.relayCPU, 2), fmtSpread(r.writerCPU, 2), fmtSpread(r.clientMB, 1))
 		}
 	}
 
@@ -79,15 +81,15 @@ func renderMarkdown(res *results) string {
 
 	if len(res.idle) > 0 && hasPhase(cfg, "idle") {
 		w("\n## Idle cost per session\n\n")
-		w("%d sessions that each printed %s, attached to once and left detached and idle. For the contenders running in the bench, "+
-			"the growth of the bench's live heap (after GC) and goroutine count, divided by the sessions (the bench's own bookkeeping, "+
-			"a few hundred bytes a session, included; the bare PTY is the bench holding the PTY and process). For every contender, the RSS "+
-			"and PSS (/proc/PID/smaps_rollup) of its own processes, divided by the sessions (tmux's one server is shared by all). The session "+
+		w("%d sessions that each printed %s, attached to once and left detached and idle. For the library, "+
+			"the growth of its daemon's live heap (after GC) and goroutine count, divided by the sessions; for the bare PTY the same of the bench "+
+			"holding the PTYs and processes. For every contender, the RSS and PSS (/proc/PID/smaps_rollup) of its own processes, divided by the "+
+			"sessions (the library's one daemon and tmux's one server are shared by all). The session "+
 			"programs, the same for every contender, are left out everywhere.\n\n", cfg.idleSessions, humanBytes(int64(cfg.idleBytes)))
 		w("| contender | heap KiB | × bare | goroutines | processes | RSS KiB | PSS KiB |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 		for _, r := range res.idle {
 			heap, ratio, gor := fmtSpread(r.heapKiB, 1), fmtSpread(r.heapRatio, 1), fmtSpread(r.goroutines, 2)
-			if !r.inProcess {
+			if !r.goHeap {
 				heap, ratio, gor = "—", "—", "—"
 			}
 			w("| %s | %s | %s | %s | %s | %s | %s |\n", r.name, heap, ratio, gor, fmtSpread(r.procs, 0),

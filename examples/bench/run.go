@@ -56,6 +56,7 @@ type tpRow struct {
 	mbps      []float64 // writer's megabytes per second, per round
 	cpuPerGB  []float64 // CPU seconds per GB the writer printed
 	writerCPU []float64 // the writer's own share of cpuPerGB
+	relayCPU  []float64 // the contender's own processes' CPU seconds per GB
 	clientMB  []float64 // megabytes the (slowest) client received
 	ratio     []float64 // mbps over the bare PTY's of the same round
 	cpuRatio  []float64
@@ -73,7 +74,7 @@ type latRow struct {
 type idleRow struct {
 	name, key  string
 	bare       bool
-	inProcess  bool
+	goHeap  bool
 	heapKiB    []float64
 	goroutines []float64
 	rssKiB     []float64
@@ -170,12 +171,13 @@ func (b *bench) runPhase(ctx context.Context, res *results, phase string, round 
 				fail(row.name, err)
 			} else {
 				mbps := float64(b.cfg.bytes) / 1e6 / r.secs
-				b.logf("throughput %s: %.1f MB/s, %.2f CPU s/GB", row.name, mbps, r.cpu/(float64(b.cfg.bytes)/1e9))
+				b.logf("throughput %s: %.1f MB/s, %.2f CPU s/GB, relay %.2f CPU s/GB", row.name, mbps,
+					r.cpu/(float64(b.cfg.bytes)/1e9), r.relayCPU/(float64(b.cfg.bytes)/1e9))
 				if keep {
 					row.mbps[round] = mbps
 					row.cpuPerGB[round] = r.cpu / (float64(b.cfg.bytes) / 1e9)
 					row.writerCPU[round] = r.writerCPU / (float64(b.cfg.bytes) / 1e9)
-					row.writerCPU[round] = r.writerCPU / (float64(b.cfg.bytes) / 1e9)
+					row.relayCPU[round] = r.relayCPU / (float64(b.cfg.bytes) / 1e9)
 					row.clientMB[round] = float64(r.clientBytes) / 1e6
 				}
 			}
@@ -241,14 +243,14 @@ func (res *results) build(cs []*contender, cfg config) {
 	n := cfg.rounds
 	for _, tc := range tpCases(cs) {
 		res.tp = append(res.tp, &tpRow{name: tc.name(), key: tc.c.key, bare: tc.c.key == "bare",
-			mbps: nanRounds(n), cpuPerGB: nanRounds(n), writerCPU: nanRounds(n), clientMB: nanRounds(n)})
+			mbps: nanRounds(n), cpuPerGB: nanRounds(n), writerCPU: nanRounds(n), relayCPU: nanRounds(n), clientMB: nanRounds(n)})
 	}
 	for _, c := range cs {
 		res.reattach = append(res.reattach, &latRow{name: c.label, key: c.key, bare: c.key == "bare",
 			note: c.noReattach, p50: nanRounds(n), p99: nanRounds(n)})
 		res.echo = append(res.echo, &latRow{name: c.label, key: c.key, bare: c.key == "bare",
 			p50: nanRounds(n), p99: nanRounds(n)})
-		res.idle = append(res.idle, &idleRow{name: c.label, key: c.key, bare: c.key == "bare", inProcess: c.inProcess,
+		res.idle = append(res.idle, &idleRow{name: c.label, key: c.key, bare: c.key == "bare", goHeap: c.goHeap,
 			heapKiB: nanRounds(n), goroutines: nanRounds(n), rssKiB: nanRounds(n), pssKiB: nanRounds(n), procs: nanRounds(n)})
 	}
 }

@@ -47,6 +47,7 @@ type tpResult struct {
 	cpu         float64 // CPU seconds of every process involved, meanwhile
 	writerCPU   float64 // of which the writer's
 	clientBytes int64   // bytes that slowest client received
+	relayCPU    float64 // CPU seconds of the contender's own processes (see cpuSample)
 }
 
 // throughput runs the writer in a fresh session of the case's contender
@@ -113,6 +114,9 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 		}
 	}
 	wg.Wait()
+	// The relay's time is read while its clients are alive: a client
+	// process's time would otherwise move into the bench's once reaped.
+	relay := cpuSeconds(h.tag(), false).sub(cpu0).relay
 	if sendErr != nil {
 		return res, xerrors.Errorf("type the start line: %w", sendErr)
 	}
@@ -135,7 +139,7 @@ func (b *bench) throughput(ctx context.Context, tc tpCase) (res tpResult, err er
 		return res, err
 	}
 	cpu := cpuSeconds(h.tag(), false).sub(cpu0)
-	return tpResult{secs: took[slowest].Seconds(), cpu: cpu.all, writerCPU: cpu.programs, clientBytes: got[slowest]}, nil
+	return tpResult{secs: took[slowest].Seconds(), cpu: cpu.all, writerCPU: cpu.programs, clientBytes: got[slowest], relayCPU: relay}, nil
 }
 
 // closeHost closes h, reporting its error unless an earlier one is set.
