@@ -74,7 +74,7 @@ type latRow struct {
 type idleRow struct {
 	name, key  string
 	bare       bool
-	goHeap  bool
+	goHeap     bool
 	heapKiB    []float64
 	goroutines []float64
 	rssKiB     []float64
