@@ -99,7 +99,12 @@ func TestScreenExitEndsEveryConnection(t *testing.T) {
 			t.Fatalf("exit_code = %v, want 7", cl["exit_code"])
 		}
 	}
-	if got := ts.reports.snapshot(); len(got) != 2 || got[0] != "7 process_exited" || got[1] != "7 process_exited" {
+	// The report hook runs just after the close is logged.
+	got := ts.reports.snapshot()
+	for deadline := time.Now().Add(shortWait); len(got) < 2 && time.Now().Before(deadline); got = ts.reports.snapshot() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(got) != 2 || got[0] != "7 process_exited" || got[1] != "7 process_exited" {
 		t.Fatalf("reports = %v", got)
 	}
 	// The next connection with that ID gets a fresh session.
