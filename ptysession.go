@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -88,10 +89,13 @@ type exactRedraw interface{ exactRedraw() }
 type ptySession struct {
 	outputClock // for SessionInfo.LastOutput
 
-	srv      *Server
-	logger   slog.Logger
-	backend  string
+	srv     *Server
+	logger  slog.Logger
+	backend string
+	// cmd is the command the session started, nil for a session an
+	// upgrade handed over (the new image has only its process).
 	cmd      *exec.Cmd
+	proc     *os.Process
 	ptmx     *os.File
 	greeting greeting
 	// onDone, if set, is called by run once everything else is over.
@@ -128,6 +132,11 @@ type ptySession struct {
 	exited   chan struct{}
 	exitCode int // set by reap
 	doneCh   chan struct{}
+
+	// pause, while an upgrade holds the reader still, says so; see
+	// quiesce. kick wakes a reader that waits for something else.
+	pause atomic.Pointer[readerPause]
+	kick  chan struct{}
 }
 
 // startPTYSession starts cmd on a new PTY and the goroutines that serve it:
@@ -137,11 +146,21 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 	if err != nil {
 		return nil, err
 	}
-	ps := &ptySession{
+	ps := newPTYSession(s, backend, g, ptmx, cmd.Process, logger, onDone)
+	ps.cmd = cmd
+	g.resized(height, width)
+	ps.start()
+	return ps, nil
+}
+
+// newPTYSession is the core of a session whose process runs on ptmx; start
+// starts serving it.
+func newPTYSession(s *Server, backend BackendType, g greeting, ptmx *os.File, proc *os.Process, logger slog.Logger, onDone func()) *ptySession {
+	return &ptySession{
 		srv:           s,
-		logger:        logger.With(slog.F("backend", string(backend)), slog.F("pid", cmd.Process.Pid)),
+		logger:        logger.With(slog.F("backend", string(backend)), slog.F("pid", proc.Pid)),
 		backend:       string(backend),
-		cmd:           cmd,
+		proc:          proc,
 		ptmx:          ptmx,
 		greeting:      g,
 		onDone:        onDone,
@@ -154,20 +173,23 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 		readerRelease: make(chan struct{}),
 		exited:        make(chan struct{}),
 		doneCh:        make(chan struct{}),
+		kick:          make(chan struct{}, 1),
 	}
-	g.resized(height, width)
-	if a, ok := g.(answerer); ok {
+}
+
+// start starts the reader, the process waiter and run.
+func (ps *ptySession) start() {
+	if a, ok := ps.greeting.(answerer); ok {
 		a.answerWith(ps.answer)
 	}
 	go ps.read()
 	go ps.wait()
 	go ps.run()
-	return ps, nil
 }
 
 func (ps *ptySession) done() <-chan struct{} { return ps.doneCh }
 
-func (ps *ptySession) pid() int { return ps.cmd.Process.Pid }
+func (ps *ptySession) pid() int { return ps.proc.Pid }
 
 // title is the window title the program last set, where the greeting
 // keeps a terminal that knows it (vt); "" otherwise.
@@ -204,11 +226,17 @@ func (ps *ptySession) read() {
 	defer close(ps.readerDone)
 	// Output keeps flowing even if the creator never attaches.
 	hold := time.NewTimer(attachGrace)
-	select {
-	case <-ps.readerRelease:
-	case <-hold.C:
-	case <-ps.stopReading:
-		return
+	for waiting := true; waiting; {
+		select {
+		case <-ps.readerRelease:
+			waiting = false
+		case <-hold.C:
+			waiting = false
+		case <-ps.kick:
+			ps.parkIfPaused()
+		case <-ps.stopReading:
+			return
+		}
 	}
 	hold.Stop()
 	rc, err := ps.ptmx.SyscallConn()
@@ -218,6 +246,9 @@ func (ps *ptySession) read() {
 	}
 	worker, _ := ps.greeting.(outputWorker)
 	for {
+		// Between chunks: everything read so far has reached the ring,
+		// the queues and the greeting.
+		ps.parkIfPaused()
 		bp, n, err := readReady(rc, &ps.srv.readBufs)
 		if n > 0 {
 			allBehind := ps.fanOut((*bp)[:n])
@@ -230,6 +261,9 @@ func (ps *ptySession) read() {
 			}
 		}
 		if err != nil {
+			if xerrors.Is(err, os.ErrDeadlineExceeded) {
+				continue // quiesce's wake-up; parkIfPaused decides
+			}
 			return
 		}
 	}
@@ -259,7 +293,7 @@ func (ps *ptySession) allBehind() bool {
 func (ps *ptySession) waitForRoom() {
 	timer := time.NewTimer(ps.srv.cfg.SlowConsumerTimeout)
 	defer timer.Stop()
-	for ps.allBehind() {
+	for ps.allBehind() && ps.pause.Load() == nil {
 		select {
 		case <-ps.drained:
 		case <-ps.closeReq:
@@ -361,26 +395,51 @@ func (ps *ptySession) answer(reply []byte) {
 	}
 }
 
+// waitForExitOrClose returns once the process has exited or the session
+// is asked to close.
+func (ps *ptySession) waitForExitOrClose() {
+	select {
+	case <-ps.exited:
+	case <-ps.closeReq:
+	}
+}
+
 // wait waits for the process to exit without reaping it.
 func (ps *ptySession) wait() {
 	defer close(ps.exited)
-	awaitExit(ps.cmd.Process.Pid)
+	awaitExit(ps.proc.Pid)
 }
 
 // reap collects the exited process and its exit code.
 func (ps *ptySession) reap() {
+	if ps.cmd == nil {
+		// Handed over by an upgrade: the process is still this process's
+		// child, and waited for as one.
+		st, err := ps.proc.Wait()
+		ps.exitCode = 1
+		if err == nil {
+			ps.exitCode = exitCodeOf(st)
+		}
+		return
+	}
 	err := ps.cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:
 	case xerrors.As(err, &exitErr):
-		ps.exitCode = exitErr.ExitCode()
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			ps.exitCode = 128 + int(ws.Signal())
-		}
+		ps.exitCode = exitCodeOf(exitErr.ProcessState)
 	default:
 		ps.exitCode = 1
 	}
+}
+
+// exitCodeOf is a process's exit status as a shell reports it: 128 plus
+// the signal for one killed by a signal.
+func exitCodeOf(st *os.ProcessState) int {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return st.ExitCode()
 }
 
 // run ends the session when the process exits or close is called, and makes
@@ -390,6 +449,12 @@ func (ps *ptySession) run() {
 		defer ps.onDone()
 	}
 	defer close(ps.doneCh)
+	// Nothing is killed or reaped while an upgrade is under way: it
+	// carries the session (its process exited or not) to the new image,
+	// or resumes it here.
+	ps.waitForExitOrClose()
+	ps.srv.upgradeMu.RLock()
+	defer ps.srv.upgradeMu.RUnlock()
 	select {
 	case <-ps.exited:
 		// A command that exits at once still owes its output to the
@@ -400,11 +465,11 @@ func (ps *ptySession) run() {
 		case <-time.After(attachGrace):
 		}
 	case <-ps.closeReq:
-		ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGHUP)
+		ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGHUP)
 		select {
 		case <-ps.exited:
 		case <-time.After(hangupGrace):
-			ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+			ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGKILL)
 			<-ps.exited
 		}
 	}
@@ -415,7 +480,7 @@ func (ps *ptySession) run() {
 	case <-ps.readerDone:
 	case <-time.After(drainGrace):
 	}
-	ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+	ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGKILL)
 	ps.reap()
 	close(ps.stopReading)
 	_ = ps.ptmx.Close()

@@ -260,3 +260,42 @@ func (g *vtGreeting) title() string {
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
 	return startPTYSession(s, BackendVT, newVTGreeting(height, width, s.cfg.ScrollbackLines), cmd, height, width, logger, onDone)
 }
+
+// vtState is a vt session's terminal as an upgrade hands it over.
+type vtState struct {
+	// Snapshot redraws the terminal (vt.Terminal.AppendSnapshot) at
+	// Height x Width.
+	Snapshot      []byte
+	Height, Width uint16
+	// Parsed and Answered are the greeting's counts of the same names:
+	// offsets in the session's output.
+	Parsed, Answered uint64
+}
+
+// state takes the terminal's state, everything given to output parsed.
+func (g *vtGreeting) state() *vtState {
+	g.claim()
+	defer g.release()
+	rows, cols := g.term.Size()
+	return &vtState{
+		Snapshot: g.term.AppendSnapshot(nil),
+		Height:   uint16(rows), Width: uint16(cols),
+		Parsed: g.parsed, Answered: g.answered,
+	}
+}
+
+// restoreVTGreeting is the greeting of a handed-over vt session: a fresh
+// emulator that the old one's snapshot brought to the same state.
+func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
+	g := newVTGreeting(st.Height, st.Width, scrollback)
+	// A snapshot has no query; were there one, the program asked it long
+	// ago and must not get an answer now.
+	g.term.SetAnswerQueries(false)
+	_, _ = g.term.Write(st.Snapshot)
+	_ = g.term.AppendReplies(nil)
+	g.term.SetAnswerQueries(true)
+	g.term.Compact()
+	g.parsed, g.answered = st.Parsed, st.Answered
+	g.snapshotLen = len(st.Snapshot)
+	return g
+}
