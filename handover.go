@@ -39,14 +39,20 @@ const (
 	handoverOldest = 1
 	// handoverMagic starts every state.
 	handoverMagic = "RPTYHND\n"
-	// handoverHeaderLen: magic, version (uint32), payload length
-	// (uint64), CRC-32C of the payload (uint32).
-	handoverHeaderLen = len(handoverMagic) + 4 + 8 + 4
+	// handoverHeaderLen: magic, version (uint32), the lengths of the
+	// description and of the bytes (uint64 each), CRC-32C of both
+	// (uint32).
+	handoverHeaderLen = len(handoverMagic) + 4 + 8 + 8 + 4
 	// maxHandoverSize bounds what a new image reads.
 	maxHandoverSize = 16 << 30
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// A state is a header, a gob-encoded handoverState (the description) and
+// then the sessions' output and terminal snapshots back to back (the
+// bytes), which the description refers to by offset: gob would copy
+// every byte of them a few times over, and the bytes are most of a state.
 
 // handoverState is everything the server hands to its next image besides
 // descriptors.
@@ -82,26 +88,54 @@ type sessionState struct {
 // ringState is a session's replay ring: the last bytes of output and how
 // many were ever written.
 type ringState struct {
-	Total uint64
-	Held  []byte
+	Total  uint64
+	Held   []byte // in memory; in the bytes of a state, HeldAt
+	HeldAt byteRange
 }
+
+// byteRange is where a field's bytes are among the bytes of a state.
+type byteRange struct{ Off, Len uint64 }
 
 // encodeHandover writes st with its header.
 func encodeHandover(w io.Writer, st *handoverState) error {
-	var payload bytes.Buffer
-	if err := gob.NewEncoder(&payload).Encode(st); err != nil {
+	// The description refers to the bytes, which follow it as they are.
+	var blobs [][]byte
+	var at uint64
+	place := func(b []byte) byteRange {
+		r := byteRange{Off: at, Len: uint64(len(b))}
+		blobs = append(blobs, b)
+		at += uint64(len(b))
+		return r
+	}
+	desc := *st
+	desc.Sessions = make([]sessionState, len(st.Sessions))
+	for i, s := range st.Sessions {
+		s.Ring.HeldAt, s.Ring.Held = place(s.Ring.Held), nil
+		if s.VT != nil {
+			v := *s.VT
+			v.SnapshotAt, v.Snapshot = place(v.Snapshot), nil
+			s.VT = &v
+		}
+		desc.Sessions[i] = s
+	}
+	var meta bytes.Buffer
+	if err := gob.NewEncoder(&meta).Encode(&desc); err != nil {
 		return xerrors.Errorf("encode handover state: %w", err)
+	}
+	sum := crc32.Update(0, crcTable, meta.Bytes())
+	for _, b := range blobs {
+		sum = crc32.Update(sum, crcTable, b)
 	}
 	hdr := make([]byte, 0, handoverHeaderLen)
 	hdr = append(hdr, handoverMagic...)
 	hdr = binary.BigEndian.AppendUint32(hdr, handoverVersion)
-	hdr = binary.BigEndian.AppendUint64(hdr, uint64(payload.Len()))
-	hdr = binary.BigEndian.AppendUint32(hdr, crc32.Checksum(payload.Bytes(), crcTable))
-	if _, err := w.Write(hdr); err != nil {
-		return xerrors.Errorf("write handover state: %w", err)
-	}
-	if _, err := w.Write(payload.Bytes()); err != nil {
-		return xerrors.Errorf("write handover state: %w", err)
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(meta.Len()))
+	hdr = binary.BigEndian.AppendUint64(hdr, at)
+	hdr = binary.BigEndian.AppendUint32(hdr, sum)
+	for _, b := range append([][]byte{hdr, meta.Bytes()}, blobs...) {
+		if _, err := w.Write(b); err != nil {
+			return xerrors.Errorf("write handover state: %w", err)
+		}
 	}
 	return nil
 }
@@ -118,24 +152,44 @@ func decodeHandover(r io.Reader) (*handoverState, error) {
 	}
 	rest := hdr[len(handoverMagic):]
 	version := binary.BigEndian.Uint32(rest)
-	size := binary.BigEndian.Uint64(rest[4:])
-	sum := binary.BigEndian.Uint32(rest[12:])
+	metaLen := binary.BigEndian.Uint64(rest[4:])
+	blobLen := binary.BigEndian.Uint64(rest[12:])
+	sum := binary.BigEndian.Uint32(rest[20:])
 	if version < handoverOldest || version > handoverVersion {
 		return nil, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
 	}
-	if size > maxHandoverSize {
-		return nil, xerrors.Errorf("handover state of %d bytes is over the %d this release reads", size, maxHandoverSize)
+	if metaLen > maxHandoverSize || blobLen > maxHandoverSize-metaLen {
+		return nil, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
 	}
-	payload := make([]byte, size)
-	if _, err := io.ReadFull(r, payload); err != nil {
-		return nil, xerrors.Errorf("read handover state (%d bytes): %w", size, err)
+	buf := make([]byte, metaLen+blobLen)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, xerrors.Errorf("read handover state (%d bytes): %w", len(buf), err)
 	}
-	if got := crc32.Checksum(payload, crcTable); got != sum {
+	if got := crc32.Checksum(buf, crcTable); got != sum {
 		return nil, xerrors.Errorf("handover state is corrupt: checksum %08x, header says %08x", got, sum)
 	}
 	var st handoverState
-	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&st); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(buf[:metaLen])).Decode(&st); err != nil {
 		return nil, xerrors.Errorf("decode handover state: %w", err)
+	}
+	blobs := buf[metaLen:]
+	take := func(r byteRange) ([]byte, error) {
+		if r.Off > uint64(len(blobs)) || r.Len > uint64(len(blobs))-r.Off {
+			return nil, xerrors.Errorf("handover state refers to bytes %d+%d of %d", r.Off, r.Len, len(blobs))
+		}
+		return blobs[r.Off : r.Off+r.Len : r.Off+r.Len], nil
+	}
+	var err error
+	for i := range st.Sessions {
+		s := &st.Sessions[i]
+		if s.Ring.Held, err = take(s.Ring.HeldAt); err != nil {
+			return nil, err
+		}
+		if s.VT != nil {
+			if s.VT.Snapshot, err = take(s.VT.SnapshotAt); err != nil {
+				return nil, err
+			}
+		}
 	}
 	return &st, nil
 }
@@ -144,6 +198,8 @@ func decodeHandover(r io.Reader) (*handoverState, error) {
 // session's process and PTY master, so that even a state the new image
 // refuses leaves no session it cannot end.
 type handoverEnv struct {
+	// execAt is when the old image executed the new one, for its log.
+	execAt    time.Time
 	state     int
 	sessions  []envSession
 	listeners map[string]int
@@ -155,12 +211,16 @@ type envSession struct{ pid, pty int }
 // variable's syntax.
 var listenerName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
-// String is the variable's value: "v1 state=FD sessions=PID:FD,...
-// listeners=NAME:FD,...".
+// String is the variable's value: "v1 state=FD at=UNIXNANO
+// sessions=PID:FD,... listeners=NAME:FD,...". A reader ignores a field it
+// does not know.
 func (e handoverEnv) String() string {
 	var b strings.Builder
 	b.WriteString("v1 state=")
 	b.WriteString(strconv.Itoa(e.state))
+	if !e.execAt.IsZero() {
+		b.WriteString(" at=" + strconv.FormatInt(e.execAt.UnixNano(), 10))
+	}
 	b.WriteString(" sessions=")
 	for i, s := range e.sessions {
 		if i > 0 {
@@ -196,6 +256,10 @@ func parseHandoverEnv(v string) (handoverEnv, error) {
 			list = strings.Split(val, ",")
 		}
 		switch key {
+		case "at":
+			if ns, err := strconv.ParseInt(val, 10, 64); err == nil {
+				e.execAt = time.Unix(0, ns)
+			}
 		case "state":
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 0 {

@@ -5,8 +5,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +22,10 @@ import (
 type Handover struct {
 	// Written is when the previous image wrote the state.
 	Written time.Time
+	// execAt is when the old image executed this one, inherited when
+	// Inherited began, read how long it took to read and check the state.
+	execAt, inherited time.Time
+	read              time.Duration
 
 	mu        sync.Mutex
 	listeners map[string]net.Listener
@@ -42,6 +48,7 @@ type Handover struct {
 // Handover that has the listeners and no session, so that the program
 // can serve on.
 func Inherited() (*Handover, error) {
+	began := time.Now()
 	v, ok := os.LookupEnv(HandoverEnv)
 	if !ok {
 		return nil, nil
@@ -78,6 +85,7 @@ func Inherited() (*Handover, error) {
 	for _, s := range env.sessions {
 		h.ptys[s.pty] = os.NewFile(uintptr(s.pty), "/dev/ptmx")
 	}
+	h.execAt, h.inherited, h.read = env.execAt, began, time.Since(began)
 	return h, lnErr
 }
 
@@ -208,18 +216,59 @@ func (s *Server) Restore(ctx context.Context, h *Handover) error {
 		s.logger.Warn(ctx, "reconnecting pty restore: could not run the process starter on the main thread; a further upgrade is refused while restored sessions live")
 	}
 	began := time.Now()
+	var parse []*vtGreeting
 	for _, st := range h.sessions {
-		s.restoreSession(st, h.ptys[st.PTY])
+		if g := s.restoreSession(st, h.ptys[st.PTY]); g != nil {
+			parse = append(parse, g)
+		}
 	}
+	s.parseRestored(parse)
 	s.logger.Info(ctx, "reconnecting pty sessions restored",
 		slog.F("sessions", len(h.sessions)),
-		slog.F("restore", time.Since(began).String()),
-		slog.F("since_state_written", time.Since(h.Written).String()))
+		slog.F("write_to_exec", h.execAt.Sub(h.Written).String()),
+		slog.F("exec", h.inherited.Sub(h.execAt).String()),
+		slog.F("read", h.read.String()),
+		slog.F("restore", time.Since(began).String()))
 	return nil
 }
 
-// restoreSession takes one session back and starts serving it.
-func (s *Server) restoreSession(st sessionState, ptmx *os.File) {
+// parseRestored has the restored vt terminals parse their snapshots in the
+// background, on as many goroutines as there are CPUs, so that the server
+// serves at once and an attach seldom has to wait for a parse.
+func (s *Server) parseRestored(gs []*vtGreeting) {
+	if len(gs) == 0 {
+		return
+	}
+	next := make(chan *vtGreeting, len(gs))
+	for _, g := range gs {
+		next <- g
+	}
+	close(next)
+	began := time.Now()
+	var left atomic.Int64
+	workers := min(len(gs), runtime.GOMAXPROCS(0))
+	left.Store(int64(workers))
+	for range workers {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for g := range next {
+				if s.ctx.Err() != nil {
+					return
+				}
+				g.parse()
+			}
+			if left.Add(-1) == 0 {
+				s.logger.Info(s.ctx, "reconnecting pty restored terminals parsed",
+					slog.F("terminals", len(gs)), slog.F("took", time.Since(began).String()))
+			}
+		}()
+	}
+}
+
+// restoreSession takes one session back and starts serving it; it returns
+// its vt greeting, if it has one.
+func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 	sess := newSession(s, st.ID)
 	logger := s.logger.With(slog.F("session_id", s.logID(st.ID)))
 	sess.logger = logger
@@ -227,8 +276,10 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) {
 	// for it works as for one this image started.
 	proc, _ := os.FindProcess(st.PID)
 	var g greeting = bufferedGreeting{size: s.cfg.BufferSize}
+	var vg *vtGreeting
 	if st.Backend == BackendVT {
-		g = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
+		vg = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
+		g = vg
 	}
 	s.mu.Lock()
 	s.live++
@@ -245,7 +296,8 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) {
 	if !st.LastOutput.IsZero() {
 		ps.last.Store(st.LastOutput.UnixNano())
 	}
-	g.resized(st.Height, st.Width)
+	// (The terminal was made at its size: no resize, which would parse
+	// the snapshot now.)
 	ps.startReading() // nobody is owed the first bytes
 	sess.rpty = ps
 	sess.started = st.Started
@@ -269,11 +321,12 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) {
 	})
 	close(sess.ready)
 	ps.start()
-	logger.Info(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
+	logger.Debug(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
 		slog.F("pid", st.PID), slog.F("height", st.Height), slog.F("width", st.Width), slog.F("output_offset", st.Ring.Total))
 	if st.Closing {
 		ps.close(disconnect{reason: st.CloseReason, detail: st.CloseDetail})
 	}
+	return vg
 }
 
 // restore makes the ring hold held as the last of total bytes written.

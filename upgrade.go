@@ -5,7 +5,9 @@ import (
 	"context"
 	"net"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -111,7 +113,7 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 			slog.F("path", opts.Path),
 		}
 		s.logger.Info(ctx, "reconnecting pty upgrade: executing the new image", phases...)
-		err = s.exec(opts.Path, opts.Args, up.env(opts.Env))
+		err = s.exec(opts.Path, opts.Args, up.env(opts.Env, time.Now()))
 		err = xerrors.Errorf("upgrade: execute %q: %w", opts.Path, err)
 	}
 	up.undo()
@@ -275,10 +277,35 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
 // memory file and makes their terminals inheritable.
 func (up *upgrade) writeState() error {
 	now := time.Now()
-	st := &handoverState{Written: now}
+	st := &handoverState{}
+	// Snapshots take a while (a vt terminal's scrollback is drawn): on
+	// every CPU.
+	type taken struct {
+		ring  ringState
+		vt    *vtState
+		ended bool
+	}
+	states := make([]taken, len(up.carried))
+	next := make(chan int, len(up.carried))
+	for i := range up.carried {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(len(up.carried), runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := &states[i]
+				t.ring, t.vt, t.ended = up.carried[i].ps.state()
+			}
+		}()
+	}
+	wg.Wait()
 	kept := up.carried[:0]
-	for _, c := range up.carried {
-		ring, vt, ended := c.ps.state()
+	for i, c := range up.carried {
+		ring, vt, ended := states[i].ring, states[i].vt, states[i].ended
 		if ended {
 			// Its process is reaped already: nothing to carry.
 			c.ps.resume(c.pause)
@@ -289,7 +316,7 @@ func (up *upgrade) writeState() error {
 		if err != nil {
 			c.ps.resume(c.pause)
 			c.sess.thaw()
-			up.carried = kept
+			up.carried = append(kept, up.carried[i+1:]...)
 			return xerrors.Errorf("upgrade: %w", err)
 		}
 		c.fd = fd
@@ -303,6 +330,7 @@ func (up *upgrade) writeState() error {
 		st.Sessions = append(st.Sessions, ss)
 	}
 	up.carried = kept
+	st.Written = time.Now()
 	fd, err := unix.MemfdCreate("reconnectingpty-handover", 0) // no close-on-exec
 	if err != nil {
 		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
@@ -344,8 +372,8 @@ func (up *upgrade) carryListeners(ls map[string]net.Listener) error {
 }
 
 // env is the new image's environment: env with HandoverEnv set.
-func (up *upgrade) env(env []string) []string {
-	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs}
+func (up *upgrade) env(env []string, now time.Time) []string {
+	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now}
 	for _, c := range up.carried {
 		h.sessions = append(h.sessions, envSession{pid: c.ps.pid(), pty: c.fd})
 	}

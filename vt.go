@@ -90,7 +90,9 @@ func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 // waits for it, so memory stays bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
-	for len(g.pending) >= vtParseAhead {
+	// (Not busy, the reader parses it itself in afterOutput: a restored
+	// terminal's pending snapshot may be longer than vtParseAhead.)
+	for len(g.pending) >= vtParseAhead && g.busy {
 		g.changed.Wait()
 	}
 	if g.pending == nil && cap(g.spare) > 0 {
@@ -264,8 +266,9 @@ func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger,
 // vtState is a vt session's terminal as an upgrade hands it over.
 type vtState struct {
 	// Snapshot redraws the terminal (vt.Terminal.AppendSnapshot) at
-	// Height x Width.
+	// Height x Width; in the bytes of a state, SnapshotAt.
 	Snapshot      []byte
+	SnapshotAt    byteRange
 	Height, Width uint16
 	// Parsed and Answered are the greeting's counts of the same names:
 	// offsets in the session's output.
@@ -285,17 +288,19 @@ func (g *vtGreeting) state() *vtState {
 }
 
 // restoreVTGreeting is the greeting of a handed-over vt session: a fresh
-// emulator that the old one's snapshot brought to the same state.
+// emulator that the old one's snapshot brings to the same state. The
+// snapshot waits as output not yet parsed, so that restoring costs no
+// parsing: whoever next takes the terminal parses it first (see claim),
+// or parse does, in the background.
 func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
 	g := newVTGreeting(st.Height, st.Width, scrollback)
-	// A snapshot has no query; were there one, the program asked it long
-	// ago and must not get an answer now.
-	g.term.SetAnswerQueries(false)
-	_, _ = g.term.Write(st.Snapshot)
-	_ = g.term.AppendReplies(nil)
-	g.term.SetAnswerQueries(true)
-	g.term.Compact()
-	g.parsed, g.answered = st.Parsed, st.Answered
+	// A snapshot holds no query, so the emulator answers none of it.
+	g.pending = st.Snapshot
+	g.parsed = st.Parsed - uint64(len(st.Snapshot))
+	g.answered = st.Answered
 	g.snapshotLen = len(st.Snapshot)
 	return g
 }
+
+// parse parses whatever output waits, if nobody is.
+func (g *vtGreeting) parse() { g.afterOutput() }
