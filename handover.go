@@ -20,12 +20,12 @@ import (
 // the state and the descriptors are.
 //
 // Compatibility: a state is read by the release that wrote it and by the
-// next one (N -> N+1), so an upgrade to the next release and a rollback
-// from it to this one both work. New fields are added, never renamed or
-// retyped (gob skips fields a reader does not know and leaves missing ones
-// zero), and a change no reader of the previous version could take
-// raises handoverVersion; a reader accepts its own version and the one
-// before.
+// next one (N -> N+1). New fields are added, never renamed or retyped (gob
+// skips fields a reader does not know and leaves missing ones zero), so
+// the version stays the same as long as it can; only a change that a
+// reader of the previous format could not take raises handoverVersion,
+// and a reader accepts its own version and the one before. A rollback
+// (N+1 -> N) works while both write the same version.
 
 // HandoverEnv is the environment variable through which an upgrade tells
 // the new program image where the handed-over state and descriptors are.

@@ -150,8 +150,11 @@ func killAndReap(procs *procTable, pid int) {
 }
 
 // Listener returns the listener handed over under name, once: the caller
-// owns it. ok is false if there is none.
+// owns it. ok is false if there is none, or h is nil (no handover).
 func (h *Handover) Listener(name string) (l net.Listener, ok bool) {
+	if h == nil {
+		return nil, false
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l, ok = h.listeners[name]
@@ -160,8 +163,12 @@ func (h *Handover) Listener(name string) (l net.Listener, ok bool) {
 }
 
 // Close closes the listeners nobody took and, unless a server restored
-// them, ends the sessions (as a refused state's are ended).
+// them, ends the sessions (as a refused state's are ended). A nil h has
+// nothing to close.
 func (h *Handover) Close() error {
+	if h == nil {
+		return nil
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for name, l := range h.listeners {

@@ -14,6 +14,11 @@
 // close one (Server.CloseSession), serve a connection read-only
 // (ConnOptions), choose how a shared terminal is sized (SizePolicy) and
 // keep sessions with no connection alive (a negative Config.Timeout).
+//
+// Sessions outlive the program itself when it upgrades in place:
+// Server.Upgrade executes a new program image in the same process, and the
+// new image takes the sessions back with Inherited and Server.Restore
+// (docs/upgrade.md).
 package reconnectingpty
 
 import (
