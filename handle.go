@@ -221,8 +221,13 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	logger = s.logger.With(slog.F("session_id", s.logID(init.ID)))
 	sess.logger = logger
 	// An upgrade waits for a session that is starting, and none starts
-	// while it runs.
-	s.upgradeMu.RLock()
+	// while it runs. (Not RLock: the upgrade waits for this connection's
+	// handler while it holds the lock.)
+	if !s.upgradeMu.TryRLock() {
+		sess.err = errUpgrading
+		s.sessions.CompareAndDelete(init.ID, sess)
+		return
+	}
 	defer s.upgradeMu.RUnlock()
 	s.mu.Lock()
 	if s.closed {

@@ -34,6 +34,10 @@ const (
 	// attachGrace is how long a command that exited at once waits for the
 	// connection that created its session to attach and take its output.
 	attachGrace = 2 * time.Second
+	// reattachGrace is how long a handed-over session whose process has
+	// exited waits for a client to come back (from the upgrade's
+	// disconnect) and take the rest of its output.
+	reattachGrace = 10 * time.Second
 )
 
 // greeting is what an in-process backend adds to the shared PTY core: what
@@ -132,6 +136,10 @@ type ptySession struct {
 	exited   chan struct{}
 	exitCode int // set by reap
 	doneCh   chan struct{}
+	// reattached, for a session an upgrade handed over, is closed at its
+	// first attach since.
+	reattached     chan struct{}
+	reattachedOnce sync.Once
 
 	// pause, while an upgrade holds the reader still, says so; see
 	// quiesce. kick wakes a reader that waits for something else.
@@ -453,17 +461,26 @@ func (ps *ptySession) run() {
 	// carries the session (its process exited or not) to the new image,
 	// or resumes it here.
 	ps.waitForExitOrClose()
+	select {
+	case <-ps.closeReq:
+	default:
+		// A command that exits at once still owes its output to the
+		// connection that created the session (a handed-over one, to
+		// the connections the upgrade closed).
+		owedTo, owedFor := ps.readerRelease, attachGrace
+		if ps.reattached != nil {
+			owedTo, owedFor = ps.reattached, reattachGrace
+		}
+		select {
+		case <-owedTo:
+		case <-ps.closeReq:
+		case <-time.After(owedFor):
+		}
+	}
 	ps.srv.upgradeMu.RLock()
 	defer ps.srv.upgradeMu.RUnlock()
 	select {
 	case <-ps.exited:
-		// A command that exits at once still owes its output to the
-		// connection that created the session.
-		select {
-		case <-ps.readerRelease:
-		case <-ps.closeReq:
-		case <-time.After(attachGrace):
-		}
 	case <-ps.closeReq:
 		ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGHUP)
 		select {
@@ -556,6 +573,9 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	ps.greeting.attached(len(ps.atts))
 	ps.mu.Unlock()
 	ps.startReading()
+	if ps.reattached != nil {
+		ps.reattachedOnce.Do(func() { close(ps.reattached) })
+	}
 	go a.writeLoop()
 	return a, nil
 }

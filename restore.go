@@ -299,6 +299,7 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 		s.mu.Unlock()
 		sess.ended()
 	})
+	ps.reattached = make(chan struct{})
 	ps.ring.restore(st.Ring.Total, st.Ring.Held)
 	if !st.LastOutput.IsZero() {
 		ps.last.Store(st.LastOutput.UnixNano())

@@ -195,12 +195,9 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 			_ = d.SetDeadline(time.Unix(1, 0))
 		}
 	}
-	if err := s.closeConnsForUpgrade(ctx); err != nil {
-		return err
-	}
-	up.disconnected = time.Now()
-	// Sessions that are starting or ending finish first; none starts or
-	// ends after this.
+	// Sessions that are starting or ending finish first (an ending one
+	// ends its connections with its own reason); none starts or ends
+	// after this.
 	for !s.upgradeMu.TryLock() {
 		select {
 		case <-ctx.Done():
@@ -209,6 +206,10 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		}
 	}
 	up.locked = true
+	if err := s.closeConnsForUpgrade(ctx); err != nil {
+		return err
+	}
+	up.disconnected = time.Now()
 	if err := s.upgradable(); err != nil {
 		return err
 	}
@@ -249,18 +250,29 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 }
 
 // closeConnsForUpgrade closes every connection, attributed to
-// DisconnectServerUpgrade, and waits until each handler has returned.
+// DisconnectServerUpgrade, and waits until each handler has returned. A
+// connection already ended (its session ended) is left to take its last
+// output and end of stream, so that its client does not reconnect and
+// start the command again; one that does not take it within a second is
+// cut off.
 func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
 	d := disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}
 	s.mu.Lock()
 	for c := range s.conns {
-		c.end(d)
-		c.interrupt()
+		if c.end(d) {
+			c.interrupt()
+		}
 	}
 	s.mu.Unlock()
+	grace := time.Now().Add(time.Second)
 	for {
 		s.mu.Lock()
 		n := len(s.conns)
+		if n > 0 && time.Now().After(grace) {
+			for c := range s.conns {
+				c.interrupt()
+			}
+		}
 		s.mu.Unlock()
 		if n == 0 {
 			return nil

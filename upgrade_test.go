@@ -2,16 +2,22 @@ package reconnectingpty_test
 
 import (
 	"bytes"
+	"context"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/client"
 	"github.com/reconnectingpty/reconnectingpty/internal/vt"
 )
 
@@ -70,7 +76,7 @@ func TestUpgrade(t *testing.T) {
 		}
 		pids := d.pids()
 		if len(pids) != len(all) {
-			t.Fatalf("%d sessions before the upgrade, want %d", len(pids), len(all))
+			t.Fatalf("%d sessions before the upgrade, want %d: %+v", len(pids), len(all), d.sessions())
 		}
 		before := d.lineCount()
 		if err := d.upgrade(newBin); err != "" {
@@ -152,6 +158,67 @@ func TestUpgrade(t *testing.T) {
 		if a, l := screenOf(along.output()), screenOf(late.output()); a != l {
 			t.Errorf("a late vt client's screen differs from one attached along:\nalong: %q\nlate:  %q", a, l)
 		}
+
+		// The new image closed the state, and a child it starts now
+		// inherits none of the handed-over descriptors.
+		if fds := d.control("fds"); strings.Contains(fds, "reconnectingpty-handover") {
+			t.Errorf("the new image keeps the state open: %s", fds)
+		}
+		fresh := dialStream(t, d.rpty, reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, Command: "ls /proc/self/fd | tr '\\n' ' '"})
+		fresh.waitEOF()
+		if got := string(fresh.output()); got != "0 1 2 3 " {
+			t.Errorf("a new session's process has descriptors %q, want its standard streams and ls's own (0 1 2 3)", got)
+		}
+	})
+
+	t.Run("UnderConnectionChurn", func(t *testing.T) {
+		d := startDaemon(t, oldBin)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var problems []string
+		done := 0
+		for w := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					word := "churn-" + itoa(w) + "-" + itoa(i)
+					problem := churnOnce(d.rpty, word)
+					mu.Lock()
+					if problem != "" {
+						problems = append(problems, problem)
+					}
+					done++
+					mu.Unlock()
+				}
+			}()
+		}
+		for i, bin := range []string{newBin, oldBin} {
+			time.Sleep(300 * time.Millisecond)
+			before := d.lineCount()
+			if err := d.upgrade(bin); err != "" {
+				t.Errorf("upgrade %d: %s", i+1, err)
+				break
+			}
+			_, at := d.waitLineAt("MARKER "+strings.TrimPrefix(filepath.Base(bin), "upgraded-")+" ", before)
+			d.waitLine("READY ", at)
+		}
+		time.Sleep(300 * time.Millisecond)
+		close(stop)
+		wg.Wait()
+		if done == 0 {
+			t.Fatal("no session ran")
+		}
+		for _, p := range problems {
+			t.Error(p)
+		}
+		t.Logf("%d sessions across 2 upgrades", done)
 	})
 
 	t.Run("NoSession", func(t *testing.T) {
@@ -269,6 +336,46 @@ func TestUpgrade(t *testing.T) {
 			}
 		})
 	}
+}
+
+// churnOnce runs a short session through a resuming client and reports
+// what went wrong, if anything: its output must be its one line, once (a
+// client cut off before its first byte is redrawn rather than sent the
+// output: then its screen must show the line once).
+func churnOnce(addr, word string) string {
+	dial := func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", addr)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var resets atomic.Int32
+	c, err := client.Dial(ctx, dial, reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, Command: "echo " + word + "; sleep 0.2"},
+		client.Options{
+			MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			OnReset: func() { resets.Add(1) },
+		})
+	if err != nil {
+		return word + ": dial: " + err.Error()
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	defer stop()
+	out, err := io.ReadAll(c)
+	if err != nil {
+		return word + ": read: " + err.Error()
+	}
+	if resets.Load() > 0 {
+		// The screen, not the stream: it shows the line once.
+		if n := strings.Count(screenOf(out), word); n != 1 {
+			return word + ": redrawn; the screen shows it " + itoa(n) + " times; output " + strconv.Quote(string(out))
+		}
+		return ""
+	}
+	if string(out) != word+"\r\n" {
+		return word + ": output " + strconv.Quote(string(out))
+	}
+	return ""
 }
 
 // screenOf is what a terminal that was sent out shows: its snapshot.
