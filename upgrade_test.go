@@ -23,9 +23,9 @@ import (
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// floodCommand prints seq 1 1000000 in 50 pieces 50 ms apart, so that an
+// floodCommand prints seq 1 1000000 in 50 pieces 200 ms apart, so that an
 // upgrade soon after it starts lands in the middle of it.
-const floodCommand = `for i in $(seq 0 49); do seq $((i*20000+1)) $((i*20000+20000)); sleep 0.05; done`
+const floodCommand = `for i in $(seq 0 49); do seq $((i*20000+1)) $((i*20000+20000)); sleep 0.2; done`
 
 // floodOutput is what floodCommand's terminal shows: seq's lines, each
 // ended with CR LF by the terminal.
