@@ -19,6 +19,7 @@ import (
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
 	"github.com/reconnectingpty/reconnectingpty/internal/vt"
+	"github.com/reconnectingpty/reconnectingpty/internal/xtermjs"
 )
 
 func itoa(n int) string { return strconv.Itoa(n) }
@@ -157,6 +158,22 @@ func TestUpgrade(t *testing.T) {
 		along.waitQuiet(200 * time.Millisecond)
 		if a, l := screenOf(along.output()), screenOf(late.output()); a != l {
 			t.Errorf("a late vt client's screen differs from one attached along:\nalong: %q\nlate:  %q", a, l)
+		}
+		// And as the web page's terminal renders them, cell for cell.
+		r, err := xtermjs.Start(context.Background())
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		defer r.Close()
+		render := func(out []byte) xtermjs.State {
+			st, err := r.Render(context.Background(), xtermjs.Request{Rows: 24, Cols: 80, Scrollback: 1000, Chunks: [][]byte{out}})
+			if err != nil {
+				t.Fatalf("render: %v", err)
+			}
+			return st
+		}
+		for _, diff := range xtermjs.Diff(render(along.output()), render(late.output())) {
+			t.Errorf("xterm.js: a late vt client differs from one attached along: %s", diff)
 		}
 
 		// The new image closed the state, and a child it starts now
