@@ -236,7 +236,7 @@ func (s *Server) track(nc net.Conn) (*conn, *disconnect) {
 	if s.closed {
 		return nil, &disconnect{reason: DisconnectServerShutdown, detail: "server closed"}
 	}
-	if s.upgrading != nil {
+	if s.upgrading != nil && s.upgrading.refusing {
 		return nil, &disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}
 	}
 	if over(len(s.conns), s.cfg.MaxConnections) {

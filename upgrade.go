@@ -43,7 +43,15 @@ type UpgradeOptions struct {
 
 // upgradeRun is an upgrade under way; failed is closed when it failed and
 // the server serves again.
-type upgradeRun struct{ failed chan struct{} }
+type upgradeRun struct {
+	failed chan struct{}
+	// parked counts the Serve loops holding off Accept, and refusing is
+	// set once they all do: from then on a connection that still comes
+	// in (ServeConn's, or a listener's that cannot be held) is refused.
+	// Both guarded by the server's mu.
+	parked   int
+	refusing bool
+}
 
 // carried is one session an upgrade is taking along.
 type carried struct {
@@ -189,10 +197,30 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	s := up.s
 	// Accept returns at once (a deadline in the past); Serve then waits
 	// for the upgrade's outcome. Connections arriving meanwhile wait in
-	// the backlog, for the new image.
+	// the backlog, for the new image. One accepted just before is served
+	// as any connection already there: closed below, and its client
+	// resumes.
+	held := 0
 	for _, l := range up.listeners {
 		if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
 			_ = d.SetDeadline(time.Unix(1, 0))
+			held++
+		}
+	}
+	for {
+		s.mu.Lock()
+		parked := up.run.parked
+		if parked >= held {
+			up.run.refusing = true
+		}
+		s.mu.Unlock()
+		if parked >= held {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return xerrors.Errorf("upgrade: wait for Serve to stop accepting: %w", ctx.Err())
+		case <-time.After(100 * time.Microsecond):
 		}
 	}
 	// Sessions that are starting or ending finish first (an ending one
@@ -448,6 +476,9 @@ func (s *Server) exec(path string, args, env []string) error {
 func (s *Server) waitUpgrade(ctx context.Context) bool {
 	s.mu.Lock()
 	u := s.upgrading
+	if u != nil {
+		u.parked++
+	}
 	s.mu.Unlock()
 	if u == nil {
 		return false
@@ -456,5 +487,8 @@ func (s *Server) waitUpgrade(ctx context.Context) bool {
 	case <-u.failed:
 	case <-ctx.Done():
 	}
+	s.mu.Lock()
+	u.parked--
+	s.mu.Unlock()
 	return true
 }

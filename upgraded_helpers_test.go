@@ -223,6 +223,12 @@ func (d *daemon) stop() {
 		_ = d.cmd.Process.Kill()
 		<-done
 	}
+	<-d.logEnd
+	// The daemon runs under the race detector when the tests do: what it
+	// finds, in either image, fails the test.
+	if log := d.log(); strings.Contains(log, "WARNING: DATA RACE") || strings.Contains(log, "panic:") {
+		d.tb.Errorf("the daemon reported:\n%s", log)
+	}
 }
 
 // streamClient is a resuming Go client and everything it has read.
