@@ -111,10 +111,10 @@ func TestRestoredVTTerminalIsTheSame(t *testing.T) {
 	out.WriteString("\x1b]0;a title\x07\x1b[1;31mred\x1b[?1049h\x1b[5;5Halt screen\x1b[?25l")
 	g.output(out.Bytes())
 	g.afterOutput()
-	st := g.state()
+	st := g.state(nil)
 
 	r := restoreVTGreeting(st, 100)
-	if got := r.state(); !bytes.Equal(got.Snapshot, st.Snapshot) || got.Parsed != st.Parsed || got.Answered != st.Answered {
+	if got := r.state(nil); !bytes.Equal(got.Snapshot, st.Snapshot) || got.Parsed != st.Parsed || got.Answered != st.Answered {
 		t.Fatalf("restored terminal differs:\nwant %q (parsed %d, answered %d)\ngot  %q (parsed %d, answered %d)",
 			st.Snapshot, st.Parsed, st.Answered, got.Snapshot, got.Parsed, got.Answered)
 	}
@@ -123,4 +123,29 @@ func TestRestoredVTTerminalIsTheSame(t *testing.T) {
 	}
 	g.finish()
 	r.finish()
+}
+
+// TestEarlyVTStateIsUsedOnlyIfNothingChanged pins that a snapshot taken
+// while the server still served stands for the terminal only if neither
+// output nor a resize came since.
+func TestEarlyVTStateIsUsedOnlyIfNothingChanged(t *testing.T) {
+	g := newVTGreeting(24, 80, 100)
+	defer g.finish()
+	g.output([]byte("before\r\n"))
+	g.afterOutput()
+	early := g.state(nil)
+	if got := g.state(early); got != early {
+		t.Fatal("an unchanged terminal was drawn again")
+	}
+	g.output([]byte("after\r\n"))
+	g.afterOutput()
+	got := g.state(early)
+	if got == early || !bytes.Contains(got.Snapshot, []byte("after")) {
+		t.Fatalf("output since the early snapshot is missing: %q", got.Snapshot)
+	}
+	early = got
+	g.resized(30, 100)
+	if got := g.state(early); got == early || got.Height != 30 || got.Width != 100 {
+		t.Fatalf("a resize since the early snapshot is missing: %+v", got)
+	}
 }

@@ -114,7 +114,8 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 	if err == nil {
 		phases := []slog.Field{
 			slog.F("sessions", len(up.carried)),
-			slog.F("disconnect", up.disconnected.Sub(began).String()),
+			slog.F("snapshot", up.snapshotted.Sub(began).String()),
+			slog.F("disconnect", up.disconnected.Sub(up.snapshotted).String()),
 			slog.F("quiesce", up.quiesced.Sub(up.disconnected).String()),
 			slog.F("write", up.written.Sub(up.quiesced).String()),
 			slog.F("state_bytes", up.stateBytes),
@@ -187,14 +188,18 @@ type upgrade struct {
 	stateFD   int
 	lnFiles   map[string]*os.File
 	lnFDs     map[string]int
+	// early are the vt states taken while the server still served.
+	early map[*ptySession]*vtState
 
-	disconnected, quiesced, written time.Time
+	snapshotted, disconnected, quiesced, written time.Time
 	stateBytes                      int64
 }
 
 // prepare does everything but the exec.
 func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	s := up.s
+	up.takeEarlyStates()
+	up.snapshotted = time.Now()
 	// Accept returns at once (a deadline in the past); Serve then waits
 	// for the upgrade's outcome. Connections arriving meanwhile wait in
 	// the backlog, for the new image. One accepted just before is served
@@ -277,6 +282,55 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	return up.carryListeners(opts.Listeners)
 }
 
+// onEveryCPU calls f(0) to f(n-1) on as many goroutines as there are CPUs,
+// and returns when all have returned.
+func onEveryCPU(n int, f func(i int)) {
+	next := make(chan int, n)
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range min(n, runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// takeEarlyStates snapshots every vt terminal while the server still
+// serves: the expensive part of the state, done before anyone is
+// disconnected. Those that change before the sessions are stopped are
+// drawn again then.
+func (up *upgrade) takeEarlyStates() {
+	var pss []*ptySession
+	up.s.sessions.Range(func(_, v any) bool {
+		sess := v.(*session)
+		select {
+		case <-sess.ready:
+		default:
+			return true
+		}
+		if ps, ok := sess.rpty.(*ptySession); ok && sess.err == nil {
+			pss = append(pss, ps)
+		}
+		return true
+	})
+	states := make([]*vtState, len(pss))
+	onEveryCPU(len(pss), func(i int) { states[i] = pss[i].earlyState() })
+	up.early = make(map[*ptySession]*vtState, len(pss))
+	for i, ps := range pss {
+		if states[i] != nil {
+			up.early[ps] = states[i]
+		}
+	}
+}
+
 // closeConnsForUpgrade closes every connection, attributed to
 // DisconnectServerUpgrade, and waits until each handler has returned. A
 // connection already ended (its session ended) is left to take its last
@@ -326,23 +380,11 @@ func (up *upgrade) writeState() error {
 		ended bool
 	}
 	states := make([]taken, len(up.carried))
-	next := make(chan int, len(up.carried))
-	for i := range up.carried {
-		next <- i
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range min(len(up.carried), runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				t := &states[i]
-				t.ring, t.vt, t.ended = up.carried[i].ps.state()
-			}
-		}()
-	}
-	wg.Wait()
+	onEveryCPU(len(up.carried), func(i int) {
+		t := &states[i]
+		ps := up.carried[i].ps
+		t.ring, t.vt, t.ended = ps.state(up.early[ps])
+	})
 	kept := up.carried[:0]
 	for i, c := range up.carried {
 		ring, vt, ended := states[i].ring, states[i].vt, states[i].ended

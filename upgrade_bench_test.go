@@ -37,7 +37,8 @@ func BenchmarkUpgrade(b *testing.B) {
 				probe = ids[0]
 			}
 			var serve, quiesce, write, exec, read, restore, background time.Duration
-			var resumed []time.Duration
+			var resumed, blackout []time.Duration
+			var snapshot time.Duration
 			var stateBytes float64
 			b.ResetTimer()
 			for range b.N {
@@ -56,11 +57,12 @@ func BenchmarkUpgrade(b *testing.B) {
 				}
 				if n > 0 {
 					b.StopTimer()
-					lat := resumeLatencies(b, d.rpty, ids[:min(100, n)], func() {
+					fromStart, fromDrop := resumeLatencies(b, d.rpty, ids[:min(100, n)], func() {
 						b.StartTimer()
 						upgrade()
 					})
-					resumed = append(resumed, lat...)
+					resumed = append(resumed, fromStart...)
+					blackout = append(blackout, fromDrop...)
 				} else {
 					upgrade()
 				}
@@ -70,6 +72,7 @@ func BenchmarkUpgrade(b *testing.B) {
 				rs := d.logFields(before, "reconnecting pty sessions restored")
 				b.Logf("old image: %v; new image: %v", up, rs)
 				quiesce += parseDuration(b, up["quiesce"])
+				snapshot += parseDuration(b, up["snapshot"])
 				write += parseDuration(b, up["write"])
 				stateBytes = up["state_bytes"].(float64)
 				restore += parseDuration(b, rs["restore"])
@@ -85,6 +88,7 @@ func BenchmarkUpgrade(b *testing.B) {
 			b.StopTimer()
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 			b.ReportMetric(per(serve), "ms-to-serving")
+			b.ReportMetric(per(snapshot), "ms-snapshot-serving")
 			b.ReportMetric(per(quiesce), "ms-quiesce")
 			b.ReportMetric(per(write), "ms-write")
 			b.ReportMetric(per(exec), "ms-exec")
@@ -94,11 +98,14 @@ func BenchmarkUpgrade(b *testing.B) {
 			if n > 0 {
 				b.ReportMetric(stateBytes/float64(n), "state-B/session")
 				slices.Sort(resumed)
-				ms := func(q float64) float64 {
-					return float64(resumed[min(len(resumed)-1, int(q*float64(len(resumed))))].Microseconds()) / 1000
+				slices.Sort(blackout)
+				ms := func(d []time.Duration, q float64) float64 {
+					return float64(d[min(len(d)-1, int(q*float64(len(d))))].Microseconds()) / 1000
 				}
-				b.ReportMetric(ms(0.5), "ms-resumed-p50")
-				b.ReportMetric(ms(0.99), "ms-resumed-p99")
+				b.ReportMetric(ms(resumed, 0.5), "ms-resumed-p50")
+				b.ReportMetric(ms(resumed, 0.99), "ms-resumed-p99")
+				b.ReportMetric(ms(blackout, 0.5), "ms-drop-to-resumed-p50")
+				b.ReportMetric(ms(blackout, 0.99), "ms-drop-to-resumed-p99")
 			}
 		})
 	}

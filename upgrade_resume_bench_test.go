@@ -3,7 +3,6 @@ package reconnectingpty_test
 import (
 	"io"
 	"net"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +25,8 @@ type resumer struct {
 	mu      sync.Mutex
 	since   time.Time // the upgrade's start
 	resumed time.Duration
+	// blackout is from the drop to the resume.
+	blackout time.Duration
 	mode    resume.Mode
 	err     error
 	closed  bool
@@ -84,6 +85,7 @@ func (r *resumer) connect() (net.Conn, resume.Header, error) {
 // resumed once; the result is in r.
 func (r *resumer) follow() {
 	_, _ = io.Copy(io.Discard, r.conn) // idle: nothing comes until the drop
+	dropped := time.Now()
 	_ = r.conn.Close()
 	for {
 		r.mu.Lock()
@@ -98,7 +100,7 @@ func (r *resumer) follow() {
 			continue
 		}
 		r.mu.Lock()
-		r.resumed, r.mode, r.conn = time.Since(r.since), h.Mode, c
+		r.resumed, r.blackout, r.mode, r.conn = time.Since(r.since), time.Since(dropped), h.Mode, c
 		if h.Mode == resume.Delta && h.Offset != r.offset {
 			r.err = io.ErrUnexpectedEOF
 		}
@@ -110,8 +112,9 @@ func (r *resumer) follow() {
 
 // resumeLatencies attaches a resumer to each of ids, and after start()
 // (which upgrades) waits until each has resumed; it returns their
-// latencies from start's call, sorted, and fails if any was not a delta.
-func resumeLatencies(b *testing.B, addr string, ids []uuid.UUID, start func()) []time.Duration {
+// latencies from start's call and from their drop, and fails if any was
+// not a delta.
+func resumeLatencies(b *testing.B, addr string, ids []uuid.UUID, start func()) (fromStart, fromDrop []time.Duration) {
 	rs := make([]*resumer, len(ids))
 	for i, id := range ids {
 		rs[i] = &resumer{addr: addr, id: id}
@@ -151,13 +154,12 @@ func resumeLatencies(b *testing.B, addr string, ids []uuid.UUID, start func()) [
 		<-done
 		b.Fatal("clients did not resume within 2 minutes")
 	}
-	var out []time.Duration
 	for _, r := range rs {
 		if r.mode != resume.Delta || r.err != nil {
 			b.Fatalf("session %s resumed with mode %d (%v), want a delta from offset %d", r.id, r.mode, r.err, r.offset)
 		}
-		out = append(out, r.resumed)
+		fromStart = append(fromStart, r.resumed)
+		fromDrop = append(fromDrop, r.blackout)
 	}
-	slices.Sort(out)
-	return out
+	return fromStart, fromDrop
 }

@@ -74,7 +74,9 @@ func (ps *ptySession) closing() (disconnect, bool) {
 
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
-func (ps *ptySession) state() (ring ringState, vt *vtState, ended bool) {
+// early, if not nil, is the vt state taken before the upgrade stopped
+// anything (earlyState), which is used if the terminal has not changed.
+func (ps *ptySession) state(early *vtState) (ring ringState, vt *vtState, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
@@ -82,9 +84,27 @@ func (ps *ptySession) state() (ring ringState, vt *vtState, ended bool) {
 	}
 	ring = ringState{Total: ps.ring.written(), Held: ps.ring.appendLast(nil, ps.ring.held())}
 	if g, ok := ps.greeting.(*vtGreeting); ok {
-		vt = g.state()
+		vt = g.state(early)
 	}
 	return ring, vt, false
+}
+
+// earlyState takes a vt session's terminal state while the session still
+// serves, so that the upgrade, once it has stopped everything, draws again
+// only the terminals that changed meanwhile; nil for other backends.
+func (ps *ptySession) earlyState() *vtState {
+	g, ok := ps.greeting.(*vtGreeting)
+	if !ok {
+		return nil
+	}
+	// The core's lock orders the snapshot with output and resizes, as
+	// for a greeting.
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.ending {
+		return nil
+	}
+	return g.state(nil)
 }
 
 // setInheritable makes f's descriptor survive exec (on) or not, and

@@ -68,6 +68,9 @@ type vtGreeting struct {
 	// at the end of the last batch that had a query the emulator answered:
 	// output up to there holds a query that has its answer already.
 	parsed, answered uint64
+	// resizes counts the resizes: with parsed, it tells whether the
+	// terminal changed since a snapshot.
+	resizes uint64
 }
 
 func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
@@ -212,6 +215,7 @@ func (g *vtGreeting) resized(height, width uint16) {
 	g.claim()
 	defer g.release()
 	g.term.Resize(int(height), int(width))
+	g.resizes++
 }
 
 // attached hands query answering to the clients while any is attached:
@@ -273,17 +277,25 @@ type vtState struct {
 	// Parsed and Answered are the greeting's counts of the same names:
 	// offsets in the session's output.
 	Parsed, Answered uint64
+	resizes          uint64 // the greeting's, when taken; not carried
 }
 
 // state takes the terminal's state, everything given to output parsed.
-func (g *vtGreeting) state() *vtState {
+// early, if not nil, is a state taken before: if the terminal has not
+// changed since (no output, no resize), it is the state, and the
+// snapshot is not drawn again.
+func (g *vtGreeting) state(early *vtState) *vtState {
 	g.claim()
 	defer g.release()
+	if early != nil && early.Parsed == g.parsed && early.resizes == g.resizes {
+		return early
+	}
 	rows, cols := g.term.Size()
 	return &vtState{
 		Snapshot: g.term.AppendSnapshot(nil),
 		Height:   uint16(rows), Width: uint16(cols),
 		Parsed: g.parsed, Answered: g.answered,
+		resizes: g.resizes,
 	}
 }
 
