@@ -192,7 +192,7 @@ type upgrade struct {
 	early map[*ptySession]*vtState
 
 	snapshotted, disconnected, quiesced, written time.Time
-	stateBytes                      int64
+	stateBytes                                   int64
 }
 
 // prepare does everything but the exec.

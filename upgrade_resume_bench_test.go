@@ -27,9 +27,9 @@ type resumer struct {
 	resumed time.Duration
 	// blackout is from the drop to the resume.
 	blackout time.Duration
-	mode    resume.Mode
-	err     error
-	closed  bool
+	mode     resume.Mode
+	err      error
+	closed   bool
 }
 
 // attach makes the first connection and takes the session's redraw.
