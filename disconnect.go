@@ -24,6 +24,7 @@ package reconnectingpty
 //	start_failed     false     agent      the command could not be created or started
 //	slow_consumer    false     server     the client fell too far behind the output and was cut off
 //	limit_exceeded   false     server     a configured limit (sessions, connections, startups) refused the connection
+//	server_upgrade   true      server     the server is handing its sessions to a new program image (Server.Upgrade); the client reconnects and resumes
 type DisconnectReason string
 
 // The disconnect reasons; see DisconnectReason for when each applies.
@@ -38,6 +39,7 @@ const (
 	DisconnectStartFailed    DisconnectReason = "start_failed"
 	DisconnectSlowConsumer   DisconnectReason = "slow_consumer"
 	DisconnectLimitExceeded  DisconnectReason = "limit_exceeded"
+	DisconnectServerUpgrade  DisconnectReason = "server_upgrade"
 )
 
 // DisconnectInitiator is the party whose action closed the connection.
@@ -71,6 +73,7 @@ var reasonTable = map[DisconnectReason]reasonInfo{
 	DisconnectStartFailed:    {false, InitiatorAgent},
 	DisconnectSlowConsumer:   {false, InitiatorServer},
 	DisconnectLimitExceeded:  {false, InitiatorServer},
+	DisconnectServerUpgrade:  {true, InitiatorServer},
 }
 
 // Expected reports whether the reason is part of normal operation.

@@ -181,6 +181,9 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 			if xerrors.Is(sess.err, ErrServerClosed) {
 				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, sess.err
 			}
+			if xerrors.Is(sess.err, errUpgrading) {
+				return nil, disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}, sess.err
+			}
 			if xerrors.Is(sess.err, errLimit) {
 				return nil, disconnect{reason: DisconnectLimitExceeded, detail: sess.err.Error()}, sess.err
 			}
@@ -217,10 +220,25 @@ func (s *Server) startSession(sess *session, init Init, backend BackendType, hei
 	// The session outlives the connection that created it: log it as itself.
 	logger = s.logger.With(slog.F("session_id", s.logID(init.ID)))
 	sess.logger = logger
+	// An upgrade waits for a session that is starting, and none starts
+	// while it runs. (Not RLock: the upgrade waits for this connection's
+	// handler while it holds the lock.)
+	if !s.upgradeMu.TryRLock() {
+		sess.err = errUpgrading
+		s.sessions.CompareAndDelete(init.ID, sess)
+		return
+	}
+	defer s.upgradeMu.RUnlock()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		sess.err = ErrServerClosed
+		s.sessions.CompareAndDelete(init.ID, sess)
+		return
+	}
+	if s.upgrading != nil {
+		s.mu.Unlock()
+		sess.err = errUpgrading
 		s.sessions.CompareAndDelete(init.ID, sess)
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/xerrors"
@@ -97,9 +98,14 @@ func awaitExit(pid int) {
 
 // procStarter forks every child of a server from one locked OS thread.
 type procStarter struct {
-	reqs chan startReq
-	quit chan struct{} // closed by stop
-	done chan struct{}
+	reqs  chan startReq
+	execs chan execReq
+	// onMain is set when the starter runs on the process's main thread
+	// (see newProcStarter); read after ready is closed.
+	onMain bool
+	ready  chan struct{}
+	quit   chan struct{} // closed by stop
+	done   chan struct{}
 	// inherited are the descriptors (above stderr) that the process had
 	// without close-on-exec when the server started: what it was started
 	// with. Children must not see them.
@@ -111,31 +117,78 @@ type startReq struct {
 	err chan error
 }
 
-// newProcStarter starts the forking goroutine; stop ends it.
-func newProcStarter(inherited []int) *procStarter {
+type execReq struct {
+	path      string
+	args, env []string
+	err       chan error
+}
+
+// mainThreadSearch bounds how long a starter looks for the main thread.
+const mainThreadSearch = time.Second
+
+// newProcStarter starts the forking goroutine; stop ends it. With
+// wantMain, it runs on the process's main thread if it can find it within
+// mainThreadSearch: a program image that an upgrade started has the
+// sessions it took over as children of that thread (the thread that
+// called exec became it), and its later children must share their
+// parent thread, or its next exec, from one thread, would end the other
+// and fire the parent-death signal of that thread's children.
+func newProcStarter(inherited []int, wantMain bool) *procStarter {
 	p := &procStarter{
 		reqs:      make(chan startReq),
+		execs:     make(chan execReq),
+		ready:     make(chan struct{}),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 		inherited: inherited,
 	}
-	go p.loop()
+	go p.loop(wantMain)
+	<-p.ready
 	return p
 }
 
-func (p *procStarter) loop() {
+func (p *procStarter) loop(wantMain bool) {
 	defer close(p.done)
 	// Never unlocked: when this goroutine returns its thread exits, and
-	// any child still alive (there should be none) gets its SIGKILL.
+	// any child still alive (there should be none) gets its SIGKILL. (The
+	// main thread never exits before the process: Go parks it instead.)
 	runtime.LockOSThread()
+	if wantMain {
+		// Any thread may run this goroutine; hop until it is the main
+		// one (its thread ID is the process ID). The caller waits on
+		// ready, parking its own goroutine, which frees that thread.
+		deadline := time.Now().Add(mainThreadSearch)
+		for unix.Gettid() != unix.Getpid() && time.Now().Before(deadline) {
+			runtime.UnlockOSThread()
+			time.Sleep(50 * time.Microsecond)
+			runtime.LockOSThread()
+		}
+	}
+	p.onMain = unix.Gettid() == unix.Getpid()
+	close(p.ready)
 	for {
 		select {
 		case r := <-p.reqs:
 			r.err <- p.fork(r.cmd)
+		case r := <-p.execs:
+			// Returns only if the exec failed.
+			r.err <- syscall.Exec(r.path, r.args, r.env)
 		case <-p.quit:
 			return
 		}
 	}
+}
+
+// exec executes a new program image from the starter's thread, the parent
+// of every child it started; it returns only if that fails.
+func (p *procStarter) exec(path string, args, env []string) error {
+	r := execReq{path: path, args: args, env: env, err: make(chan error, 1)}
+	select {
+	case p.execs <- r:
+	case <-p.quit:
+		return xerrors.Errorf("exec %q: %w", path, ErrServerClosed)
+	}
+	return <-r.err
 }
 
 // start starts cmd on the starter's thread, with SIGKILL as its parent
@@ -170,7 +223,7 @@ func (s *Server) startProcess(cmd *exec.Cmd) error {
 		return xerrors.Errorf("start %q: %w", cmd.Path, ErrServerClosed)
 	}
 	if s.starter == nil {
-		s.starter = newProcStarter(s.inherited)
+		s.starter = newProcStarter(s.inherited, false)
 	}
 	st := s.starter
 	s.mu.Unlock()

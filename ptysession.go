@@ -8,13 +8,12 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"cdr.dev/slog/v3"
 	"golang.org/x/xerrors"
-
-	"github.com/reconnectingpty/reconnectingpty/internal/resume"
 )
 
 const (
@@ -33,6 +32,10 @@ const (
 	// attachGrace is how long a command that exited at once waits for the
 	// connection that created its session to attach and take its output.
 	attachGrace = 2 * time.Second
+	// reattachGrace is how long a handed-over session whose process has
+	// exited waits for a client to come back (from the upgrade's
+	// disconnect) and take the rest of its output.
+	reattachGrace = 10 * time.Second
 )
 
 // greeting is what an in-process backend adds to the shared PTY core: what
@@ -88,10 +91,13 @@ type exactRedraw interface{ exactRedraw() }
 type ptySession struct {
 	outputClock // for SessionInfo.LastOutput
 
-	srv      *Server
-	logger   slog.Logger
-	backend  string
+	srv     *Server
+	logger  slog.Logger
+	backend string
+	// cmd is the command the session started, nil for a session an
+	// upgrade handed over (the new image has only its process).
 	cmd      *exec.Cmd
+	proc     *os.Process
 	ptmx     *os.File
 	greeting greeting
 	// onDone, if set, is called by run once everything else is over.
@@ -128,6 +134,15 @@ type ptySession struct {
 	exited   chan struct{}
 	exitCode int // set by reap
 	doneCh   chan struct{}
+	// reattached, for a session an upgrade handed over, is closed at its
+	// first attach since.
+	reattached     chan struct{}
+	reattachedOnce sync.Once
+
+	// pause, while an upgrade holds the reader still, says so; see
+	// quiesce. kick wakes a reader that waits for something else.
+	pause atomic.Pointer[readerPause]
+	kick  chan struct{}
 }
 
 // startPTYSession starts cmd on a new PTY and the goroutines that serve it:
@@ -137,11 +152,21 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 	if err != nil {
 		return nil, err
 	}
-	ps := &ptySession{
+	ps := newPTYSession(s, backend, g, ptmx, cmd.Process, logger, onDone)
+	ps.cmd = cmd
+	g.resized(height, width)
+	ps.start()
+	return ps, nil
+}
+
+// newPTYSession is the core of a session whose process runs on ptmx; start
+// starts serving it.
+func newPTYSession(s *Server, backend BackendType, g greeting, ptmx *os.File, proc *os.Process, logger slog.Logger, onDone func()) *ptySession {
+	return &ptySession{
 		srv:           s,
-		logger:        logger.With(slog.F("backend", string(backend)), slog.F("pid", cmd.Process.Pid)),
+		logger:        logger.With(slog.F("backend", string(backend)), slog.F("pid", proc.Pid)),
 		backend:       string(backend),
-		cmd:           cmd,
+		proc:          proc,
 		ptmx:          ptmx,
 		greeting:      g,
 		onDone:        onDone,
@@ -154,20 +179,23 @@ func startPTYSession(s *Server, backend BackendType, g greeting, cmd *exec.Cmd, 
 		readerRelease: make(chan struct{}),
 		exited:        make(chan struct{}),
 		doneCh:        make(chan struct{}),
+		kick:          make(chan struct{}, 1),
 	}
-	g.resized(height, width)
-	if a, ok := g.(answerer); ok {
+}
+
+// start starts the reader, the process waiter and run.
+func (ps *ptySession) start() {
+	if a, ok := ps.greeting.(answerer); ok {
 		a.answerWith(ps.answer)
 	}
 	go ps.read()
 	go ps.wait()
 	go ps.run()
-	return ps, nil
 }
 
 func (ps *ptySession) done() <-chan struct{} { return ps.doneCh }
 
-func (ps *ptySession) pid() int { return ps.cmd.Process.Pid }
+func (ps *ptySession) pid() int { return ps.proc.Pid }
 
 // title is the window title the program last set, where the greeting
 // keeps a terminal that knows it (vt); "" otherwise.
@@ -204,11 +232,17 @@ func (ps *ptySession) read() {
 	defer close(ps.readerDone)
 	// Output keeps flowing even if the creator never attaches.
 	hold := time.NewTimer(attachGrace)
-	select {
-	case <-ps.readerRelease:
-	case <-hold.C:
-	case <-ps.stopReading:
-		return
+	for waiting := true; waiting; {
+		select {
+		case <-ps.readerRelease:
+			waiting = false
+		case <-hold.C:
+			waiting = false
+		case <-ps.kick:
+			ps.parkIfPaused()
+		case <-ps.stopReading:
+			return
+		}
 	}
 	hold.Stop()
 	rc, err := ps.ptmx.SyscallConn()
@@ -218,6 +252,9 @@ func (ps *ptySession) read() {
 	}
 	worker, _ := ps.greeting.(outputWorker)
 	for {
+		// Between chunks: everything read so far has reached the ring,
+		// the queues and the greeting.
+		ps.parkIfPaused()
 		bp, n, err := readReady(rc, &ps.srv.readBufs)
 		if n > 0 {
 			allBehind := ps.fanOut((*bp)[:n])
@@ -230,6 +267,9 @@ func (ps *ptySession) read() {
 			}
 		}
 		if err != nil {
+			if xerrors.Is(err, os.ErrDeadlineExceeded) {
+				continue // quiesce's wake-up; parkIfPaused decides
+			}
 			return
 		}
 	}
@@ -259,7 +299,7 @@ func (ps *ptySession) allBehind() bool {
 func (ps *ptySession) waitForRoom() {
 	timer := time.NewTimer(ps.srv.cfg.SlowConsumerTimeout)
 	defer timer.Stop()
-	for ps.allBehind() {
+	for ps.allBehind() && ps.pause.Load() == nil {
 		select {
 		case <-ps.drained:
 		case <-ps.closeReq:
@@ -361,26 +401,51 @@ func (ps *ptySession) answer(reply []byte) {
 	}
 }
 
+// waitForExitOrClose returns once the process has exited or the session
+// is asked to close.
+func (ps *ptySession) waitForExitOrClose() {
+	select {
+	case <-ps.exited:
+	case <-ps.closeReq:
+	}
+}
+
 // wait waits for the process to exit without reaping it.
 func (ps *ptySession) wait() {
 	defer close(ps.exited)
-	awaitExit(ps.cmd.Process.Pid)
+	awaitExit(ps.proc.Pid)
 }
 
 // reap collects the exited process and its exit code.
 func (ps *ptySession) reap() {
+	if ps.cmd == nil {
+		// Handed over by an upgrade: the process is still this process's
+		// child, and waited for as one.
+		st, err := ps.proc.Wait()
+		ps.exitCode = 1
+		if err == nil {
+			ps.exitCode = exitCodeOf(st)
+		}
+		return
+	}
 	err := ps.cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
 	case err == nil:
 	case xerrors.As(err, &exitErr):
-		ps.exitCode = exitErr.ExitCode()
-		if ws, ok := exitErr.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			ps.exitCode = 128 + int(ws.Signal())
-		}
+		ps.exitCode = exitCodeOf(exitErr.ProcessState)
 	default:
 		ps.exitCode = 1
 	}
+}
+
+// exitCodeOf is a process's exit status as a shell reports it: 128 plus
+// the signal for one killed by a signal.
+func exitCodeOf(st *os.ProcessState) int {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return st.ExitCode()
 }
 
 // run ends the session when the process exits or close is called, and makes
@@ -390,21 +455,36 @@ func (ps *ptySession) run() {
 		defer ps.onDone()
 	}
 	defer close(ps.doneCh)
+	// Nothing is killed or reaped while an upgrade is under way: it
+	// carries the session (its process exited or not) to the new image,
+	// or resumes it here.
+	ps.waitForExitOrClose()
+	select {
+	case <-ps.closeReq:
+	default:
+		// A command that exits at once still owes its output to the
+		// connection that created the session (a handed-over one, to
+		// the connections the upgrade closed).
+		owedTo, owedFor := ps.readerRelease, attachGrace
+		if ps.reattached != nil {
+			owedTo, owedFor = ps.reattached, reattachGrace
+		}
+		select {
+		case <-owedTo:
+		case <-ps.closeReq:
+		case <-time.After(owedFor):
+		}
+	}
+	ps.srv.upgradeMu.RLock()
+	defer ps.srv.upgradeMu.RUnlock()
 	select {
 	case <-ps.exited:
-		// A command that exits at once still owes its output to the
-		// connection that created the session.
-		select {
-		case <-ps.readerRelease:
-		case <-ps.closeReq:
-		case <-time.After(attachGrace):
-		}
 	case <-ps.closeReq:
-		ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGHUP)
+		ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGHUP)
 		select {
 		case <-ps.exited:
 		case <-time.After(hangupGrace):
-			ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+			ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGKILL)
 			<-ps.exited
 		}
 	}
@@ -415,7 +495,7 @@ func (ps *ptySession) run() {
 	case <-ps.readerDone:
 	case <-time.After(drainGrace):
 	}
-	ps.srv.procs.killSession(ps.cmd.Process.Pid, syscall.SIGKILL)
+	ps.srv.procs.killSession(ps.proc.Pid, syscall.SIGKILL)
 	ps.reap()
 	close(ps.stopReading)
 	_ = ps.ptmx.Close()
@@ -491,54 +571,11 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	ps.greeting.attached(len(ps.atts))
 	ps.mu.Unlock()
 	ps.startReading()
+	if ps.reattached != nil {
+		ps.reattachedOnce.Do(func() { close(ps.reattached) })
+	}
 	go a.writeLoop()
 	return a, nil
-}
-
-// firstBytes is what a joining connection is sent before live output: the
-// greeting, or for a resuming one a header and then the output it missed
-// (delta) or the greeting as a redraw (reset). ps.mu is held.
-func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
-	if !req.resume {
-		g := ps.greeting.greet(nil, &ps.ring)
-		ps.srv.metrics.replayBytes.Add(float64(len(g)))
-		if len(g) == 0 {
-			return nil
-		}
-		return [][]byte{g}
-	}
-	written := ps.ring.written()
-	// A client resuming from 0 has nothing. A greeting that redraws the
-	// exact state sends that rather than all the output from the start:
-	// replayed output repeats the program's terminal queries, and the new
-	// terminal would answer them long after the program asked (vim reads
-	// those answers as keys and moves its cursor on every page reload).
-	_, exact := ps.greeting.(exactRedraw)
-	fresh := exact && req.offset == 0 && written > 0
-	// Nor is a query the server answered while nobody was attached: its
-	// terminal would answer again. Such a client is redrawn instead.
-	if a, ok := ps.greeting.(answerer); ok && req.offset < a.answeredThrough() {
-		fresh = true
-	}
-	// A delta longer than a connection may queue would only be cut off:
-	// that client is as far behind as a slow consumer, and is redrawn.
-	if !fresh && req.offset <= written && written-req.offset <= uint64(req.queueSize) {
-		if delta, ok := ps.ring.since(req.offset); ok {
-			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
-			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})
-			if len(delta) == 0 {
-				return [][]byte{h}
-			}
-			return [][]byte{h, delta}
-		}
-	}
-	redraw := ps.greeting.greet(nil, &ps.ring)
-	ps.srv.metrics.replayBytes.Add(float64(len(redraw)))
-	h := resume.AppendHeader(nil, resume.Header{Mode: resume.Reset, Offset: written, Len: uint64(len(redraw))})
-	if len(redraw) == 0 {
-		return [][]byte{h}
-	}
-	return [][]byte{h, redraw}
 }
 
 // resize sets the terminal size, in order with the output the greeting sees.

@@ -14,6 +14,11 @@
 // close one (Server.CloseSession), serve a connection read-only
 // (ConnOptions), choose how a shared terminal is sized (SizePolicy) and
 // keep sessions with no connection alive (a negative Config.Timeout).
+//
+// Sessions outlive the program itself when it upgrades in place:
+// Server.Upgrade executes a new program image in the same process, and the
+// new image takes the sessions back with Inherited and Server.Restore
+// (docs/upgrade.md).
 package reconnectingpty
 
 import (
@@ -75,6 +80,17 @@ type Server struct {
 	// by Shutdown. Both guarded by mu.
 	starter        *procStarter
 	starterStopped bool
+
+	// upgradeMu is held by Upgrade while it carries the sessions, and
+	// read-held by whatever starts a session or ends one (its process
+	// killed or reaped), so that none does meanwhile.
+	upgradeMu sync.RWMutex
+	// upgrading is set while an upgrade is under way; guarded by mu.
+	upgrading *upgradeRun
+	// listeners are those Serve accepts on; guarded by mu.
+	listeners map[net.Listener]struct{}
+	// restored counts the sessions Restore took over; guarded by mu.
+	restored int
 }
 
 // NewServer validates cfg, applies its defaults and returns a Server.
@@ -91,6 +107,7 @@ func NewServer(cfg Config) (*Server, error) {
 		ctx:       ctx,
 		cancel:    cancel,
 		conns:     map[*conn]struct{}{},
+		listeners: map[net.Listener]struct{}{},
 		procs:     newProcTable(),
 		inherited: inheritableFDs(),
 	}
@@ -108,7 +125,20 @@ func (s *Server) ConnCount() int64 { return s.connCount.Load() }
 // not reading. Serve closes l and returns only after every goroutine it or
 // the server started has returned; it returns nil after a shutdown through
 // ctx, otherwise the error that stopped it.
+//
+// While Upgrade runs, Serve stops accepting (if l has a SetDeadline method,
+// as TCP and Unix listeners do; otherwise connections it accepts meanwhile
+// are closed with DisconnectServerUpgrade), and if the upgrade fails it
+// accepts again.
 func (s *Server) Serve(ctx, hardCtx context.Context, l net.Listener) error {
+	s.mu.Lock()
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
 	stop := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Add(1)
@@ -128,6 +158,9 @@ func (s *Server) Serve(ctx, hardCtx context.Context, l net.Listener) error {
 		if err != nil {
 			if ctx.Err() != nil {
 				break
+			}
+			if s.waitUpgrade(ctx) {
+				continue
 			}
 			// Out of file descriptors and the like pass; wait and retry
 			// rather than drop every session.
@@ -202,6 +235,9 @@ func (s *Server) track(nc net.Conn) (*conn, *disconnect) {
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, &disconnect{reason: DisconnectServerShutdown, detail: "server closed"}
+	}
+	if s.upgrading != nil && s.upgrading.refusing {
+		return nil, &disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}
 	}
 	if over(len(s.conns), s.cfg.MaxConnections) {
 		s.metrics.limitHit(limitConnections)

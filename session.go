@@ -74,6 +74,11 @@ type session struct {
 	size    termSize    // the size the session's terminal was last given
 	timer   *time.Timer // closes the idle session; see timedOut
 	over    bool        // the backend ended: the timer does nothing
+	// idleSince is when the timer was last set running.
+	idleSince time.Time
+	// frozen is set while an upgrade carries the session: the timer
+	// does nothing and is not set again.
+	frozen bool
 }
 
 // member is one attached (or attaching) connection.
@@ -92,12 +97,18 @@ func newSession(s *Server, id uuid.UUID) *session {
 // kept forever (a negative Timeout), in which case it never fires. It
 // needs no goroutine: it calls timedOut when it fires.
 func (s *session) newIdleTimer() *time.Timer {
+	return s.newIdleTimerFor(s.srv.cfg.Timeout)
+}
+
+// newIdleTimerFor is newIdleTimer firing after d rather than Timeout.
+func (s *session) newIdleTimerFor(d time.Duration) *time.Timer {
 	if s.srv.cfg.Timeout < 0 {
 		t := time.AfterFunc(time.Hour, s.timedOut)
 		t.Stop()
 		return t
 	}
-	return time.AfterFunc(s.srv.cfg.Timeout, s.timedOut)
+	s.idleSince = time.Now().Add(d - s.srv.cfg.Timeout)
+	return time.AfterFunc(d, s.timedOut)
 }
 
 // attach joins c. The connection counts as attached, stopping the
@@ -228,12 +239,51 @@ func (s *session) leave(m *member) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.members, m)
-	if len(s.members) == 0 && s.srv.cfg.Timeout >= 0 && !s.over {
+	if len(s.members) == 0 && s.srv.cfg.Timeout >= 0 && !s.over && !s.frozen {
 		s.timer.Reset(s.srv.cfg.Timeout)
+		s.idleSince = time.Now()
 	}
 	if !m.readOnly && !s.ownDisplays {
 		s.applyLocked(nil, false)
 	}
+}
+
+// freeze stops the inactivity timer while an upgrade carries the session.
+func (s *session) freeze() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = true
+	s.timer.Stop()
+}
+
+// thaw undoes freeze: the timer runs on for what was left of it.
+func (s *session) thaw() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.frozen = false
+	if len(s.members) == 0 && s.srv.cfg.Timeout >= 0 && !s.over {
+		s.timer.Reset(max(0, time.Until(s.idleSince.Add(s.srv.cfg.Timeout))))
+	}
+}
+
+// state is what the new image needs of the session itself; the backend
+// adds its own. The session is frozen.
+func (s *session) state(now time.Time) sessionState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := sessionState{
+		ID: s.id, Backend: s.backend, Command: s.command,
+		Started: s.started, LastInput: unixNanoTime(s.lastInput.Load()),
+		Height: s.size.height, Width: s.size.width,
+	}
+	if s.srv.cfg.Timeout >= 0 {
+		if len(s.members) > 0 {
+			st.IdleDeadline = now.Add(s.srv.cfg.Timeout)
+		} else {
+			st.IdleDeadline = s.idleSince.Add(s.srv.cfg.Timeout)
+		}
+	}
+	return st
 }
 
 // close ends the session for d, as an operator or the server would.
@@ -245,7 +295,7 @@ func (s *session) close(d disconnect) { s.rpty.close(d) }
 func (s *session) timedOut() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.over || len(s.members) > 0 {
+	if s.over || s.frozen || len(s.members) > 0 {
 		return
 	}
 	s.logger.Info(context.Background(), "reconnecting pty session timed out", slog.F("timeout", s.srv.cfg.Timeout.String()))

@@ -68,6 +68,9 @@ type vtGreeting struct {
 	// at the end of the last batch that had a query the emulator answered:
 	// output up to there holds a query that has its answer already.
 	parsed, answered uint64
+	// resizes counts the resizes: with parsed, it tells whether the
+	// terminal changed since a snapshot.
+	resizes uint64
 }
 
 func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
@@ -90,7 +93,9 @@ func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 // waits for it, so memory stays bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
-	for len(g.pending) >= vtParseAhead {
+	// (Not busy, the reader parses it itself in afterOutput: a restored
+	// terminal's pending snapshot may be longer than vtParseAhead.)
+	for len(g.pending) >= vtParseAhead && g.busy {
 		g.changed.Wait()
 	}
 	if g.pending == nil && cap(g.spare) > 0 {
@@ -210,6 +215,7 @@ func (g *vtGreeting) resized(height, width uint16) {
 	g.claim()
 	defer g.release()
 	g.term.Resize(int(height), int(width))
+	g.resizes++
 }
 
 // attached hands query answering to the clients while any is attached:
@@ -260,3 +266,53 @@ func (g *vtGreeting) title() string {
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
 	return startPTYSession(s, BackendVT, newVTGreeting(height, width, s.cfg.ScrollbackLines), cmd, height, width, logger, onDone)
 }
+
+// vtState is a vt session's terminal as an upgrade hands it over.
+type vtState struct {
+	// Snapshot redraws the terminal (vt.Terminal.AppendSnapshot) at
+	// Height x Width; in the bytes of a state, SnapshotAt.
+	Snapshot      []byte
+	SnapshotAt    byteRange
+	Height, Width uint16
+	// Parsed and Answered are the greeting's counts of the same names:
+	// offsets in the session's output.
+	Parsed, Answered uint64
+	resizes          uint64 // the greeting's, when taken; not carried
+}
+
+// state takes the terminal's state, everything given to output parsed.
+// early, if not nil, is a state taken before: if the terminal has not
+// changed since (no output, no resize), it is the state, and the
+// snapshot is not drawn again.
+func (g *vtGreeting) state(early *vtState) *vtState {
+	g.claim()
+	defer g.release()
+	if early != nil && early.Parsed == g.parsed && early.resizes == g.resizes {
+		return early
+	}
+	rows, cols := g.term.Size()
+	return &vtState{
+		Snapshot: g.term.AppendSnapshot(nil),
+		Height:   uint16(rows), Width: uint16(cols),
+		Parsed: g.parsed, Answered: g.answered,
+		resizes: g.resizes,
+	}
+}
+
+// restoreVTGreeting is the greeting of a handed-over vt session: a fresh
+// emulator that the old one's snapshot brings to the same state. The
+// snapshot waits as output not yet parsed, so that restoring costs no
+// parsing: whoever next takes the terminal parses it first (see claim),
+// or parse does, in the background.
+func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
+	g := newVTGreeting(st.Height, st.Width, scrollback)
+	// A snapshot holds no query, so the emulator answers none of it.
+	g.pending = st.Snapshot
+	g.parsed = st.Parsed - uint64(len(st.Snapshot))
+	g.answered = st.Answered
+	g.snapshotLen = len(st.Snapshot)
+	return g
+}
+
+// parse parses whatever output waits, if nobody is.
+func (g *vtGreeting) parse() { g.afterOutput() }

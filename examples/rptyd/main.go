@@ -47,6 +47,7 @@ func run() error {
 		drain     = flag.Duration("drain", 3*time.Second, "how long a shutdown waits for clients to take their last output")
 		allowHost = flag.String("allow-host", "", "comma-separated host names the web terminal also answers to (besides loopback and --http's)")
 		shortIDs  = flag.Bool("short-session-ids", false, "log the first 8 hex digits of session IDs, not all of them")
+		upgradeTo = flag.String("upgrade-binary", "/proc/self/exe", "the program SIGUSR2 and POST /upgrade hand the sessions to (docs/upgrade.md)")
 	)
 	flag.Parse()
 
@@ -58,6 +59,24 @@ func run() error {
 		logger = slog.Make(slogjson.Sink(os.Stderr))
 	default:
 		return fmt.Errorf("--log-format %q: want human or json", *logFormat)
+	}
+
+	// Started by an upgrade: the sessions and listeners of the previous
+	// image. A state this build cannot read still gives the listeners.
+	handover, err := reconnectingpty.Inherited()
+	if err != nil {
+		logger.Error(context.Background(), "taking over from the previous image", slog.Error(err))
+	}
+	if handover != nil {
+		defer handover.Close()
+	}
+	listenAs := func(name, addr string) (net.Listener, error) {
+		if handover != nil {
+			if l, ok := handover.Listener(name); ok {
+				return l, nil
+			}
+		}
+		return net.Listen("tcp", addr)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -85,18 +104,24 @@ func run() error {
 	if err != nil {
 		return err
 	}
+	if err := srv.Restore(context.Background(), handover); err != nil {
+		return err
+	}
 
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := listenAs("rpty", *listen)
 	if err != nil {
 		return err
 	}
+	// carried are the listeners an upgrade hands to the next image.
+	carried := map[string]net.Listener{"rpty": ln}
 	var viewLn net.Listener
 	if *viewAddr != "" {
-		l, err := net.Listen("tcp", *viewAddr)
+		l, err := listenAs("view", *viewAddr)
 		if err != nil {
 			_ = ln.Close()
 			return err
 		}
+		carried["view"] = l
 		viewLn = viewListener{l}
 	}
 	// The first SIGINT or SIGTERM starts a graceful shutdown; a second
@@ -129,10 +154,37 @@ func run() error {
 		hardStop()
 	}()
 
+	upgrade := func(ctx context.Context) error {
+		return srv.Upgrade(ctx, reconnectingpty.UpgradeOptions{Path: *upgradeTo, Listeners: carried})
+	}
+	// SIGUSR2 upgrades in place: the sessions go on in the new image.
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	defer signal.Stop(usr2)
+	upgradesDone := make(chan struct{})
+	defer func() { <-upgradesDone }()
+	defer hardStop()
+	go func() {
+		defer close(upgradesDone)
+		for {
+			select {
+			case <-usr2:
+			case <-hardCtx.Done():
+				return
+			}
+			logger.Info(ctx, "SIGUSR2: upgrading", slog.F("binary", *upgradeTo))
+			upCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if err := upgrade(upCtx); err != nil {
+				logger.Error(ctx, "upgrade failed; serving on", slog.Error(err))
+			}
+			cancel()
+		}
+	}()
+
 	var httpSrv *http.Server
 	httpDone := make(chan error, 1)
 	if *httpAddr != "" {
-		hl, err := net.Listen("tcp", *httpAddr)
+		hl, err := listenAs("http", *httpAddr)
 		if err != nil {
 			_ = ln.Close()
 			if viewLn != nil {
@@ -144,7 +196,11 @@ func run() error {
 		if *allowHost != "" {
 			extra = strings.Split(*allowHost, ",")
 		}
-		handler := newHostGuard(newHTTPHandler(srv, reg, logger), hl.Addr().String(), extra)
+		carried["http"] = hl
+		mux := http.NewServeMux()
+		mux.Handle("/", newHTTPHandler(srv, reg, logger))
+		mux.Handle("POST /upgrade", upgradeHandler(upgrade, logger))
+		handler := newHostGuard(mux, hl.Addr().String(), extra)
 		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 		go func() { httpDone <- httpSrv.Serve(hl) }()
 		logger.Info(ctx, "serving http", slog.F("addr", hl.Addr().String()))
@@ -189,6 +245,37 @@ func (l viewListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return viewConn{c}, nil
+}
+
+// SetDeadline lets an upgrade hold Serve's Accept without closing the
+// listener.
+func (l viewListener) SetDeadline(t time.Time) error {
+	if d, ok := l.Listener.(interface{ SetDeadline(time.Time) error }); ok {
+		return d.SetDeadline(t)
+	}
+	return nil
+}
+
+// upgradeHandler serves POST /upgrade: the daemon hands its sessions to
+// --upgrade-binary. A success has no response (the process is a new image
+// by then, and the connection is gone); a failure is a 500 with the error,
+// and the daemon serves on. A request with an Origin header is refused: a
+// web page a browser shows must not be able to trigger it (a form POST
+// needs no CORS preflight).
+func upgradeHandler(upgrade func(context.Context) error, logger slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" {
+			http.Error(w, "upgrade is not for web pages", http.StatusForbidden)
+			return
+		}
+		logger.Info(r.Context(), "POST /upgrade: upgrading", slog.F("remote_addr", r.RemoteAddr))
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 30*time.Second)
+		defer cancel()
+		if err := upgrade(ctx); err != nil {
+			logger.Error(r.Context(), "upgrade failed; serving on", slog.Error(err))
+			http.Error(w, "upgrade failed: "+err.Error(), http.StatusInternalServerError)
+		}
+	})
 }
 
 // viewConn is a connection accepted on the view listener.

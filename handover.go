@@ -1,0 +1,296 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/gob"
+	"hash/crc32"
+	"io"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/xerrors"
+)
+
+// This file is the handover's format: the state an upgrade writes for the
+// new image, and the environment variable that tells the new image where
+// the state and the descriptors are.
+//
+// Compatibility: a state is read by the release that wrote it and by the
+// next one (N -> N+1). New fields are added, never renamed or retyped (gob
+// skips fields a reader does not know and leaves missing ones zero), so
+// the version stays the same as long as it can; only a change that a
+// reader of the previous format could not take raises handoverVersion,
+// and a reader accepts its own version and the one before. A rollback
+// (N+1 -> N) works while both write the same version.
+
+// HandoverEnv is the environment variable through which an upgrade tells
+// the new program image where the handed-over state and descriptors are.
+// Inherited reads it and removes it from the environment.
+const HandoverEnv = "RECONNECTINGPTY_HANDOVER"
+
+const (
+	// handoverVersion is the format this release writes.
+	handoverVersion = 1
+	// handoverOldest is the oldest format this release reads.
+	handoverOldest = 1
+	// handoverMagic starts every state.
+	handoverMagic = "RPTYHND\n"
+	// handoverHeaderLen: magic, version (uint32), the lengths of the
+	// description and of the bytes (uint64 each), CRC-32C of both
+	// (uint32).
+	handoverHeaderLen = len(handoverMagic) + 4 + 8 + 8 + 4
+	// maxHandoverSize bounds what a new image reads.
+	maxHandoverSize = 16 << 30
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// A state is a header, a gob-encoded handoverState (the description) and
+// then the sessions' output and terminal snapshots back to back (the
+// bytes), which the description refers to by offset: gob would copy
+// every byte of them a few times over, and the bytes are most of a state.
+
+// handoverState is everything the server hands to its next image besides
+// descriptors.
+type handoverState struct {
+	// Written is when the old image wrote the state (wall clock), so that
+	// the new one can tell how long the exec took.
+	Written  time.Time
+	Sessions []sessionState
+}
+
+// sessionState is one session as the new image takes it back.
+type sessionState struct {
+	ID      uuid.UUID
+	Backend BackendType
+	Command string
+	PID     int
+	// PTY is the PTY master's descriptor number in the new image.
+	PTY                            int
+	Started, LastInput, LastOutput time.Time
+	Height, Width                  uint16
+	// IdleDeadline is when the inactivity timer closes the session; zero
+	// when it does not run (Timeout < 0).
+	IdleDeadline time.Time
+	// Closing is set when the session was asked to close: the new image
+	// closes it for CloseReason and CloseDetail.
+	Closing     bool
+	CloseReason DisconnectReason
+	CloseDetail string
+	Ring        ringState
+	VT          *vtState // vt only
+}
+
+// ringState is a session's replay ring: the last bytes of output and how
+// many were ever written.
+type ringState struct {
+	Total  uint64
+	Held   []byte // in memory; in the bytes of a state, HeldAt
+	HeldAt byteRange
+}
+
+// byteRange is where a field's bytes are among the bytes of a state.
+type byteRange struct{ Off, Len uint64 }
+
+// encodeHandover writes st with its header.
+func encodeHandover(w io.Writer, st *handoverState) error {
+	// The description refers to the bytes, which follow it as they are.
+	var blobs [][]byte
+	var at uint64
+	place := func(b []byte) byteRange {
+		r := byteRange{Off: at, Len: uint64(len(b))}
+		blobs = append(blobs, b)
+		at += uint64(len(b))
+		return r
+	}
+	desc := *st
+	desc.Sessions = make([]sessionState, len(st.Sessions))
+	for i, s := range st.Sessions {
+		s.Ring.HeldAt, s.Ring.Held = place(s.Ring.Held), nil
+		if s.VT != nil {
+			v := *s.VT
+			v.SnapshotAt, v.Snapshot = place(v.Snapshot), nil
+			s.VT = &v
+		}
+		desc.Sessions[i] = s
+	}
+	var meta bytes.Buffer
+	if err := gob.NewEncoder(&meta).Encode(&desc); err != nil {
+		return xerrors.Errorf("encode handover state: %w", err)
+	}
+	sum := crc32.Update(0, crcTable, meta.Bytes())
+	for _, b := range blobs {
+		sum = crc32.Update(sum, crcTable, b)
+	}
+	hdr := make([]byte, 0, handoverHeaderLen)
+	hdr = append(hdr, handoverMagic...)
+	hdr = binary.BigEndian.AppendUint32(hdr, handoverVersion)
+	hdr = binary.BigEndian.AppendUint64(hdr, uint64(meta.Len()))
+	hdr = binary.BigEndian.AppendUint64(hdr, at)
+	hdr = binary.BigEndian.AppendUint32(hdr, sum)
+	for _, b := range append([][]byte{hdr, meta.Bytes()}, blobs...) {
+		if _, err := w.Write(b); err != nil {
+			return xerrors.Errorf("write handover state: %w", err)
+		}
+	}
+	return nil
+}
+
+// decodeHandover reads a state, refusing one of a version it does not
+// know, a truncated one and one whose checksum does not match.
+func decodeHandover(r io.Reader) (*handoverState, error) {
+	hdr := make([]byte, handoverHeaderLen)
+	if _, err := io.ReadFull(r, hdr); err != nil {
+		return nil, xerrors.Errorf("read handover state header: %w", err)
+	}
+	if string(hdr[:len(handoverMagic)]) != handoverMagic {
+		return nil, xerrors.New("not a handover state (bad magic)")
+	}
+	rest := hdr[len(handoverMagic):]
+	version := binary.BigEndian.Uint32(rest)
+	metaLen := binary.BigEndian.Uint64(rest[4:])
+	blobLen := binary.BigEndian.Uint64(rest[12:])
+	sum := binary.BigEndian.Uint32(rest[20:])
+	if version < handoverOldest || version > handoverVersion {
+		return nil, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
+	}
+	if metaLen > maxHandoverSize || blobLen > maxHandoverSize-metaLen {
+		return nil, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
+	}
+	buf := make([]byte, metaLen+blobLen)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, xerrors.Errorf("read handover state (%d bytes): %w", len(buf), err)
+	}
+	if got := crc32.Checksum(buf, crcTable); got != sum {
+		return nil, xerrors.Errorf("handover state is corrupt: checksum %08x, header says %08x", got, sum)
+	}
+	var st handoverState
+	if err := gob.NewDecoder(bytes.NewReader(buf[:metaLen])).Decode(&st); err != nil {
+		return nil, xerrors.Errorf("decode handover state: %w", err)
+	}
+	blobs := buf[metaLen:]
+	take := func(r byteRange) ([]byte, error) {
+		if r.Off > uint64(len(blobs)) || r.Len > uint64(len(blobs))-r.Off {
+			return nil, xerrors.Errorf("handover state refers to bytes %d+%d of %d", r.Off, r.Len, len(blobs))
+		}
+		return blobs[r.Off : r.Off+r.Len : r.Off+r.Len], nil
+	}
+	var err error
+	for i := range st.Sessions {
+		s := &st.Sessions[i]
+		if s.Ring.Held, err = take(s.Ring.HeldAt); err != nil {
+			return nil, err
+		}
+		if s.VT != nil {
+			if s.VT.Snapshot, err = take(s.VT.SnapshotAt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &st, nil
+}
+
+// handoverEnv is what HandoverEnv says: where the state is, and each
+// session's process and PTY master, so that even a state the new image
+// refuses leaves no session it cannot end.
+type handoverEnv struct {
+	// execAt is when the old image executed the new one, for its log.
+	execAt    time.Time
+	state     int
+	sessions  []envSession
+	listeners map[string]int
+}
+
+type envSession struct{ pid, pty int }
+
+// listenerName is what a carried listener may be called: it must fit the
+// variable's syntax.
+var listenerName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+
+// String is the variable's value: "v1 state=FD at=UNIXNANO
+// sessions=PID:FD,... listeners=NAME:FD,...". A reader ignores a field it
+// does not know.
+func (e handoverEnv) String() string {
+	var b strings.Builder
+	b.WriteString("v1 state=")
+	b.WriteString(strconv.Itoa(e.state))
+	if !e.execAt.IsZero() {
+		b.WriteString(" at=" + strconv.FormatInt(e.execAt.UnixNano(), 10))
+	}
+	b.WriteString(" sessions=")
+	for i, s := range e.sessions {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(s.pid) + ":" + strconv.Itoa(s.pty))
+	}
+	b.WriteString(" listeners=")
+	first := true
+	for name, fd := range e.listeners {
+		if !first {
+			b.WriteByte(',')
+		}
+		first = false
+		b.WriteString(name + ":" + strconv.Itoa(fd))
+	}
+	return b.String()
+}
+
+func parseHandoverEnv(v string) (handoverEnv, error) {
+	e := handoverEnv{state: -1, listeners: map[string]int{}}
+	fields := strings.Fields(v)
+	if len(fields) == 0 || fields[0] != "v1" {
+		return e, xerrors.Errorf("%s=%q: unknown syntax (want v1)", HandoverEnv, v)
+	}
+	for _, f := range fields[1:] {
+		key, val, ok := strings.Cut(f, "=")
+		if !ok {
+			return e, xerrors.Errorf("%s: field %q has no '='", HandoverEnv, f)
+		}
+		var list []string
+		if val != "" {
+			list = strings.Split(val, ",")
+		}
+		switch key {
+		case "at":
+			if ns, err := strconv.ParseInt(val, 10, 64); err == nil {
+				e.execAt = time.Unix(0, ns)
+			}
+		case "state":
+			n, err := strconv.Atoi(val)
+			if err != nil || n < 0 {
+				return e, xerrors.Errorf("%s: state descriptor %q", HandoverEnv, val)
+			}
+			e.state = n
+		case "sessions":
+			for _, item := range list {
+				a, b, _ := strings.Cut(item, ":")
+				pid, err1 := strconv.Atoi(a)
+				fd, err2 := strconv.Atoi(b)
+				if err1 != nil || err2 != nil || pid <= 0 || fd < 0 {
+					return e, xerrors.Errorf("%s: session %q: want PID:FD", HandoverEnv, item)
+				}
+				e.sessions = append(e.sessions, envSession{pid: pid, pty: fd})
+			}
+		case "listeners":
+			for _, item := range list {
+				name, b, _ := strings.Cut(item, ":")
+				fd, err := strconv.Atoi(b)
+				if err != nil || fd < 0 || !listenerName.MatchString(name) {
+					return e, xerrors.Errorf("%s: listener %q: want NAME:FD", HandoverEnv, item)
+				}
+				e.listeners[name] = fd
+			}
+		default:
+			// A later release may add fields; this one ignores them.
+		}
+	}
+	if e.state < 0 {
+		return e, xerrors.Errorf("%s=%q names no state", HandoverEnv, v)
+	}
+	return e, nil
+}
