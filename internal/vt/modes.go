@@ -11,13 +11,13 @@ func (t *Terminal) sgr() {
 		v := p.get(i)
 		switch {
 		case v >= 30 && v <= 37:
-			pn.fg = colorPalette | color(v-30)
+			pn.fg = colorP16 | color(v-30)
 		case v >= 40 && v <= 47:
-			pn.bg = colorPalette | color(v-40)
+			pn.bg = colorP16 | color(v-40)
 		case v >= 90 && v <= 97:
-			pn.fg = colorPalette | color(v-90+8)
+			pn.fg = colorP16 | color(v-90+8)
 		case v >= 100 && v <= 107:
-			pn.bg = colorPalette | color(v-100+8)
+			pn.bg = colorP16 | color(v-100+8)
 		case v == 0:
 			pn.fg, pn.bg = 0, 0
 			pn.flags = 0
@@ -142,7 +142,7 @@ func (t *Terminal) extendedColor(pos int) int {
 	case 2:
 		*target = colorRGB | color(accu[3]&0xff)<<16 | color(accu[4]&0xff)<<8 | color(accu[5]&0xff)
 	case 5:
-		*target = colorPalette | color(accu[3]&0xff)
+		*target = colorP256 | color(accu[3]&0xff)
 	}
 	return advance
 }

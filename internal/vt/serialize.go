@@ -118,21 +118,19 @@ func (s *snapshotter) sgr(a attrs) {
 
 func (s *snapshotter) color(c color, base, bright, ext int) {
 	switch c & colorMode {
-	case colorPalette:
+	case colorP16:
 		i := int(c & 0xff)
-		switch {
-		case i < 8:
-			s.out = append(s.out, ';')
+		s.out = append(s.out, ';')
+		if i < 8 {
 			s.out = strconv.AppendInt(s.out, int64(base+i), 10)
-		case i < 16:
-			s.out = append(s.out, ';')
+		} else {
 			s.out = strconv.AppendInt(s.out, int64(bright+i-8), 10)
-		default:
-			s.out = append(s.out, ';')
-			s.out = strconv.AppendInt(s.out, int64(ext), 10)
-			s.out = append(s.out, ";5;"...)
-			s.out = strconv.AppendInt(s.out, int64(i), 10)
 		}
+	case colorP256:
+		s.out = append(s.out, ';')
+		s.out = strconv.AppendInt(s.out, int64(ext), 10)
+		s.out = append(s.out, ";5;"...)
+		s.out = strconv.AppendInt(s.out, int64(c&0xff), 10)
 	case colorRGB:
 		s.out = append(s.out, ';')
 		s.out = strconv.AppendInt(s.out, int64(ext), 10)

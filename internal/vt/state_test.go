@@ -80,8 +80,10 @@ const visibleFlags = attrProtected - 1
 
 func colorOf(c color) int32 {
 	switch c & colorMode {
-	case colorPalette:
+	case colorP16:
 		return int32(c & 0xff)
+	case colorP256:
+		return xtermjs.ColorP256 | int32(c&0xff)
 	case colorRGB:
 		return xtermjs.ColorRGB | int32(c&0xffffff)
 	}

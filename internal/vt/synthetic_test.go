@@ -46,6 +46,7 @@ var synthetic = []struct{ name, data string }{
 	{"sgr-basic", "\x1b[1mb\x1b[2md\x1b[3mi\x1b[4mu\x1b[5mk\x1b[7mr\x1b[8mh\x1b[9ms\x1b[53mo\x1b[0mn"},
 	{"sgr-off", "\x1b[1;2;3;4;5;7;8;9;53mx\x1b[22;23;24;25;27;28;29;55my"},
 	{"sgr-colors", "\x1b[31;42mA\x1b[91;102mB\x1b[38;5;200;48;5;17mC\x1b[38;2;1;2;3;48;2;250;251;252mD\x1b[39;49mE"},
+	{"sgr-256-below-16", "\x1b[1;38;5;1mA\x1b[48;5;9mB\x1b[0;38;5;15;48;5;0mC\x1b[1;31mD\x1b[38;5;7;48;5;4m"},
 	{"sgr-colon", "\x1b[38:5:100mA\x1b[48:2::10:20:30mB\x1b[38:2:1:2:3mC\x1b[4:3mD\x1b[4:0mE\x1b[4:5mF\x1b[21mG\x1b[24mH"},
 	{"sgr-underline-styles", "\x1b[4:1ma\x1b[4:2mb\x1b[4:3mc\x1b[4:4md\x1b[4:5me\x1b[4:9mf\x1b[4:mg"},
 	{"sgr-58", "\x1b[58;5;3mA\x1b[58:2::1:2:3mB\x1b[59mC\x1b[4;58;2;1;2;3mD"},

@@ -152,8 +152,8 @@ var flagNames = [...]string{"bold", "dim", "italic", "underline", "blink", "inve
 
 var underlineNames = [...]string{"none", "single", "double", "curly", "dotted", "dashed"}
 
-// describe writes a cell as 'a' bold fg=1 bg=#ff0000 (default attributes
-// are left out).
+// describe writes a cell as 'a' bold fg=1 bg=#ff0000, a 256-colour index
+// as 256:N (default attributes are left out).
 func describe(c Cell) string {
 	var b strings.Builder
 	if c.Chars == "" {
@@ -193,8 +193,11 @@ func describe(c Cell) string {
 }
 
 func colourName(c int32) string {
-	if c&ColorRGB != 0 {
+	switch {
+	case c&ColorRGB != 0:
 		return fmt.Sprintf("#%06x", c&0xffffff)
+	case c&ColorP256 != 0:
+		return "256:" + strconv.Itoa(int(c&0xff))
 	}
 	return strconv.Itoa(int(c))
 }

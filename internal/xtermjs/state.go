@@ -13,8 +13,10 @@ type Cell struct {
 	Chars string
 	// Width is 1, 2 for a wide character, 0 for the cell a wide one covers.
 	Width int
-	// FG and BG are ColorDefault, a palette index 0..255 (SGR 30-37, 90-97
-	// and 38;5;N alike), or ColorRGB|0xRRGGBB.
+	// FG and BG are ColorDefault, a 16-colour index 0..15 (SGR 30-37,
+	// 90-97), ColorP256|index for a 256-colour one (SGR 38;5;N, also below
+	// 16), or ColorRGB|0xRRGGBB: xterm.js keeps the three modes apart, and
+	// draws them differently (bold brightens a 16-colour foreground only).
 	FG, BG int32
 	// Flags is a set of the Attr* bits.
 	Flags uint16
@@ -27,6 +29,7 @@ type Cell struct {
 const (
 	ColorDefault int32 = -1
 	ColorRGB     int32 = 1 << 24
+	ColorP256    int32 = 1 << 25
 )
 
 // Attribute bits of Cell.Flags.

@@ -61,25 +61,28 @@ func blank() Cell { return Cell{Chars: "", Width: 1, FG: ColorDefault, BG: Color
 
 func TestRenderSGRCells(t *testing.T) {
 	r := startRenderer(t)
-	st := render(t, r, 20, 4, "\x1b[1;31mA\x1b[0;38;2;1;2;3;48;5;200mB\x1b[0;4:3;3;7;94;43mC\x1b[0;2;5;8;9;53;21mD")
+	st := render(t, r, 20, 4, "\x1b[1;31mA\x1b[0;38;2;1;2;3;48;5;200mB\x1b[0;4:3;3;7;94;43mC\x1b[0;2;5;8;9;53;21mD\x1b[0;1;38;5;1;48;5;12mE")
 	want := []Cell{
 		{Chars: "A", Width: 1, FG: 1, BG: ColorDefault, Flags: AttrBold},
-		{Chars: "B", Width: 1, FG: ColorRGB | 0x010203, BG: 200},
+		{Chars: "B", Width: 1, FG: ColorRGB | 0x010203, BG: ColorP256 | 200},
 		{Chars: "C", Width: 1, FG: 12, BG: 3, Flags: AttrUnderline | AttrItalic | AttrInverse, Underline: 3},
 		{Chars: "D", Width: 1, FG: ColorDefault, BG: ColorDefault,
 			Flags: AttrDim | AttrBlink | AttrInvisible | AttrStrikethrough | AttrOverline | AttrUnderline, Underline: 2},
+		// A 256-colour index below 16 stays a 256-colour one: xterm.js
+		// draws bold 16-colour text brighter, bold 256-colour text not.
+		{Chars: "E", Width: 1, FG: ColorP256 | 1, BG: ColorP256 | 12, Flags: AttrBold},
 		blank(),
 	}
 	if got := st.Lines[0][:len(want)]; !slices.Equal(got, want) {
 		t.Errorf("cells:\n got %+v\nwant %+v", got, want)
 	}
-	if st.Pen != (Cell{FG: ColorDefault, BG: ColorDefault, Flags: want[3].Flags, Underline: 2}) {
-		t.Errorf("pen: got %+v, want the attributes of D", st.Pen)
+	if st.Pen != (Cell{FG: want[4].FG, BG: want[4].BG, Flags: want[4].Flags}) {
+		t.Errorf("pen: got %+v, want the attributes of E", st.Pen)
 	}
-	if st.CursorX != 4 || st.CursorY != 0 || st.Buffer != "normal" {
-		t.Errorf("cursor (%d,%d) buffer %q, want (4,0) normal", st.CursorX, st.CursorY, st.Buffer)
+	if st.CursorX != 5 || st.CursorY != 0 || st.Buffer != "normal" {
+		t.Errorf("cursor (%d,%d) buffer %q, want (5,0) normal", st.CursorX, st.CursorY, st.Buffer)
 	}
-	if got := st.Text(); got != "ABCD\n\n\n" {
+	if got := st.Text(); got != "ABCDE\n\n\n" {
 		t.Errorf("text %q", got)
 	}
 }

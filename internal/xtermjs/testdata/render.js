@@ -72,10 +72,12 @@ const BG_OVERLINE = 0x40000000;
 const A_BOLD = 1, A_DIM = 2, A_ITALIC = 4, A_UNDERLINE = 8, A_BLINK = 16,
   A_INVERSE = 32, A_INVISIBLE = 64, A_STRIKE = 128, A_OVERLINE = 256;
 
+// Cell colours of state.go: -1 default, 0..15 a 16-colour index (SGR
+// 30-37, 90-97), 1<<25 | index a 256-colour one (SGR 38;5;N), 1<<24 | RGB.
 function colour(v) {
   switch (v & CM_MASK) {
-    case CM_P16:
-    case CM_P256: return v & 0xff;
+    case CM_P16: return v & 0xff;
+    case CM_P256: return (1 << 25) | (v & 0xff);
     case CM_RGB: return (1 << 24) | (v & 0xffffff);
     default: return -1;
   }
