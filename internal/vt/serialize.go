@@ -47,8 +47,13 @@ type snapshotter struct {
 	t   *Terminal
 	out []byte
 	// cur is the pen the receiving terminal has (a snapshot starts from
-	// RIS: the default pen).
+	// RIS: the default pen), link aside.
 	cur attrs
+	// link is the link slot the receiver's pen holds, 0 for none.
+	link uint16
+	// opened are the links without an id opened so far: opening one again
+	// would make another link.
+	opened map[uint16]bool
 	// filler is 1 when a filler line was painted before the oldest line.
 	filler int
 	// savedDone is set once the normal screen's saved cursor is set.
@@ -78,9 +83,53 @@ func (s *snapshotter) moveTo(y, x int) {
 	s.out = append(s.out, 'H')
 }
 
-// sgr sets the receiving pen to a (all but a link's dashed underline,
-// which SGR 4:5 stands for).
+// pen sets the receiving pen to print a cell with attributes a, its link
+// included.
+func (s *snapshotter) pen(a attrs) {
+	s.sgr(a)
+	s.setLink(a.link())
+}
+
+// throwawayLink stands for a link the snapshot opens only to set the
+// extended-attributes flag that DECSC saves.
+const throwawayLink = maxLinks + 1
+
+// setLink makes the receiver's pen hold link slot l: OSC 8 opens it again
+// (with its id, the same link) or closes the open one. Either way xterm.js
+// then sets its extended-attributes flag as the model's pen has it after
+// an SGR: while a link is held.
+func (s *snapshotter) setLink(l uint16) {
+	if l == s.link {
+		return
+	}
+	s.link = l
+	if l == 0 {
+		s.out = append(s.out, "\x1b]8;;\x1b\\"...)
+		return
+	}
+	d := s.t.links.get(l)
+	s.out = append(s.out, "\x1b]8;"...)
+	if d.id != "" {
+		s.out = append(s.out, "id="...)
+		s.out = append(s.out, d.id...)
+	} else {
+		if s.opened[l] {
+			s.lose("a link without an id painted in two parts")
+		}
+		if s.opened == nil {
+			s.opened = make(map[uint16]bool)
+		}
+		s.opened[l] = true
+	}
+	s.out = append(s.out, ';')
+	s.out = append(s.out, d.uri...)
+	s.out = append(s.out, "\x1b\\"...)
+}
+
+// sgr sets the receiving pen's colours and flags to a's, link aside (see
+// pen).
 func (s *snapshotter) sgr(a attrs) {
+	a = a.withLink(0)
 	if a == s.cur {
 		return
 	}
@@ -201,6 +250,22 @@ func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 	s.moveTo(y, clampInt(sv.x, 0, s.t.cols-1))
 	p := pen{fg: sv.fg, bg: sv.bg, flags: sv.flags}
 	s.sgr(p.attrs())
+	// DECSC also saves xterm.js's extended-attributes flag (it decides
+	// whether cells printed after DECRC get the pen's underline style and
+	// link): set while the receiver's pen holds a link or, after the SGR
+	// above, whenever it is underlined.
+	switch {
+	case sv.flags&attrUnderline != 0:
+		if !sv.hasExt {
+			s.lose("saved cursor underlined without extended attributes")
+		}
+	case sv.hasExt && s.link == 0:
+		// A link no cell will show holds the flag.
+		s.out = append(s.out, "\x1b]8;;x\x1b\\"...)
+		s.link = throwawayLink
+	case !sv.hasExt:
+		s.setLink(0)
+	}
 	if sv.charset != 0 {
 		s.out = append(s.out, "\x1b("...)
 		s.out = append(s.out, byte(sv.charset))
@@ -275,12 +340,6 @@ func (s *snapshotter) setModesAndCursor() {
 		top = b.scrollTop
 	}
 	pa := t.pen.attrs()
-	if pa.flags&attrUnderline != 0 && pa.ul == 0 {
-		s.lose("pen underlined without an underline style")
-	}
-	if t.active != t.charsets[t.gl] {
-		s.lose("charset restored by DECRC differs from the designation")
-	}
 	if b.x > t.cols {
 		s.lose("cursor past the right margin")
 	}
@@ -294,11 +353,24 @@ func (s *snapshotter) setModesAndCursor() {
 		b.lines[b.y].cells[jx].attrs() == pa {
 		// Print the character before the cursor again: same screen, and
 		// the receiver's parser knows it as the one to join to. GL maps
-		// nothing here, so the charsets can be set first.
+		// nothing here (once setCharsets has done DECRC where the model
+		// did), so the charsets can be set first.
 		s.setCharsets()
-		s.sgr(pa)
+		s.finalPen()
 		s.moveTo(b.y-top, jx)
 		s.printCell(b.lines[b.y], jx)
+	} else if t.active != t.charsets[t.gl] {
+		// DECRC in setCharsets moves the cursor: it goes first, and a
+		// repaint is printed through the restored charset.
+		s.setCharsets()
+		s.moveTo(b.y-top, min(b.x, t.cols-1))
+		if b.x >= t.cols {
+			if t.table != nil {
+				s.lose("pending wrap while DECRC's charset differs from the designation")
+			}
+			s.repaintLast(b, top)
+		}
+		s.finalPen()
 	} else {
 		s.moveTo(b.y-top, min(b.x, t.cols-1))
 		if b.x >= t.cols {
@@ -307,11 +379,30 @@ func (s *snapshotter) setModesAndCursor() {
 		// After the repaint, which prints the character untranslated;
 		// designations leave a pending wrap alone.
 		s.setCharsets()
-		s.sgr(pa)
+		s.finalPen()
 	}
 	if m.insert {
 		s.out = append(s.out, "\x1b[4h"...)
 	}
+}
+
+// finalPen gives the receiver the model's pen: colours, flags, the link it
+// holds and the underline style it keeps (a link shows its cells' underline
+// dashed, whatever the style; the style shows again once the link closes).
+func (s *snapshotter) finalPen() {
+	p := s.t.pen
+	if p.hasExt != (p.ulStyle != 0 || p.link != 0) || (p.flags&attrUnderline != 0) != (p.ulStyle != 0) {
+		s.lose("pen's extended attributes as only DECRC leaves them")
+	}
+	a := attrs{fg: p.fg, bg: p.bg, flags: p.flags}
+	if p.flags&attrUnderline != 0 {
+		a.ul = 1
+		if p.hasExt {
+			a.ul = p.ulStyle
+		}
+	}
+	s.sgr(a)
+	s.setLink(p.link)
 }
 
 func (s *snapshotter) setCharsets() {
@@ -328,6 +419,17 @@ func (s *snapshotter) setCharsets() {
 		s.out = append(s.out, "\x1bn"...)
 	case 3:
 		s.out = append(s.out, "\x1bo"...)
+	}
+	if t.active != t.charsets[t.gl] {
+		// Only DECRC makes GL's charset differ from its designation (it
+		// restores the saved one, or ASCII): do the same, with the saved
+		// cursor already set. It also restores the saved cursor's pen, so
+		// the next SGR is written in full.
+		if t.buf.saved.charset != t.active {
+			s.lose("charset restored by DECRC differs from the designation and the saved one")
+		}
+		s.out = append(s.out, "\x1b8"...)
+		s.cur = attrs{flags: ^uint16(0)}
 	}
 }
 
@@ -357,6 +459,6 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	if x > 0 && l.cells[x-1].width() == 2 {
 		s.lose("pending wrap after a wide character without its right half")
 	}
-	s.sgr(c.attrs())
+	s.pen(c.attrs())
 	s.printCell(l, x)
 }

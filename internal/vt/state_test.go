@@ -51,9 +51,10 @@ func stateOf(t *Terminal) xtermjs.State {
 		MouseTracking:         [...]string{"none", "x10", "vt200", "drag", "any"}[m.mouse],
 		MouseEncoding:         [...]string{"default", "sgr", "sgr_pixels"}[m.mouseEnc],
 	}
-	st.Lines, st.Wrapped = linesOf(b.lines)
+	ln := &linkNumbers{t: t, index: map[uint16]int{}}
+	st.Lines, st.Wrapped = linesOf(b.lines, ln)
 	if t.altActive {
-		st.NormalLines, _ = linesOf(t.normal.lines)
+		st.NormalLines, _ = linesOf(t.normal.lines, ln)
 	}
 	var l line
 	for i := 0; i < t.sb.len(); i++ {
@@ -62,7 +63,9 @@ func stateOf(t *Terminal) xtermjs.State {
 		st.ScrollbackWrapped = append(st.ScrollbackWrapped, l.wrapped)
 	}
 	pa := t.pen.attrs()
-	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul}
+	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul,
+		Link: ln.of(t.pen.link)}
+	st.Links = ln.list
 	for g, cs := range t.charsets {
 		if cs != 0 {
 			st.Charsets[g] = string(rune(cs))
@@ -90,7 +93,27 @@ func colorOf(c color) int32 {
 	return xtermjs.ColorDefault
 }
 
-func linesOf(ls []*line) ([][]xtermjs.Cell, []bool) {
+// linkNumbers numbers links by first appearance, as render.js does.
+type linkNumbers struct {
+	t     *Terminal
+	index map[uint16]int
+	list  []xtermjs.Link
+}
+
+func (n *linkNumbers) of(slot uint16) int {
+	if slot == 0 {
+		return 0
+	}
+	if i, ok := n.index[slot]; ok {
+		return i
+	}
+	d := n.t.links.get(slot)
+	n.list = append(n.list, xtermjs.Link{URI: d.uri, ID: d.id})
+	n.index[slot] = len(n.list)
+	return len(n.list)
+}
+
+func linesOf(ls []*line, ln *linkNumbers) ([][]xtermjs.Cell, []bool) {
 	out := make([][]xtermjs.Cell, len(ls))
 	wrapped := make([]bool, len(ls))
 	for y, l := range ls {
@@ -99,6 +122,7 @@ func linesOf(ls []*line) ([][]xtermjs.Cell, []bool) {
 			row[x] = xtermjs.Cell{
 				Chars: l.text(x), Width: int(c.width()),
 				FG: colorOf(c.fg), BG: colorOf(c.bg), Flags: c.flags & visibleFlags, Underline: c.ul,
+				Link: ln.of(c.attrs().link()),
 			}
 		}
 		out[y] = row

@@ -59,15 +59,20 @@ type pen struct {
 	// and restore with the colours while the extended attributes stay.
 	hasExt  bool
 	ulStyle uint8
-	link    bool
+	// link is the slot of the open OSC 8 link, 0 for none; printed cells
+	// get it while hasExt is set.
+	link uint16
 }
 
 // attrs is what a cell printed with p shows.
 func (p pen) attrs() attrs {
 	a := attrs{fg: p.fg, bg: p.bg, flags: p.flags}
+	if p.hasExt && p.link != 0 {
+		a = a.withLink(p.link)
+	}
 	if p.flags&attrUnderline != 0 {
 		switch {
-		case p.hasExt && p.link:
+		case p.hasExt && p.link != 0:
 			a.ul = 5 // xterm.js shows a link's underline dashed
 		case p.hasExt:
 			a.ul = p.ulStyle
@@ -78,7 +83,7 @@ func (p pen) attrs() attrs {
 	return a
 }
 
-func (p *pen) updateExt() { p.hasExt = p.ulStyle != 0 || p.link }
+func (p *pen) updateExt() { p.hasExt = p.ulStyle != 0 || p.link != 0 }
 
 // charset is a designation: 0 (ASCII) or the final byte naming a table.
 type charset byte
@@ -114,6 +119,7 @@ type Terminal struct {
 
 	pen      pen
 	penAttrs attrs // pen.attrs(), kept current
+	links    linkTable
 	modes    modes
 	charsets [4]charset
 	gl       int
@@ -181,6 +187,7 @@ func (t *Terminal) reset() {
 	t.altActive = false
 	t.pen = pen{}
 	t.penAttrs = attrs{}
+	t.links = linkTable{}
 	// xterm.js keeps its options (?12 cursor blink, LNM) and the cursor's
 	// visibility across RIS.
 	t.modes = modes{wraparound: true, optBlink: t.modes.optBlink, convertEOL: t.modes.convertEOL,

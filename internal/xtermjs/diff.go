@@ -34,6 +34,7 @@ func Diff(want, got State) []string {
 	}
 	d.field("GL", want.GL, got.GL)
 	d.field("tab stops", fmt.Sprint(want.Tabs), fmt.Sprint(got.Tabs))
+	d.links(want.Links, got.Links)
 	d.screen("", want.Lines, got.Lines)
 	d.wrapped("row", want.Wrapped, got.Wrapped)
 	if want.NormalLines != nil || got.NormalLines != nil {
@@ -80,6 +81,27 @@ func (d *differ) modes(want, got Modes) {
 	d.field("mode send focus", want.SendFocus, got.SendFocus)
 	d.field("mouse tracking", want.MouseTracking, got.MouseTracking)
 	d.field("mouse encoding", want.MouseEncoding, got.MouseEncoding)
+}
+
+func (d *differ) links(want, got []Link) {
+	if len(want) != len(got) {
+		d.add("links: want %d, got %d", len(want), len(got))
+	}
+	for i := 0; i < min(len(want), len(got)); i++ {
+		if want[i] != got[i] {
+			d.add("link %d: want %s, got %s", i+1, describeLink(want[i]), describeLink(got[i]))
+		}
+	}
+}
+
+func describeLink(l Link) string {
+	if l.URI == "" {
+		return "(dropped)"
+	}
+	if l.ID == "" {
+		return strconv.Quote(l.URI)
+	}
+	return fmt.Sprintf("%q id=%q", l.URI, l.ID)
 }
 
 func (d *differ) screen(prefix string, want, got [][]Cell) {
@@ -181,6 +203,9 @@ func describe(c Cell) string {
 	}
 	if c.Flags>>len(flagNames) != 0 {
 		fmt.Fprintf(&b, " flags=%#x", c.Flags)
+	}
+	if c.Link != 0 {
+		fmt.Fprintf(&b, " link=%d", c.Link)
 	}
 	if c.Underline != 0 {
 		if int(c.Underline) < len(underlineNames) {

@@ -4,7 +4,7 @@
 package xtermjs
 
 // Cell is one cell of a rendered line. It travels as a JSON array
-// [chars, width, fg, bg, flags, underline] to keep dumps small.
+// [chars, width, fg, bg, flags, underline, link] to keep dumps small.
 type Cell struct {
 	// Chars is the cell's text: a rune or grapheme cluster; "" for an empty
 	// cell and for the second half of a wide character. xterm.js tells an
@@ -23,6 +23,25 @@ type Cell struct {
 	// Underline is the underline style: 0 none, 1 single, 2 double,
 	// 3 curly, 4 dotted, 5 dashed.
 	Underline uint8
+	// Link is the OSC 8 hyperlink the cell opens: 0 none, else n for
+	// State.Links[n-1]. In the pen, the link it holds (printed cells get
+	// it while the pen has extended attributes).
+	Link int
+}
+
+// Link is an OSC 8 hyperlink. A dump numbers its links in the order the
+// cells (screen rows, then NormalLines, then the pen) first show them, so
+// equal states have equal lists: what is compared is each link's target
+// and id and which cells share one (cells of one link highlight
+// together on hover).
+type Link struct {
+	// URI is the target; "" when xterm.js has dropped the link's data
+	// (with the line it was opened on): its cells keep the dashed
+	// underline but open nothing.
+	URI string
+	// ID is the id= parameter, "" for none (then every OSC 8 opens a new
+	// link, even to the same URI).
+	ID string
 }
 
 // Colour encodings of Cell.FG and Cell.BG.
@@ -106,4 +125,6 @@ type State struct {
 	GL       int
 	// Tabs are the columns with a tab stop, ascending.
 	Tabs []int
+	// Links are the hyperlinks that Cell.Link numbers.
+	Links []Link
 }

@@ -87,6 +87,29 @@ func TestRenderSGRCells(t *testing.T) {
 	}
 }
 
+// TestRenderLinks: OSC 8 links come back per cell, numbered by first
+// appearance, with their id; one without an id is new at every OSC 8 even
+// to the same target, one with an id is the same link again.
+func TestRenderLinks(t *testing.T) {
+	r := startRenderer(t)
+	st := render(t, r, 20, 3, "\x1b]8;;http://a\x07ab\x1b]8;;\x07c\x1b]8;id=x;http://b\x07d\x1b]8;;\x07e"+
+		"\x1b]8;id=x;http://b\x07f\x1b]8;;http://a\x07\x1b[4mg")
+	var got []int
+	for _, c := range st.Lines[0][:8] {
+		got = append(got, c.Link)
+	}
+	if want := []int{1, 1, 0, 2, 0, 2, 3, 0}; !slices.Equal(got, want) {
+		t.Errorf("cell links %v, want %v", got, want)
+	}
+	if want := []Link{{URI: "http://a"}, {URI: "http://b", ID: "x"}, {URI: "http://a"}}; !slices.Equal(st.Links, want) {
+		t.Errorf("links %+v, want %+v", st.Links, want)
+	}
+	// A linked cell underlined shows the link's dashed style.
+	if c := st.Lines[0][6]; c.Underline != 5 || st.Pen.Link != 3 {
+		t.Errorf("underlined linked cell %+v, pen %+v: want dashed underline and the pen holding link 3", c, st.Pen)
+	}
+}
+
 func TestRenderWideAndCombining(t *testing.T) {
 	r := startRenderer(t)
 	// The wide character does not fit in the last column: xterm.js leaves
@@ -289,7 +312,7 @@ func TestStartWithoutNodeModules(t *testing.T) {
 func TestCellJSONRoundTrip(t *testing.T) {
 	cells := []Cell{
 		{Chars: "a", Width: 1, FG: ColorDefault, BG: ColorRGB | 0xabcdef, Flags: AttrBold | AttrOverline, Underline: 5},
-		{Chars: "\"\\\u00e9\n", Width: 2, FG: 255, BG: 0},
+		{Chars: "\"\\\u00e9\n", Width: 2, FG: ColorP256 | 255, BG: 0, Link: 3},
 		{},
 	}
 	b, err := json.Marshal(cells)
@@ -306,7 +329,7 @@ func TestCellJSONRoundTrip(t *testing.T) {
 	if !slices.Equal(back, cells) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, cells)
 	}
-	for _, bad := range []string{`{}`, `["a",1,2]`, `["a",1,2,3,4,5,6]`, `[1,1,1,1,1,1]`, `["a,1,1,1,1,1]`, `["a",x,1,1,1,1]`} {
+	for _, bad := range []string{`{}`, `["a",1,2]`, `["a",1,2,3,4,5]`, `["a",1,2,3,4,5,6,7]`, `[1,1,1,1,1,1,1]`, `["a,1,1,1,1,1,1]`, `["a",x,1,1,1,1,1]`} {
 		var c Cell
 		if err := json.Unmarshal([]byte(bad), &c); err == nil {
 			t.Errorf("%s decoded as %+v", bad, c)

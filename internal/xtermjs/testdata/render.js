@@ -36,6 +36,10 @@
 //   _core._inputHandler._curAttrData         the pen (an AttributeData: fg, bg, extended)
 //   _core._charsetService._charsets[0..3]    G0..G3 designations (charset tables, undefined = ASCII)
 //   _core._charsetService.glevel             the G set invoked into GL
+//   _core._oscLinkService.getLinkData(urlId) an OSC 8 link's {id, uri} (undefined once
+//                                            dropped with the line it was opened on)
+//   cell.extended.urlId, _curAttrData.extended.urlId
+//                                            the link a cell (with BG HAS_EXTENDED) or the pen holds
 //   _core._inputHandler.selectCharset('(' + F)
 //                                            used once at start-up on a scratch terminal to
 //                                            learn which table each final byte F designates
@@ -67,6 +71,7 @@ const FG_STRIKETHROUGH = 0x80000000;
 const BG_ITALIC = 0x4000000;
 const BG_DIM = 0x8000000;
 const BG_OVERLINE = 0x40000000;
+const BG_HAS_EXTENDED = 0x10000000;
 
 // Cell.Flags bits of state.go.
 const A_BOLD = 1, A_DIM = 2, A_ITALIC = 4, A_UNDERLINE = 8, A_BLINK = 16,
@@ -97,12 +102,39 @@ function flags(fg, bg) {
   return f;
 }
 
-// attrs is a CellData or an AttributeData.
-function cellOf(chars, width, attrs) {
-  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle()];
+// Links numbers the OSC 8 links of one dump 1, 2, ... in the order they are
+// first met, so that two dumps compare by what the links are (target, id,
+// which cells share one) and not by xterm.js's internal ids.
+class Links {
+  constructor(core) {
+    this.core = core;
+    this.index = new Map(); // urlId -> number
+    this.list = []; // {URI, ID}; URI "" for a link whose data xterm.js dropped
+  }
+  of(urlId) {
+    if (!urlId) return 0;
+    let n = this.index.get(urlId);
+    if (n === undefined) {
+      const d = this.core._oscLinkService.getLinkData(urlId);
+      this.list.push({ URI: d ? d.uri : '', ID: d && d.id !== undefined ? d.id : '' });
+      n = this.list.length;
+      this.index.set(urlId, n);
+    }
+    return n;
+  }
 }
 
-function dumpLines(buf, from, count) {
+// attrs is a CellData (link: its extended attributes count only while its
+// BG says it has them) or the pen (link: the one it holds).
+function cellOf(chars, width, attrs, links, isPen) {
+  let link = 0;
+  if ((isPen || (attrs.bg & BG_HAS_EXTENDED)) && attrs.extended) {
+    link = links.of(attrs.extended.urlId);
+  }
+  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle(), link];
+}
+
+function dumpLines(buf, from, count, links) {
   const lines = [];
   const wrapped = [];
   let cell;
@@ -116,7 +148,7 @@ function dumpLines(buf, from, count) {
     }
     for (let x = 0; x < line.length; x++) {
       cell = line.getCell(x, cell);
-      row.push(cellOf(cell.getChars(), cell.getWidth(), cell));
+      row.push(cellOf(cell.getChars(), cell.getWidth(), cell, links, false));
     }
     lines.push(row);
     wrapped.push(line.isWrapped);
@@ -170,7 +202,8 @@ function dump(term, title) {
   const buf = core._bufferService.buffer;
   const rows = term.rows;
 
-  const screen = dumpLines(active, active.baseY, rows);
+  const links = new Links(core);
+  const screen = dumpLines(active, active.baseY, rows, links);
   const sbLines = [];
   const sbWrapped = [];
   for (let y = 0; y < normal.baseY; y++) {
@@ -180,11 +213,11 @@ function dump(term, title) {
   }
   let normalLines;
   if (active.type === 'alternate') {
-    normalLines = dumpLines(normal, normal.baseY, rows).lines;
+    normalLines = dumpLines(normal, normal.baseY, rows, links).lines;
   }
   const cur = cursorStyleOf(core);
   const m = term.modes;
-  const pen = cellOf('', 0, core._inputHandler._curAttrData);
+  const pen = cellOf('', 0, core._inputHandler._curAttrData, links, true);
   const cs = core._charsetService;
   const tabs = Object.keys(buf.tabs).filter(k => buf.tabs[k]).map(Number).sort((a, b) => a - b);
 
@@ -222,6 +255,7 @@ function dump(term, title) {
     Charsets: [0, 1, 2, 3].map(g => charsetName(cs._charsets[g])),
     GL: cs.glevel,
     Tabs: tabs,
+    Links: links.list,
   };
   if (normalLines) st.NormalLines = normalLines;
   return st;
