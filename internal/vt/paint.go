@@ -203,13 +203,14 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				if c.width() == 2 && (x+1 >= len(l.cells) || l.cells[x+1].ch != 0 || l.cells[x+1].width() != 0) {
 					s.lose("wide character without its right half")
 				}
-				if c.flags&attrUnderline != 0 && c.ul == 0 {
-					s.lose("underlined cell without an underline style")
-				}
 				if int(c.width()) != runeWidth(firstRune(l, x)) {
 					s.lose("character whose width printing would not give")
 				}
-				s.pen(c.attrs())
+				if c.flags&attrUnderline != 0 && c.ul == 0 {
+					s.underlineWithoutStyle(c.attrs(), alt, x == 0 && l.wrapped, i)
+				} else {
+					s.pen(c.attrs())
+				}
 				if c.width() == 0 {
 					// A lone zero-width character: end any join first.
 					s.out = append(s.out, "\x1b\\"...)

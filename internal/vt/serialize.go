@@ -32,6 +32,7 @@ func (t *Terminal) snapshot(dst []byte) ([]byte, []string) {
 		s.moveTo(nb.y, min(nb.x, t.cols-1))
 		s.sgr(attrs{})
 		s.out = append(s.out, "\x1b[?1047h"...)
+		s.scratched = false
 		s.writeAlt()
 		s.setTabs(&t.alt)
 		s.setRegion(&t.alt)
@@ -58,6 +59,10 @@ type snapshotter struct {
 	filler int
 	// savedDone is set once the normal screen's saved cursor is set.
 	savedDone bool
+	// scratched is set once the screen being painted used its saved
+	// cursor to make a pen (see underlineWithoutStyle): it must be set
+	// after, even to its initial state.
+	scratched bool
 	// lossy lists what could not be reproduced.
 	lossy []string
 }
@@ -222,7 +227,7 @@ func (s *snapshotter) saveWhilePainting(i int) {
 		return
 	}
 	sv := t.normal.saved
-	if sv == (savedCursor{}) {
+	if sv == (savedCursor{}) && !s.scratched {
 		s.savedDone = true
 		return
 	}
@@ -240,7 +245,7 @@ func (s *snapshotter) saveWhilePainting(i int) {
 // its screen; with back >= 0 the cursor returns to column 0 of that row.
 func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 	sv := b.saved
-	if sv == (savedCursor{}) {
+	if sv == (savedCursor{}) && !s.scratched {
 		return // what RIS and clearing the alternate screen leave
 	}
 	y := clampInt(sv.y-ybase, 0, s.t.rows-1)
@@ -347,31 +352,30 @@ func (s *snapshotter) setModesAndCursor() {
 		s.lose("cursor outside the region in origin mode")
 	}
 	jx := b.x - t.joinWidth
-	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
+	rc := s.needsRestore()
+	switch {
+	case t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
 		(jx == 0 || b.lines[b.y].cells[jx-1].width() != 2) &&
 		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
-		b.lines[b.y].cells[jx].attrs() == pa {
+		b.lines[b.y].cells[jx].attrs() == pa:
 		// Print the character before the cursor again: same screen, and
 		// the receiver's parser knows it as the one to join to. GL maps
-		// nothing here (once setCharsets has done DECRC where the model
-		// did), so the charsets can be set first.
+		// nothing here (once any DECRC has restored the model's charset),
+		// so the charsets and the pen can be set first.
 		s.setCharsets()
-		s.finalPen()
+		s.finalPen(rc)
 		s.moveTo(b.y-top, jx)
 		s.printCell(b.lines[b.y], jx)
-	} else if t.active != t.charsets[t.gl] {
-		// DECRC in setCharsets moves the cursor: it goes first, and a
-		// repaint is printed through the restored charset.
+	case rc:
+		// DECRC moves the cursor: it goes first, and a repaint would
+		// change the pen it restored.
 		s.setCharsets()
+		s.finalPen(rc)
 		s.moveTo(b.y-top, min(b.x, t.cols-1))
 		if b.x >= t.cols {
-			if t.table != nil {
-				s.lose("pending wrap while DECRC's charset differs from the designation")
-			}
-			s.repaintLast(b, top)
+			s.lose("pending wrap with a pen or charset only DECRC gives")
 		}
-		s.finalPen()
-	} else {
+	default:
 		s.moveTo(b.y-top, min(b.x, t.cols-1))
 		if b.x >= t.cols {
 			s.repaintLast(b, top)
@@ -379,57 +383,10 @@ func (s *snapshotter) setModesAndCursor() {
 		// After the repaint, which prints the character untranslated;
 		// designations leave a pending wrap alone.
 		s.setCharsets()
-		s.finalPen()
+		s.finalPen(false)
 	}
 	if m.insert {
 		s.out = append(s.out, "\x1b[4h"...)
-	}
-}
-
-// finalPen gives the receiver the model's pen: colours, flags, the link it
-// holds and the underline style it keeps (a link shows its cells' underline
-// dashed, whatever the style; the style shows again once the link closes).
-func (s *snapshotter) finalPen() {
-	p := s.t.pen
-	if p.hasExt != (p.ulStyle != 0 || p.link != 0) || (p.flags&attrUnderline != 0) != (p.ulStyle != 0) {
-		s.lose("pen's extended attributes as only DECRC leaves them")
-	}
-	a := attrs{fg: p.fg, bg: p.bg, flags: p.flags}
-	if p.flags&attrUnderline != 0 {
-		a.ul = 1
-		if p.hasExt {
-			a.ul = p.ulStyle
-		}
-	}
-	s.sgr(a)
-	s.setLink(p.link)
-}
-
-func (s *snapshotter) setCharsets() {
-	t := s.t
-	for g, cs := range t.charsets {
-		if cs != 0 {
-			s.out = append(s.out, 0x1b, "()*+"[g], byte(cs))
-		}
-	}
-	switch t.gl {
-	case 1:
-		s.out = append(s.out, 0x0e)
-	case 2:
-		s.out = append(s.out, "\x1bn"...)
-	case 3:
-		s.out = append(s.out, "\x1bo"...)
-	}
-	if t.active != t.charsets[t.gl] {
-		// Only DECRC makes GL's charset differ from its designation (it
-		// restores the saved one, or ASCII): do the same, with the saved
-		// cursor already set. It also restores the saved cursor's pen, so
-		// the next SGR is written in full.
-		if t.buf.saved.charset != t.active {
-			s.lose("charset restored by DECRC differs from the designation and the saved one")
-		}
-		s.out = append(s.out, "\x1b8"...)
-		s.cur = attrs{flags: ^uint16(0)}
 	}
 }
 
@@ -458,6 +415,10 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	}
 	if x > 0 && l.cells[x-1].width() == 2 {
 		s.lose("pending wrap after a wide character without its right half")
+	}
+	if c.flags&attrUnderline != 0 && c.ul == 0 {
+		// Its pen would take a saved cursor already set.
+		s.lose("pending wrap after an underlined cell without an underline style")
 	}
 	s.pen(c.attrs())
 	s.printCell(l, x)

@@ -191,10 +191,7 @@ func limitLines(d []string, n int) string {
 
 // knownRoundTripDeviations are cases whose snapshot cannot reproduce the
 // model, each listed in doc.go.
-var knownRoundTripDeviations = map[string]string{
-	"decsc-underline/24x80": "DECRC's underline flag without an underline style has no SGR form",
-	"decsc-underline/split": "DECRC's underline flag without an underline style has no SGR form",
-}
+var knownRoundTripDeviations = map[string]string{}
 
 // TestXtermRecordings compares vt with xterm.js on every recording, fed in
 // its PTY reads and whole, and round-trips the result through a snapshot.
