@@ -111,8 +111,6 @@ func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase, allowLossy 
 			t.Errorf("%s: xterm.js dropped a link's data (see doc.go)", c.name)
 		} else if dropped {
 			t.Logf("%s: round trip skipped: xterm.js dropped a link's data, which vt keeps (see doc.go)", c.name)
-		} else if reason, ok := knownRoundTripDeviations[c.name]; ok {
-			t.Logf("%s: round trip skipped: %s", c.name, reason)
 		} else if onlyHiddenTabs(lossy[i]) {
 			// Stops past the last column (left by a narrowing) cannot be
 			// set again; compare the rest.
@@ -188,10 +186,6 @@ func limitLines(d []string, n int) string {
 	}
 	return s
 }
-
-// knownRoundTripDeviations are cases whose snapshot cannot reproduce the
-// model, each listed in doc.go.
-var knownRoundTripDeviations = map[string]string{}
 
 // TestXtermRecordings compares vt with xterm.js on every recording, fed in
 // its PTY reads and whole, and round-trips the result through a snapshot.
