@@ -94,6 +94,7 @@ func (s *snapshotter) underlineWithoutStyle(a attrs, alt, wrapping bool, i int) 
 	s.sgr(b)
 	s.out = append(s.out, "\x1b7\x1b[24m\x1b8"...)
 	s.cur = a
+	s.synced()
 	s.scratched = true
 	if !alt {
 		s.savedDone = false
@@ -169,6 +170,7 @@ func (p pen) sgrAttrs() attrs {
 func (s *snapshotter) restore() {
 	s.out = append(s.out, "\x1b8"...)
 	s.cur = attrs{flags: ^uint16(0)} // unknown: the next SGR is written in full
+	s.synced()
 }
 
 func (s *snapshotter) setCharsets() {

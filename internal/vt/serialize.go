@@ -52,6 +52,8 @@ type snapshotter struct {
 	cur attrs
 	// link is the link slot the receiver's pen holds, 0 for none.
 	link uint16
+	// full is cur with link: what a printed cell gets (see pen).
+	full attrs
 	// opened are the links without an id opened so far: opening one again
 	// would make another link.
 	opened map[uint16]bool
@@ -89,10 +91,21 @@ func (s *snapshotter) moveTo(y, x int) {
 }
 
 // pen sets the receiving pen to print a cell with attributes a, its link
-// included.
+// included. It is called for every cell painted: the common case, a pen
+// already right, is one comparison.
 func (s *snapshotter) pen(a attrs) {
-	s.sgr(a)
-	s.setLink(a.link())
+	if a != s.full {
+		s.sgr(a)
+		s.setLink(a.link())
+	}
+}
+
+// synced recomputes full after cur or link changed.
+func (s *snapshotter) synced() {
+	s.full = s.cur.withLink(s.link)
+	if s.link == throwawayLink || s.cur.flags == ^uint16(0) {
+		s.full = attrs{flags: ^uint16(0)} // matches no cell
+	}
 }
 
 // throwawayLink stands for a link the snapshot opens only to set the
@@ -108,6 +121,7 @@ func (s *snapshotter) setLink(l uint16) {
 		return
 	}
 	s.link = l
+	s.synced()
 	if l == 0 {
 		s.out = append(s.out, "\x1b]8;;\x1b\\"...)
 		return
@@ -168,6 +182,7 @@ func (s *snapshotter) sgr(a attrs) {
 		s.out = append(s.out, "\x1b[1\"q"...)
 	}
 	s.cur = a
+	s.synced()
 }
 
 func (s *snapshotter) color(c color, base, bright, ext int) {
@@ -268,6 +283,7 @@ func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 		// A link no cell will show holds the flag.
 		s.out = append(s.out, "\x1b]8;;x\x1b\\"...)
 		s.link = throwawayLink
+		s.synced()
 	case !sv.hasExt:
 		s.setLink(0)
 	}
