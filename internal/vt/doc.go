@@ -25,8 +25,9 @@
 // A cell is 16 bytes (code point, colours, flags, underline style, width);
 // a grapheme cluster lives in a per-line map. Colours keep xterm.js's modes
 // (default, 16-colour, 256-colour, RGB: bold brightens only the 16-colour
-// kind). An OSC 8 link is a slot of a table (target, id), whose number the
-// cell keeps in the spare top bits of its two colours, so printing a linked
+// kind). A cell's extended attributes (its OSC 8 link, with target and id,
+// and its SGR 58 underline colour) are a slot of a table, whose number the
+// cell keeps in the spare top bits of its two colours, so printing such a
 // cell costs nothing extra; slots no cell shows are taken back when the
 // table fills. Lines track how far they hold
 // anything but default blanks, so clearing and storing short lines is
@@ -73,10 +74,9 @@
 //     underline but open nothing. vt keeps a link while any cell shows it
 //     (following xterm.js's line markers through every scroll would cost
 //     the parser; the differential tests mark such links as dropped).
-//   - At most 4095 links can be shown at once; an OSC 8 past that opens
-//     none until cells showing others are gone.
-//   - SGR 58 and 59 (underline colour) are parsed but not kept: a cell has
-//     no room for a third colour.
+//   - At most 4095 combinations of link and underline colour can be shown
+//     at once, and 65,536 links kept; past that, cells print without them
+//     until cells showing others are gone.
 //
 // # What a snapshot cannot reproduce
 //
@@ -86,10 +86,11 @@
 // (which know through an internal report) skip the round trip for them:
 //
 //   - pens and cells that only DECRC makes (xterm.js's extended-attributes
-//     or underline flag apart from the underline style and link) are made
-//     with DECRC in the snapshot too, except: such a pen restored from
-//     another saved cursor than the one now saved; a cell underlined
-//     without a style opening a wrapped line, in the last column with the
+//     or underline flag apart from the underline style and link: an
+//     underline flag without a style, an underline colour kept on a cell
+//     not underlined) are made with DECRC in the snapshot too, except: such
+//     a pen restored from another saved cursor than the one now saved;
+//     such a cell opening a wrapped line, in the last column with the
 //     cursor waiting to wrap, or painted after the normal screen's saved
 //     row has scrolled above the receiver's screen; a saved cursor
 //     underlined without the extended-attributes flag;

@@ -59,7 +59,7 @@ func (t *Terminal) fullReset() {
 }
 
 func (t *Terminal) screenAlignment() {
-	a := t.penAttrs.withLink(0)
+	a := t.penAttrs.withSlot(0)
 	if t.pen.hasExt {
 		a.ul = 0 // the fill cell carries no extended attributes (nor link)
 	}

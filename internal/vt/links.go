@@ -2,28 +2,32 @@ package vt
 
 import "strings"
 
-// OSC 8 hyperlinks, kept as xterm.js keeps them: a link per cell, shared by
-// the cells printed while it was open, and identified by its target and id=
-// parameter. A cell holds its link as a slot number in the bits of its
-// colours above the colour itself (fg's top six bits the low half, bg's the
-// high half), so the pen's attributes carry it into every printed cell at
-// no cost to printing, and the scrollback stores it with the colours.
+// A cell's extended attributes, kept as xterm.js keeps them: an OSC 8 link
+// (shared by the cells printed while it was open, identified by its target
+// and id= parameter) and an SGR 58 underline colour. A cell holds them as
+// a slot of a table, whose number it keeps in the bits of its colours
+// above the colour itself (fg's top six bits the low half, bg's the high
+// half), so the pen's attributes carry it into every printed cell at no
+// cost to printing, and the scrollback stores it with the colours.
 
 const (
-	linkShift = 26
-	// colorBits masks a colour without the link bits.
-	colorBits color = 1<<linkShift - 1
-	// maxLinks is the number of slots the twelve bits can name (0 is none).
-	maxLinks = 1<<12 - 1
+	slotShift = 26
+	// colorBits masks a colour without the slot bits.
+	colorBits color = 1<<slotShift - 1
+	// maxSlots is the number of slots the twelve bits can name (0 is none).
+	maxSlots = 1<<12 - 1
+	// maxLinks bounds the links kept apart from slots (opened but not yet
+	// shown, or shown with several underline colours).
+	maxLinks = 1 << 16
 )
 
-// link returns the link slot a carries, 0 for none.
-func (a attrs) link() uint16 { return uint16(a.fg>>linkShift) | uint16(a.bg>>linkShift)<<6 }
+// slot returns the extended-attributes slot a carries, 0 for none.
+func (a attrs) slot() uint16 { return uint16(a.fg>>slotShift) | uint16(a.bg>>slotShift)<<6 }
 
-// withLink returns a carrying link slot l instead of its own.
-func (a attrs) withLink(l uint16) attrs {
-	a.fg = a.fg&colorBits | color(l&63)<<linkShift
-	a.bg = a.bg&colorBits | color(l>>6)<<linkShift
+// withSlot returns a carrying slot s instead of its own.
+func (a attrs) withSlot(s uint16) attrs {
+	a.fg = a.fg&colorBits | color(s&63)<<slotShift
+	a.bg = a.bg&colorBits | color(s>>6)<<slotShift
 	return a
 }
 
@@ -31,59 +35,102 @@ func (a attrs) withLink(l uint16) attrs {
 // none).
 type linkData struct{ uri, id string }
 
-// linkTable holds the links that cells and the pen refer to by slot.
-type linkTable struct {
-	data []linkData // data[slot-1]
-	// byID finds a link with an id again: OSC 8 with the same id and
-	// target continues it (xterm.js registerLink).
-	byID map[linkData]uint16
-	free []uint16
+// extData is what a slot stands for: a link (0 none, else an index into
+// extTable.links plus one) and an underline colour (colorDefault none).
+type extData struct {
+	link uint32
+	ul   color
 }
 
-func (lt *linkTable) get(slot uint16) linkData { return lt.data[slot-1] }
+// extTable holds the slots cells refer to, and the links those and the
+// pen refer to.
+type extTable struct {
+	slots  []extData // slots[s-1]
+	bySlot map[extData]uint16
+	free   []uint16
+	links  []linkData // links[l-1]
+	// byID finds a link with an id again: OSC 8 with the same id and
+	// target continues it (xterm.js registerLink).
+	byID      map[linkData]uint32
+	freeLinks []uint32
+}
 
-// register returns the slot for an OSC 8 opening d: the existing link for
-// the same id and target, else a new one; 0 when every slot is in use.
-func (t *Terminal) registerLink(d linkData) uint16 {
-	lt := &t.links
-	if d.id != "" {
-		if s, ok := lt.byID[d]; ok {
-			return s
-		}
+func (x *extTable) get(s uint16) extData       { return x.slots[s-1] }
+func (x *extTable) link(l uint32) linkData     { return x.links[l-1] }
+func (x *extTable) slotLink(s uint16) linkData { return x.link(x.get(s).link) }
+
+// slotFor returns the slot for d, taking a new one if none has it; 0 when
+// every slot is in use.
+func (t *Terminal) slotFor(d extData) uint16 {
+	x := &t.ext
+	if s, ok := x.bySlot[d]; ok {
+		return s
 	}
-	if len(lt.free) == 0 && len(lt.data) == maxLinks {
-		t.collectLinks()
+	if len(x.free) == 0 && len(x.slots) == maxSlots {
+		t.collectExt()
 	}
 	var s uint16
 	switch {
-	case len(lt.free) > 0:
-		s = lt.free[len(lt.free)-1]
-		lt.free = lt.free[:len(lt.free)-1]
-		lt.data[s-1] = d
-	case len(lt.data) < maxLinks:
-		lt.data = append(lt.data, d)
-		s = uint16(len(lt.data))
+	case len(x.free) > 0:
+		s = x.free[len(x.free)-1]
+		x.free = x.free[:len(x.free)-1]
+		x.slots[s-1] = d
+	case len(x.slots) < maxSlots:
+		x.slots = append(x.slots, d)
+		s = uint16(len(x.slots))
+	default:
+		return 0
+	}
+	if x.bySlot == nil {
+		x.bySlot = make(map[extData]uint16)
+	}
+	x.bySlot[d] = s
+	return s
+}
+
+// registerLink returns the link an OSC 8 opening d refers to: the existing
+// one for the same id and target, else a new one; 0 when too many are
+// kept.
+func (t *Terminal) registerLink(d linkData) uint32 {
+	x := &t.ext
+	if d.id != "" {
+		if l, ok := x.byID[d]; ok {
+			return l
+		}
+	}
+	if len(x.freeLinks) == 0 && len(x.links) == maxLinks {
+		t.collectExt()
+	}
+	var l uint32
+	switch {
+	case len(x.freeLinks) > 0:
+		l = x.freeLinks[len(x.freeLinks)-1]
+		x.freeLinks = x.freeLinks[:len(x.freeLinks)-1]
+		x.links[l-1] = d
+	case len(x.links) < maxLinks:
+		x.links = append(x.links, d)
+		l = uint32(len(x.links))
 	default:
 		return 0
 	}
 	if d.id != "" {
-		if lt.byID == nil {
-			lt.byID = make(map[linkData]uint16)
+		if x.byID == nil {
+			x.byID = make(map[linkData]uint32)
 		}
-		lt.byID[d] = s
+		x.byID[d] = l
 	}
-	return s
+	return l
 }
 
-// collectLinks frees the slots no cell and no pen refers to any more. It
-// runs when the slots run out, so its cost (a pass over the scrollback)
-// is spread over thousands of links.
-func (t *Terminal) collectLinks() {
-	lt := &t.links
-	used := make([]bool, len(lt.data)+1)
+// collectExt frees the slots no cell refers to any more, and the links no
+// slot and no pen does. It runs when slots or links run out, so its cost
+// (a pass over the scrollback) is spread over thousands of them.
+func (t *Terminal) collectExt() {
+	x := &t.ext
+	used := make([]bool, len(x.slots)+1)
 	mark := func(l *line) {
 		for i := range l.cells[:l.used] {
-			used[l.cells[i].attrs().link()] = true
+			used[l.cells[i].attrs().slot()] = true
 		}
 	}
 	for _, b := range []*buffer{&t.normal, &t.alt} {
@@ -96,18 +143,44 @@ func (t *Terminal) collectLinks() {
 		t.sb.decode(i, &tmp)
 		mark(&tmp)
 	}
-	used[t.pen.link] = true
-	lt.free = lt.free[:0]
-	for s := len(lt.data); s >= 1; s-- {
+	used[t.penAttrs.slot()] = true
+	linkUsed := make([]bool, len(x.links)+1)
+	linkUsed[t.pen.link] = true
+	x.free = x.free[:0]
+	for s := len(x.slots); s >= 1; s-- {
+		d := x.slots[s-1]
 		if used[s] {
+			linkUsed[d.link] = true
 			continue
 		}
-		if d := lt.data[s-1]; d.id != "" && lt.byID[d] == uint16(s) {
-			delete(lt.byID, d)
+		if x.bySlot[d] == uint16(s) {
+			delete(x.bySlot, d)
 		}
-		lt.data[s-1] = linkData{}
-		lt.free = append(lt.free, uint16(s))
+		x.slots[s-1] = extData{}
+		x.free = append(x.free, uint16(s))
 	}
+	x.freeLinks = x.freeLinks[:0]
+	for l := len(x.links); l >= 1; l-- {
+		if linkUsed[l] {
+			continue
+		}
+		if d := x.links[l-1]; d.id != "" && x.byID[d] == uint32(l) {
+			delete(x.byID, d)
+		}
+		x.links[l-1] = linkData{}
+		x.freeLinks = append(x.freeLinks, uint32(l))
+	}
+}
+
+// penChanged recomputes the attributes printed cells get after the pen
+// changed: its extended attributes (link, underline colour) go in a slot
+// while xterm.js's extended-attributes flag is set.
+func (t *Terminal) penChanged() {
+	a := t.pen.attrs()
+	if p := t.pen; p.hasExt && (p.link != 0 || p.ulColor != colorDefault) {
+		a = a.withSlot(t.slotFor(extData{link: p.link, ul: p.ulColor}))
+	}
+	t.penAttrs = a
 }
 
 // hyperlink is OSC 8 "params;uri" as xterm.js reads it: a target opens a
@@ -136,5 +209,5 @@ func (t *Terminal) hyperlink(data []byte) {
 		t.pen.link = t.registerLink(d)
 	}
 	t.pen.updateExt()
-	t.penAttrs = t.pen.attrs()
+	t.penChanged()
 }

@@ -17,17 +17,17 @@ func manyLinks(n int) []byte {
 }
 
 // TestXtermManyLinksReuseSlots: more links than a cell can name go through
-// the table, whose slots are taken back once no cell shows their link; the
-// screen still shows each line's own links, as xterm.js does.
+// the table, whose slots are taken back once no cell shows them; the screen
+// still shows each line's own links, as xterm.js does.
 func TestXtermManyLinksReuseSlots(t *testing.T) {
-	data := manyLinks(3 * maxLinks)
+	data := manyLinks(3 * maxSlots)
 	term := New(24, 40, Options{Scrollback: 100})
 	term.Write(data)
-	if n := len(term.links.data); n > maxLinks {
-		t.Fatalf("link table holds %d slots, more than %d", n, maxLinks)
+	if n := len(term.ext.slots); n > maxSlots {
+		t.Fatalf("the table holds %d slots, more than %d", n, maxSlots)
 	}
-	if len(term.links.free) == 0 && len(term.links.data) < maxLinks {
-		t.Fatalf("the table never filled: %d slots for %d links", len(term.links.data), 3*maxLinks)
+	if len(term.ext.free) == 0 && len(term.ext.slots) < maxSlots {
+		t.Fatalf("the table never filled: %d slots for %d links", len(term.ext.slots), 6*maxSlots)
 	}
 	r := startRenderer(t)
 	if failed := checkCases(t, r, []diffCase{

@@ -22,6 +22,7 @@ func (t *Terminal) sgr() {
 			pn.fg, pn.bg = 0, 0
 			pn.flags = 0
 			pn.ulStyle = 0
+			pn.ulColor = colorDefault
 			pn.hasExt = false
 			pn.updateExt()
 		case v == 1:
@@ -68,13 +69,17 @@ func (t *Terminal) sgr() {
 			pn.bg = 0
 		case v == 38 || v == 48 || v == 58:
 			i += t.extendedColor(i)
+		case v == 59:
+			// xterm.js stores -1 in the colour's bits: RGB white.
+			pn.ulColor = colorRGB | 0xffffff
+			pn.updateExt()
 		case v == 53:
 			pn.flags |= attrOverline
 		case v == 55:
 			pn.flags &^= attrOverline
 		}
 	}
-	t.penAttrs = pn.attrs()
+	t.penChanged()
 }
 
 func (t *Terminal) underline(style int32) {
@@ -135,8 +140,10 @@ func (t *Terminal) extendedColor(pos int) int {
 		target = &t.pen.fg
 	case 48:
 		target = &t.pen.bg
+	case 58:
+		target = &t.pen.ulColor // without updating hasExt, as xterm.js
 	default:
-		return advance // 58: underline colour, not kept
+		return advance
 	}
 	switch accu[1] {
 	case 2:

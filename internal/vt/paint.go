@@ -206,8 +206,8 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				if int(c.width()) != runeWidth(firstRune(l, x)) {
 					s.lose("character whose width printing would not give")
 				}
-				if c.flags&attrUnderline != 0 && c.ul == 0 {
-					s.underlineWithoutStyle(c.attrs(), alt, x == 0 && l.wrapped, i)
+				if s.onlyByDECRC(c.attrs()) {
+					s.extendedByDECRC(c.attrs(), alt, x == 0 && l.wrapped, i)
 				} else {
 					s.pen(c.attrs())
 				}

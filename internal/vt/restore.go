@@ -30,7 +30,7 @@ func (s *snapshotter) finalPen(rc bool) {
 	p := t.pen
 	sv := t.buf.saved
 	if !rc {
-		s.sgr(p.sgrAttrs())
+		s.sgrUL(p.sgrAttrs(), p.ulColor)
 		s.setLink(p.link)
 		return
 	}
@@ -39,24 +39,25 @@ func (s *snapshotter) finalPen(rc bool) {
 			s.lose("charset restored by DECRC differs from the designation and the saved one")
 		}
 		s.restore()
-		s.sgr(p.sgrAttrs())
+		s.sgrUL(p.sgrAttrs(), p.ulColor)
 		s.setLink(p.link)
 		return
 	}
 	if p.hasExt != sv.hasExt || p.flags&attrUnderline != sv.flags&attrUnderline {
 		s.lose("pen's extended attributes as only DECRC leaves them, from another saved cursor")
-		s.sgr(p.sgrAttrs())
+		s.sgrUL(p.sgrAttrs(), p.ulColor)
 		s.setLink(p.link)
 		return
 	}
-	// The style and the link first (SGR 0 clears the style, 4:N sets it),
-	// then DECRC for the two flags, then SGR that leaves them alone for
-	// the colours and the other flags the program changed since.
+	// The style, underline colour and link first (SGR 0 clears the style
+	// and colour, 4:N and 58 set them), then DECRC for the two flags, then
+	// SGR that leaves them alone for the colours and the other flags the
+	// program changed since.
 	var a attrs
 	if p.ulStyle != 0 {
 		a = attrs{flags: attrUnderline, ul: p.ulStyle}
 	}
-	s.sgr(a)
+	s.sgrUL(a, p.ulColor)
 	s.setLink(p.link)
 	s.restore()
 	s.sgrDelta(attrs{fg: sv.fg, bg: sv.bg, flags: sv.flags}, attrs{fg: p.fg, bg: p.bg, flags: p.flags})
@@ -68,15 +69,28 @@ func (s *snapshotter) finalPen(rc bool) {
 	}
 }
 
-// underlineWithoutStyle sets the receiver's pen to a: underlined with no
-// style (xterm.js's extended-attributes flag set, its style none, as
-// DECALN and a pen DECRC restored leave cells), which only DECRC makes:
-// save the pen underlined, drop the style, restore. That takes the saved
-// cursor of the screen being painted, which is set again after; it cannot
-// be while the cursor waits to wrap (DECRC would cancel the wrap) nor once
-// the normal screen's saved row has scrolled above the receiver's screen.
-func (s *snapshotter) underlineWithoutStyle(a attrs, alt, wrapping bool, i int) {
-	if a == s.cur && s.link == 0 {
+// onlyByDECRC reports whether a cell with attributes a can only be printed
+// with a pen that DECRC made: xterm.js's extended-attributes flag set with
+// no underline style and no link (as DECALN and a pen DECRC restored leave
+// cells), which shows as an underline flag without a style, or keeps an
+// underline colour on a cell not underlined.
+func (s *snapshotter) onlyByDECRC(a attrs) bool {
+	if a.flags&attrUnderline != 0 {
+		return a.ul == 0
+	}
+	sl := a.slot()
+	return sl != 0 && s.t.ext.get(sl).link == 0
+}
+
+// extendedByDECRC sets the receiver's pen to a, which only DECRC makes
+// (onlyByDECRC): save the pen with the flag held by an underline style or
+// a link no cell shows, drop the style or link, restore. That takes the
+// saved cursor of the screen being painted, which is set again after; it
+// cannot be while the cursor waits to wrap (DECRC would cancel the wrap)
+// nor once the normal screen's saved row has scrolled above the receiver's
+// screen.
+func (s *snapshotter) extendedByDECRC(a attrs, alt, wrapping bool, i int) {
+	if a == s.full {
 		return
 	}
 	t := s.t
@@ -84,17 +98,27 @@ func (s *snapshotter) underlineWithoutStyle(a attrs, alt, wrapping bool, i int) 
 	// saved row must not be among them, as only more will come.
 	ybase := min(max(0, i+s.filler-(t.rows-1)), t.sb.max)
 	if wrapping || (!alt && t.normal.saved.y < ybase) {
-		s.lose("underlined cell without an underline style")
+		s.lose("cell with extended attributes only DECRC gives")
 		s.pen(a)
 		return
 	}
-	s.setLink(0)
-	b := a
-	b.ul = 1
-	s.sgr(b)
-	s.out = append(s.out, "\x1b7\x1b[24m\x1b8"...)
-	s.cur = a
-	s.synced()
+	var d extData // no link (it would show an underline dashed): a colour
+	if sl := a.slot(); sl != 0 {
+		d = t.ext.get(sl)
+	}
+	b := a.withSlot(0)
+	if a.flags&attrUnderline != 0 {
+		s.setLink(0)
+		b.ul = 1
+		s.sgrUL(b, d.ul)
+		s.out = append(s.out, "\x1b7\x1b[24m\x1b8"...)
+	} else {
+		s.sgrUL(b, d.ul)
+		s.out = append(s.out, "\x1b]8;;x\x1b\\\x1b7\x1b]8;;\x1b\\\x1b8"...)
+		s.link = 0
+	}
+	s.cur = a.withSlot(0)
+	s.full = a
 	s.scratched = true
 	if !alt {
 		s.savedDone = false
@@ -169,8 +193,8 @@ func (p pen) sgrAttrs() attrs {
 // restore is DECRC in the receiver, whose saved cursor is the model's.
 func (s *snapshotter) restore() {
 	s.out = append(s.out, "\x1b8"...)
-	s.cur = attrs{flags: ^uint16(0)} // unknown: the next SGR is written in full
-	s.synced()
+	s.cur = noCell // unknown: the next SGR is written in full
+	s.full = noCell
 }
 
 func (s *snapshotter) setCharsets() {

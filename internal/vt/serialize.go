@@ -48,21 +48,23 @@ type snapshotter struct {
 	t   *Terminal
 	out []byte
 	// cur is the pen the receiving terminal has (a snapshot starts from
-	// RIS: the default pen), link aside.
-	cur attrs
-	// link is the link slot the receiver's pen holds, 0 for none.
-	link uint16
-	// full is cur with link: what a printed cell gets (see pen).
+	// RIS: the default pen), its extended attributes aside: ul is the
+	// underline colour and link the link it holds (0 none).
+	cur  attrs
+	ul   color
+	link uint32
+	// full is the attributes of the cell pen last made the receiver's pen
+	// print, or noCell once anything changed it.
 	full attrs
 	// opened are the links without an id opened so far: opening one again
 	// would make another link.
-	opened map[uint16]bool
+	opened map[uint32]bool
 	// filler is 1 when a filler line was painted before the oldest line.
 	filler int
 	// savedDone is set once the normal screen's saved cursor is set.
 	savedDone bool
 	// scratched is set once the screen being painted used its saved
-	// cursor to make a pen (see underlineWithoutStyle): it must be set
+	// cursor to make a pen (see extendedByDECRC): it must be set
 	// after, even to its initial state.
 	scratched bool
 	// lossy lists what could not be reproduced.
@@ -88,128 +90,6 @@ func (s *snapshotter) csi(args ...int) {
 func (s *snapshotter) moveTo(y, x int) {
 	s.csi(y+1, x+1)
 	s.out = append(s.out, 'H')
-}
-
-// pen sets the receiving pen to print a cell with attributes a, its link
-// included. It is called for every cell painted: the common case, a pen
-// already right, is one comparison.
-func (s *snapshotter) pen(a attrs) {
-	if a != s.full {
-		s.sgr(a)
-		s.setLink(a.link())
-	}
-}
-
-// synced recomputes full after cur or link changed.
-func (s *snapshotter) synced() {
-	s.full = s.cur.withLink(s.link)
-	if s.link == throwawayLink || s.cur.flags == ^uint16(0) {
-		s.full = attrs{flags: ^uint16(0)} // matches no cell
-	}
-}
-
-// throwawayLink stands for a link the snapshot opens only to set the
-// extended-attributes flag that DECSC saves.
-const throwawayLink = maxLinks + 1
-
-// setLink makes the receiver's pen hold link slot l: OSC 8 opens it again
-// (with its id, the same link) or closes the open one. Either way xterm.js
-// then sets its extended-attributes flag as the model's pen has it after
-// an SGR: while a link is held.
-func (s *snapshotter) setLink(l uint16) {
-	if l == s.link {
-		return
-	}
-	s.link = l
-	s.synced()
-	if l == 0 {
-		s.out = append(s.out, "\x1b]8;;\x1b\\"...)
-		return
-	}
-	d := s.t.links.get(l)
-	s.out = append(s.out, "\x1b]8;"...)
-	if d.id != "" {
-		s.out = append(s.out, "id="...)
-		s.out = append(s.out, d.id...)
-	} else {
-		if s.opened[l] {
-			s.lose("a link without an id painted in two parts")
-		}
-		if s.opened == nil {
-			s.opened = make(map[uint16]bool)
-		}
-		s.opened[l] = true
-	}
-	s.out = append(s.out, ';')
-	s.out = append(s.out, d.uri...)
-	s.out = append(s.out, "\x1b\\"...)
-}
-
-// sgr sets the receiving pen's colours and flags to a's, link aside (see
-// pen).
-func (s *snapshotter) sgr(a attrs) {
-	a = a.withLink(0)
-	if a == s.cur {
-		return
-	}
-	if a.flags&attrProtected != s.cur.flags&attrProtected {
-		if a.flags&attrProtected != 0 {
-			s.out = append(s.out, "\x1b[1\"q"...)
-		} else {
-			s.out = append(s.out, "\x1b[0\"q"...)
-		}
-	}
-	s.out = append(s.out, "\x1b[0"...)
-	f := a.flags
-	for _, fl := range [...]struct {
-		bit  uint16
-		code string
-	}{{attrBold, ";1"}, {attrDim, ";2"}, {attrItalic, ";3"}, {attrBlink, ";5"}, {attrInverse, ";7"},
-		{attrInvisible, ";8"}, {attrStrikethrough, ";9"}, {attrOverline, ";53"}} {
-		if f&fl.bit != 0 {
-			s.out = append(s.out, fl.code...)
-		}
-	}
-	if f&attrUnderline != 0 && a.ul != 0 {
-		s.out = append(s.out, ";4:"...)
-		s.out = strconv.AppendInt(s.out, int64(a.ul), 10)
-	}
-	s.color(a.fg, 30, 90, 38)
-	s.color(a.bg, 40, 100, 48)
-	s.out = append(s.out, 'm')
-	if a.flags&attrProtected != 0 {
-		// SGR 0 cleared the protection again.
-		s.out = append(s.out, "\x1b[1\"q"...)
-	}
-	s.cur = a
-	s.synced()
-}
-
-func (s *snapshotter) color(c color, base, bright, ext int) {
-	switch c & colorMode {
-	case colorP16:
-		i := int(c & 0xff)
-		s.out = append(s.out, ';')
-		if i < 8 {
-			s.out = strconv.AppendInt(s.out, int64(base+i), 10)
-		} else {
-			s.out = strconv.AppendInt(s.out, int64(bright+i-8), 10)
-		}
-	case colorP256:
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(ext), 10)
-		s.out = append(s.out, ";5;"...)
-		s.out = strconv.AppendInt(s.out, int64(c&0xff), 10)
-	case colorRGB:
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(ext), 10)
-		s.out = append(s.out, ";2;"...)
-		s.out = strconv.AppendInt(s.out, int64(c>>16&0xff), 10)
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(c>>8&0xff), 10)
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(c&0xff), 10)
-	}
 }
 
 // setTabs clears the stops and sets the model's.
@@ -283,7 +163,7 @@ func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 		// A link no cell will show holds the flag.
 		s.out = append(s.out, "\x1b]8;;x\x1b\\"...)
 		s.link = throwawayLink
-		s.synced()
+		s.full = noCell
 	case !sv.hasExt:
 		s.setLink(0)
 	}
@@ -432,9 +312,9 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	if x > 0 && l.cells[x-1].width() == 2 {
 		s.lose("pending wrap after a wide character without its right half")
 	}
-	if c.flags&attrUnderline != 0 && c.ul == 0 {
+	if s.onlyByDECRC(c.attrs()) {
 		// Its pen would take a saved cursor already set.
-		s.lose("pending wrap after an underlined cell without an underline style")
+		s.lose("pending wrap after a cell with extended attributes only DECRC gives")
 	}
 	s.pen(c.attrs())
 	s.printCell(l, x)

@@ -51,7 +51,7 @@ func stateOf(t *Terminal) xtermjs.State {
 		MouseTracking:         [...]string{"none", "x10", "vt200", "drag", "any"}[m.mouse],
 		MouseEncoding:         [...]string{"default", "sgr", "sgr_pixels"}[m.mouseEnc],
 	}
-	ln := &linkNumbers{t: t, index: map[uint16]int{}}
+	ln := &linkNumbers{t: t, index: map[uint32]int{}}
 	st.Lines, st.Wrapped = linesOf(b.lines, ln)
 	if t.altActive {
 		st.NormalLines, _ = linesOf(t.normal.lines, ln)
@@ -64,7 +64,7 @@ func stateOf(t *Terminal) xtermjs.State {
 	}
 	pa := t.pen.attrs()
 	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul,
-		Link: ln.of(t.pen.link)}
+		Link: ln.of(t.pen.link), UnderlineColor: colorOf(t.pen.ulColor)}
 	st.Links = ln.list
 	for g, cs := range t.charsets {
 		if cs != 0 {
@@ -96,20 +96,20 @@ func colorOf(c color) int32 {
 // linkNumbers numbers links by first appearance, as render.js does.
 type linkNumbers struct {
 	t     *Terminal
-	index map[uint16]int
+	index map[uint32]int
 	list  []xtermjs.Link
 }
 
-func (n *linkNumbers) of(slot uint16) int {
-	if slot == 0 {
+func (n *linkNumbers) of(l uint32) int {
+	if l == 0 {
 		return 0
 	}
-	if i, ok := n.index[slot]; ok {
+	if i, ok := n.index[l]; ok {
 		return i
 	}
-	d := n.t.links.get(slot)
+	d := n.t.ext.link(l)
 	n.list = append(n.list, xtermjs.Link{URI: d.uri, ID: d.id})
-	n.index[slot] = len(n.list)
+	n.index[l] = len(n.list)
 	return len(n.list)
 }
 
@@ -119,10 +119,14 @@ func linesOf(ls []*line, ln *linkNumbers) ([][]xtermjs.Cell, []bool) {
 	for y, l := range ls {
 		row := make([]xtermjs.Cell, len(l.cells))
 		for x, c := range l.cells {
+			var ext extData
+			if s := c.attrs().slot(); s != 0 {
+				ext = ln.t.ext.get(s)
+			}
 			row[x] = xtermjs.Cell{
 				Chars: l.text(x), Width: int(c.width()),
 				FG: colorOf(c.fg), BG: colorOf(c.bg), Flags: c.flags & visibleFlags, Underline: c.ul,
-				Link: ln.of(c.attrs().link()),
+				Link: ln.of(ext.link), UnderlineColor: colorOf(ext.ul),
 			}
 		}
 		out[y] = row

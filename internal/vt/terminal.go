@@ -59,17 +59,16 @@ type pen struct {
 	// and restore with the colours while the extended attributes stay.
 	hasExt  bool
 	ulStyle uint8
-	// link is the slot of the open OSC 8 link, 0 for none; printed cells
-	// get it while hasExt is set.
-	link uint16
+	// link is the open OSC 8 link (see extTable), 0 for none; ulColor the
+	// SGR 58 underline colour. Printed cells get them while hasExt is set.
+	link    uint32
+	ulColor color
 }
 
-// attrs is what a cell printed with p shows.
+// attrs is what a cell printed with p shows, its extended attributes'
+// slot aside (Terminal.penChanged).
 func (p pen) attrs() attrs {
 	a := attrs{fg: p.fg, bg: p.bg, flags: p.flags}
-	if p.hasExt && p.link != 0 {
-		a = a.withLink(p.link)
-	}
 	if p.flags&attrUnderline != 0 {
 		switch {
 		case p.hasExt && p.link != 0:
@@ -119,7 +118,7 @@ type Terminal struct {
 
 	pen      pen
 	penAttrs attrs // pen.attrs(), kept current
-	links    linkTable
+	ext      extTable
 	modes    modes
 	charsets [4]charset
 	gl       int
@@ -187,7 +186,7 @@ func (t *Terminal) reset() {
 	t.altActive = false
 	t.pen = pen{}
 	t.penAttrs = attrs{}
-	t.links = linkTable{}
+	t.ext = extTable{}
 	// xterm.js keeps its options (?12 cursor blink, LNM) and the cursor's
 	// visibility across RIS.
 	t.modes = modes{wraparound: true, optBlink: t.modes.optBlink, convertEOL: t.modes.convertEOL,

@@ -207,6 +207,9 @@ func describe(c Cell) string {
 	if c.Link != 0 {
 		fmt.Fprintf(&b, " link=%d", c.Link)
 	}
+	if c.UnderlineColor != ColorDefault {
+		b.WriteString(" underline-color=" + colourName(c.UnderlineColor))
+	}
 	if c.Underline != 0 {
 		if int(c.Underline) < len(underlineNames) {
 			b.WriteString(" underline-style=" + underlineNames[c.Underline])

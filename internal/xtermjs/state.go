@@ -4,7 +4,8 @@
 package xtermjs
 
 // Cell is one cell of a rendered line. It travels as a JSON array
-// [chars, width, fg, bg, flags, underline, link] to keep dumps small.
+// [chars, width, fg, bg, flags, underline, link, underline colour] to keep
+// dumps small.
 type Cell struct {
 	// Chars is the cell's text: a rune or grapheme cluster; "" for an empty
 	// cell and for the second half of a wide character. xterm.js tells an
@@ -27,6 +28,11 @@ type Cell struct {
 	// State.Links[n-1]. In the pen, the link it holds (printed cells get
 	// it while the pen has extended attributes).
 	Link int
+	// UnderlineColor is the SGR 58 colour, encoded as FG (ColorDefault:
+	// the foreground's). xterm.js keeps it only with extended attributes
+	// (a cell underlined with a style, or linked); the pen's is the one it
+	// holds. SGR 59 sets it to white (ColorRGB|0xffffff) in xterm.js.
+	UnderlineColor int32
 }
 
 // Link is an OSC 8 hyperlink. A dump numbers its links in the order the

@@ -40,6 +40,8 @@
 //                                            dropped with the line it was opened on)
 //   cell.extended.urlId, _curAttrData.extended.urlId
 //                                            the link a cell (with BG HAS_EXTENDED) or the pen holds
+//   cell.extended.underlineColor, _curAttrData.extended.underlineColor
+//                                            the raw SGR 58 colour, same layout as fg
 //   _core._inputHandler.selectCharset('(' + F)
 //                                            used once at start-up on a scratch terminal to
 //                                            learn which table each final byte F designates
@@ -128,10 +130,13 @@ class Links {
 // BG says it has them) or the pen (link: the one it holds).
 function cellOf(chars, width, attrs, links, isPen) {
   let link = 0;
+  let ulColour = -1;
   if ((isPen || (attrs.bg & BG_HAS_EXTENDED)) && attrs.extended) {
     link = links.of(attrs.extended.urlId);
+    ulColour = colour(attrs.extended.underlineColor);
   }
-  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle(), link];
+  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle(), link,
+    ulColour];
 }
 
 function dumpLines(buf, from, count, links) {
