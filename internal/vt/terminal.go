@@ -117,8 +117,7 @@ type Terminal struct {
 	sb          scrollback
 
 	pen      pen
-	penAttrs attrs // pen.attrs(), kept current
-	ext      extTable
+	penAttrs attrs // pen.attrs() with its extended attributes' slot, kept current
 	modes    modes
 	charsets [4]charset
 	gl       int
@@ -147,6 +146,10 @@ type Terminal struct {
 
 	answer  bool
 	replies []byte
+
+	// ext holds the links and underline colours cells refer to; last, as
+	// only a pen change reads it.
+	ext extTable
 }
 
 // Size limits: New and Resize clamp to them, so that a client asking for
