@@ -16,15 +16,20 @@ const throwawayLink = ^uint32(0)
 // extended attributes included. It is called for every cell painted: the
 // common case, a pen already right, is one comparison.
 func (s *snapshotter) pen(a attrs) {
-	if a == s.full {
-		return
+	if a != s.full {
+		s.setPen(a)
 	}
+}
+
+func (s *snapshotter) setPen(a attrs) {
 	var d extData
 	if sl := a.slot(); sl != 0 {
 		d = s.t.ext.get(sl)
 	}
 	s.sgrUL(a, d.ul)
-	s.setLink(d.link)
+	if d.link != s.link {
+		s.setLink(d.link)
+	}
 	s.full = a
 }
 
