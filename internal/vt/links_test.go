@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/xtermjs"
 )
 
 // manyLinks opens n links without an id and n with one of three ids, one
@@ -48,5 +50,26 @@ func TestLinkIDContinuesAcrossLines(t *testing.T) {
 	got := []int{st.Lines[0][0].Link, st.Lines[1][0].Link, st.Lines[1][1].Link, st.Lines[1][2].Link, st.Lines[1][3].Link}
 	if want := []int{1, 1, 2, 3, 4}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("links of A B C D E: %v, want %v (%+v)", got, want, st.Links)
+	}
+}
+
+// TestSnapshotKeepsTheJoinUnderALink: a combining mark written after the
+// snapshot joins the character before the cursor, printed with a link and
+// an underline colour, as it does on the terminal attached all along.
+func TestSnapshotKeepsTheJoinUnderALink(t *testing.T) {
+	for _, stream := range []string{
+		"\x1b]8;;http://j\x07ab",
+		"\x1b[4:3;58;5;2mab",
+		"\x1b]8;id=1;http://j\x07\x1b[58:2::1:2:3mab",
+	} {
+		orig := New(5, 20, Options{Scrollback: 10})
+		orig.Write([]byte(stream))
+		late := New(5, 20, Options{Scrollback: 10})
+		late.Write(orig.AppendSnapshot(nil))
+		orig.Write([]byte("\u0301"))
+		late.Write([]byte("\u0301"))
+		if d := xtermjs.Diff(stateOf(orig), stateOf(late)); len(d) > 0 {
+			t.Errorf("%q then a combining mark: a late client differs:\n%s", stream, limitLines(d, 10))
+		}
 	}
 }

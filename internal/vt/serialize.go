@@ -240,7 +240,7 @@ func (s *snapshotter) setModesAndCursor() {
 	if m.origin {
 		top = b.scrollTop
 	}
-	pa := t.pen.attrs()
+	pa := t.penAttrs
 	if b.x > t.cols {
 		s.lose("cursor past the right margin")
 	}
