@@ -1,9 +1,11 @@
 package vt
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/reconnectingpty/reconnectingpty/internal/xtermjs"
 )
@@ -57,19 +59,61 @@ func TestLinkIDContinuesAcrossLines(t *testing.T) {
 // snapshot joins the character before the cursor, printed with a link and
 // an underline colour, as it does on the terminal attached all along.
 func TestSnapshotKeepsTheJoinUnderALink(t *testing.T) {
-	for _, stream := range []string{
+	r := startRenderer(t)
+	var cases []diffCase
+	for i, s := range []string{
 		"\x1b]8;;http://j\x07ab",
 		"\x1b[4:3;58;5;2mab",
 		"\x1b]8;id=1;http://j\x07\x1b[58:2::1:2:3mab",
 	} {
-		orig := New(5, 20, Options{Scrollback: 10})
-		orig.Write([]byte(stream))
-		late := New(5, 20, Options{Scrollback: 10})
-		late.Write(orig.AppendSnapshot(nil))
-		orig.Write([]byte("\u0301"))
-		late.Write([]byte("\u0301"))
-		if d := xtermjs.Diff(stateOf(orig), stateOf(late)); len(d) > 0 {
-			t.Errorf("%q then a combining mark: a late client differs:\n%s", stream, limitLines(d, 10))
+		cases = append(cases, diffCase{name: fmt.Sprintf("join-%d", i), rows: 5, cols: 20, sb: 10,
+			chunks: [][]byte{[]byte(s)}})
+	}
+	checkThen(t, r, cases, "\u0301")
+}
+
+// TestSnapshotKeepsTheJoinThroughACharset: the character the snapshot
+// prints again for a combining mark to join goes through the charset GL
+// has (DEC graphics, or one DECRC restored apart from the designations).
+func TestSnapshotKeepsTheJoinThroughACharset(t *testing.T) {
+	r := startRenderer(t)
+	var cases []diffCase
+	for i, s := range []string{
+		"\x1b(0aq",
+		"\x1b)0\x0eq\x1b7\x0fq\x1b8q",
+		"\x1b[3;5H\x1b[1;32m\x1b(0\x1b7\x1b[m\x1b(B\x1b[10;10Hx\x1b8q",
+		"\x1b(Ka#[",
+	} {
+		cases = append(cases, diffCase{name: fmt.Sprintf("join-%d", i), rows: 5, cols: 20, sb: 10,
+			chunks: [][]byte{[]byte(s)}})
+	}
+	if failed := checkCases(t, r, cases, false); failed > 0 {
+		t.Fatalf("%d of %d differ", failed, len(cases))
+	}
+	checkThen(t, r, cases, "\u0301")
+}
+
+// checkThen compares xterm.js after each case's stream and then more with
+// xterm.js after vt's snapshot of the case and then more: a client
+// attached all along with a late one.
+func checkThen(t *testing.T, r *xtermjs.Renderer, cases []diffCase, more string) {
+	t.Helper()
+	var reqs []xtermjs.Request
+	for _, c := range cases {
+		snap := runVT(c).AppendSnapshot(nil)
+		reqs = append(reqs,
+			xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: append(append([][]byte(nil), c.chunks...), []byte(more))},
+			xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: [][]byte{snap, []byte(more)}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := r.RenderBatch(ctx, reqs)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	for i, c := range cases {
+		if d := xtermjs.Diff(st[2*i], st[2*i+1]); len(d) > 0 {
+			t.Errorf("%s then %q: a late client differs:\n%s", c.name, more, limitLines(d, 10))
 		}
 	}
 }

@@ -250,18 +250,18 @@ func (s *snapshotter) setModesAndCursor() {
 	jx := b.x - t.joinWidth
 	rc := s.needsRestore()
 	switch {
-	case t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
+	case t.joinWidth != 0 && !m.insert && jx >= 0 && jx < t.cols && throughTable(firstRune(b.lines[b.y], jx), t.table) >= 0 &&
 		(jx == 0 || b.lines[b.y].cells[jx-1].width() != 2) &&
 		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
 		b.lines[b.y].cells[jx].attrs() == pa:
 		// Print the character before the cursor again: same screen, and
-		// the receiver's parser knows it as the one to join to. GL maps
-		// nothing here (once any DECRC has restored the model's charset),
+		// the receiver's parser knows it as the one to join to. It goes
+		// through GL's charset (once any DECRC has restored the model's),
 		// so the charsets and the pen can be set first.
 		s.setCharsets()
 		s.finalPen(rc)
 		s.moveTo(b.y-top, jx)
-		s.printCell(b.lines[b.y], jx)
+		s.printThrough(b.lines[b.y], jx, t.table)
 	case rc:
 		// DECRC moves the cursor: it goes first, and a repaint would
 		// change the pen it restored.
@@ -283,6 +283,41 @@ func (s *snapshotter) setModesAndCursor() {
 	}
 	if m.insert {
 		s.out = append(s.out, "\x1b[4h"...)
+	}
+}
+
+// throughTable returns the code point to print for r to show through
+// charset table (nil for ASCII), or -1 if none does.
+func throughTable(r rune, table *charsetMap) rune {
+	if table == nil {
+		return r
+	}
+	if r >= 0x20 && r < 0x7f && table[r-0x20] == 0 {
+		return r // mapped to itself
+	}
+	for i, m := range table {
+		if m == r {
+			return rune(0x20 + i)
+		}
+	}
+	if r >= 0x7f {
+		return r // not translated
+	}
+	return -1
+}
+
+// printThrough prints cell x of l again while GL maps through table.
+func (s *snapshotter) printThrough(l *line, x int, table *charsetMap) {
+	c := &l.cells[x]
+	if c.ch != combinedRune {
+		s.out = appendRune(s.out, throughTable(c.ch, table))
+		return
+	}
+	for i, r := range l.combined[x] {
+		if i == 0 {
+			r = throughTable(r, table)
+		}
+		s.out = appendRune(s.out, r)
 	}
 }
 
