@@ -106,7 +106,9 @@
 //     (the alternate screen after narrowing); a wrapped oldest line while
 //     the scrollback is not full;
 //   - which character a combining mark written right after the snapshot
-//     joins when autowrap is off and the cursor sits at the right margin;
+//     joins when autowrap is off and the cursor sits at the right margin
+//     (not reported: found by writing a mark after the snapshot, which the
+//     tests' probe leaves out for this reason);
 //   - an OSC 8 link without an id whose cells the painting (row by row)
 //     reaches in two parts with other printed cells between: opening it
 //     again would make another link (one with an id is opened again).
