@@ -65,6 +65,17 @@ func stateOf(t *Terminal) xtermjs.State {
 	pa := t.pen.attrs()
 	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul,
 		Link: ln.of(t.pen.link), UnderlineColor: colorOf(t.pen.ulColor)}
+	var sbl []*line
+	for i := 0; i < t.sb.len(); i++ {
+		l := &line{}
+		t.sb.decode(i, l)
+		sbl = append(sbl, l)
+	}
+	if len(sbl) > 0 {
+		st.ScrollbackCells, _ = linesOf(sbl, ln)
+	} else {
+		st.ScrollbackCells = [][]xtermjs.Cell{}
+	}
 	st.Links = ln.list
 	for g, cs := range t.charsets {
 		if cs != 0 {

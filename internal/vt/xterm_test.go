@@ -78,7 +78,8 @@ func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase, allowLossy 
 	reqs := make([]xtermjs.Request, len(cases))
 	terms := make([]*Terminal, len(cases))
 	for i, c := range cases {
-		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks, Resizes: c.resizes}
+		reqs[i] = xtermjs.Request{Rows: c.rows, Cols: c.cols, Scrollback: c.sb, Chunks: c.chunks, Resizes: c.resizes,
+			ScrollbackCells: true}
 		terms[i] = runVT(c)
 	}
 	want, err := r.RenderBatch(ctx, reqs)
@@ -91,7 +92,7 @@ func checkCases(t *testing.T, r *xtermjs.Renderer, cases []diffCase, allowLossy 
 		rows, cols := terms[i].Size()
 		var snap []byte
 		snap, lossy[i] = terms[i].snapshot(nil)
-		snaps[i] = xtermjs.Request{Rows: rows, Cols: cols, Scrollback: c.sb, Chunks: [][]byte{snap}}
+		snaps[i] = xtermjs.Request{Rows: rows, Cols: cols, Scrollback: c.sb, Chunks: [][]byte{snap}, ScrollbackCells: true}
 	}
 	round, err := r.RenderBatch(ctx, snaps)
 	if err != nil {

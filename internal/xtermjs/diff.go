@@ -41,6 +41,12 @@ func Diff(want, got State) []string {
 		d.screen("normal screen ", want.NormalLines, got.NormalLines)
 	}
 	d.scrollback(want, got)
+	if want.ScrollbackCells != nil && got.ScrollbackCells != nil {
+		// Newest lines aligned, as the text above.
+		w, g := want.ScrollbackCells, got.ScrollbackCells
+		n := min(len(w), len(g))
+		d.screen("scrollback ", w[len(w)-n:], g[len(g)-n:])
+	}
 	return d.result()
 }
 

@@ -119,6 +119,10 @@ type State struct {
 	// NormalLines is the normal buffer's visible screen while the
 	// alternate one is active (what leaving it would show); nil otherwise.
 	NormalLines [][]Cell `json:",omitempty"`
+	// ScrollbackCells are the scrollback's cells, oldest line first, when
+	// the Request asked (Links numbers their links after the screen's and
+	// the pen's); nil otherwise.
+	ScrollbackCells [][]Cell `json:",omitempty"`
 	// Pen is the attribute set the next printed character gets (Chars "",
 	// Width 0).
 	Pen Cell

@@ -4,7 +4,8 @@
 //
 //   stdin:  one JSON request a line:
 //           {"id": N, "rows": R, "cols": C, "scrollback": S, "chunks": ["<base64>", ...],
-//            "resizes": [{"before": I, "cols": C, "rows": R}, ...]}   (optional)
+//            "resizes": [{"before": I, "cols": C, "rows": R}, ...],   (optional)
+//            "scrollbackCells": true}   (optional: dump the scrollback's cells too)
 //   stdout: one JSON answer a line, in request order:
 //           {"id": N, "state": {...}}  or  {"id": N, "error": "..."}
 //
@@ -200,7 +201,7 @@ function mouseEncodingOf(core) {
   }
 }
 
-function dump(term, title) {
+function dump(term, title, scrollbackCells) {
   const core = term._core;
   const active = term.buffer.active;
   const normal = term.buffer.normal;
@@ -263,6 +264,10 @@ function dump(term, title) {
     Links: links.list,
   };
   if (normalLines) st.NormalLines = normalLines;
+  if (scrollbackCells) {
+    // After the pen, so that the links the screen shows keep their numbers.
+    st.ScrollbackCells = dumpLines(normal, 0, normal.baseY, links).lines;
+  }
   return st;
 }
 
@@ -307,7 +312,7 @@ async function render(req) {
         throw new Error(`resize before chunk ${resizes[r].before} is out of order or range`);
       }
     }
-    return dump(term, title);
+    return dump(term, title, !!req.scrollbackCells);
   } finally {
     term.dispose();
   }
