@@ -132,6 +132,33 @@ func TestRenderUnderlineColour(t *testing.T) {
 	}
 }
 
+// TestRenderScrollbackCells: asked for, the scrollback comes back cell by
+// cell, links numbered after the screen's.
+func TestRenderScrollbackCells(t *testing.T) {
+	r := startRenderer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := Request{Rows: 2, Cols: 10, Scrollback: 10, ScrollbackCells: true,
+		Chunks: [][]byte{[]byte("\x1b[31mred\x1b]8;;http://s\x07L\x1b]8;;\x07\r\n\r\n\x1b]8;;http://t\x07x")}}
+	st, err := r.Render(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ScrollbackCells) != 1 || len(st.ScrollbackCells[0]) != 10 {
+		t.Fatalf("scrollback cells %v, want one line of 10", st.ScrollbackCells)
+	}
+	if c := st.ScrollbackCells[0][0]; c.Chars != "r" || c.FG != 1 {
+		t.Errorf("first scrollback cell %+v, want a red r", c)
+	}
+	if c := st.ScrollbackCells[0][3]; c.Link != 2 || st.Links[1].URI != "http://s" {
+		t.Errorf("linked scrollback cell %+v, links %+v: want link 2 to http://s (the screen's is 1)", c, st.Links)
+	}
+	req.ScrollbackCells = false
+	if st, err := r.Render(ctx, req); err != nil || st.ScrollbackCells != nil {
+		t.Errorf("not asked: scrollback cells %v, error %v", st.ScrollbackCells, err)
+	}
+}
+
 func TestRenderWideAndCombining(t *testing.T) {
 	r := startRenderer(t)
 	// The wide character does not fit in the last column: xterm.js leaves
