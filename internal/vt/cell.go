@@ -1,13 +1,16 @@
 package vt
 
-// color is a cell colour: colorDefault, colorPalette|index (0..255) or
-// colorRGB|0xRRGGBB.
+// color is a cell colour: colorDefault, colorP16|index (0..15: SGR 30-37,
+// 90-97), colorP256|index (0..255: SGR 38;5;N) or colorRGB|0xRRGGBB, in
+// xterm.js's colour modes: it keeps 16- and 256-colour indexes apart and
+// draws them differently (bold brightens a 16-colour foreground only).
 type color uint32
 
 const (
 	colorDefault color = 0
-	colorPalette color = 1 << 24
-	colorRGB     color = 2 << 24
+	colorP16     color = 1 << 24
+	colorP256    color = 2 << 24
+	colorRGB     color = 3 << 24
 	colorMode    color = 3 << 24
 )
 

@@ -157,7 +157,7 @@ func (t *Terminal) csiDispatch(final byte) {
 			case 0, 2:
 				t.pen.flags &^= attrProtected
 			}
-			t.penAttrs = t.pen.attrs()
+			t.penChanged()
 		}
 	case '$':
 		if final == 'p' {
@@ -456,7 +456,7 @@ func (t *Terminal) restoreCursor() {
 	b.x = b.saved.x
 	b.y = max(b.saved.y-t.ybase(), 0)
 	t.pen.fg, t.pen.bg, t.pen.flags, t.pen.hasExt = b.saved.fg, b.saved.bg, b.saved.flags, b.saved.hasExt
-	t.penAttrs = t.pen.attrs()
+	t.penChanged()
 	// xterm.js restores the saved table into GL's slot without changing the
 	// designation of G0..G3.
 	t.setActive(b.saved.charset)

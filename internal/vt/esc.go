@@ -59,9 +59,9 @@ func (t *Terminal) fullReset() {
 }
 
 func (t *Terminal) screenAlignment() {
-	a := t.penAttrs
+	a := t.penAttrs.withSlot(0)
 	if t.pen.hasExt {
-		a.ul = 0 // the fill cell carries no extended attributes
+		a.ul = 0 // the fill cell carries no extended attributes (nor link)
 	}
 	t.setCursor(0, 0)
 	b := t.buf
@@ -173,33 +173,6 @@ func (t *Terminal) oscEnd(success bool) {
 	case 8:
 		t.hyperlink(t.osc)
 	}
-}
-
-// hyperlink follows OSC 8 only as far as it changes the pen: a link keeps
-// xterm.js's extended-attributes flag set.
-func (t *Terminal) hyperlink(data []byte) {
-	idx := -1
-	for i, c := range data {
-		if c == ';' {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		return
-	}
-	if len(data) > idx+1 {
-		t.pen.link = true
-	} else {
-		for _, c := range data[:idx] {
-			if c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != '\f' && c != '\v' {
-				return
-			}
-		}
-		t.pen.link = false
-	}
-	t.pen.updateExt()
-	t.penAttrs = t.pen.attrs()
 }
 
 func appendRune(b []byte, r rune) []byte { return utf8.AppendRune(b, r) }

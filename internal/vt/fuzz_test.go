@@ -104,7 +104,7 @@ func randomStream(rng *rand.Rand, n int) []byte {
 			fmt.Fprintf(&b, "\x1b[?%d%c", modes[rng.IntN(len(modes))], on)
 		case 8:
 			sgr := []string{"0", "1", "2", "3", "4", "4:3", "5", "7", "8", "9", "21", "22", "24", "27", "31", "42", "93", "104",
-				"38;5;123", "48;2;1;2;3", "38:2::9:8:7", "39", "49", "53", "4:0", ""}
+				"38;5;123", "48;2;1;2;3", "38:2::9:8:7", "39", "49", "53", "4:0", "", "58;5;9", "58:2::1:2:3", "59"}
 			fmt.Fprintf(&b, "\x1b[%s;%sm", sgr[rng.IntN(len(sgr))], sgr[rng.IntN(len(sgr))])
 		case 9:
 			esc := []string{"\x1b7", "\x1b8", "\x1bD", "\x1bE", "\x1bH", "\x1bM", "\x1b=", "\x1b>", "\x1b(0", "\x1b(B", "\x1b)0",

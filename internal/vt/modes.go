@@ -11,17 +11,18 @@ func (t *Terminal) sgr() {
 		v := p.get(i)
 		switch {
 		case v >= 30 && v <= 37:
-			pn.fg = colorPalette | color(v-30)
+			pn.fg = colorP16 | color(v-30)
 		case v >= 40 && v <= 47:
-			pn.bg = colorPalette | color(v-40)
+			pn.bg = colorP16 | color(v-40)
 		case v >= 90 && v <= 97:
-			pn.fg = colorPalette | color(v-90+8)
+			pn.fg = colorP16 | color(v-90+8)
 		case v >= 100 && v <= 107:
-			pn.bg = colorPalette | color(v-100+8)
+			pn.bg = colorP16 | color(v-100+8)
 		case v == 0:
 			pn.fg, pn.bg = 0, 0
 			pn.flags = 0
 			pn.ulStyle = 0
+			pn.ulColor = colorDefault
 			pn.hasExt = false
 			pn.updateExt()
 		case v == 1:
@@ -68,13 +69,17 @@ func (t *Terminal) sgr() {
 			pn.bg = 0
 		case v == 38 || v == 48 || v == 58:
 			i += t.extendedColor(i)
+		case v == 59:
+			// xterm.js stores -1 in the colour's bits: RGB white.
+			pn.ulColor = colorRGB | 0xffffff
+			pn.updateExt()
 		case v == 53:
 			pn.flags |= attrOverline
 		case v == 55:
 			pn.flags &^= attrOverline
 		}
 	}
-	t.penAttrs = pn.attrs()
+	t.penChanged()
 }
 
 func (t *Terminal) underline(style int32) {
@@ -135,14 +140,16 @@ func (t *Terminal) extendedColor(pos int) int {
 		target = &t.pen.fg
 	case 48:
 		target = &t.pen.bg
+	case 58:
+		target = &t.pen.ulColor // without updating hasExt, as xterm.js
 	default:
-		return advance // 58: underline colour, not kept
+		return advance
 	}
 	switch accu[1] {
 	case 2:
 		*target = colorRGB | color(accu[3]&0xff)<<16 | color(accu[4]&0xff)<<8 | color(accu[5]&0xff)
 	case 5:
-		*target = colorPalette | color(accu[3]&0xff)
+		*target = colorP256 | color(accu[3]&0xff)
 	}
 	return advance
 }

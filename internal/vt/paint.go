@@ -188,7 +188,7 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 					if c.attrs() != (attrs{bg: c.bg}) {
 						s.lose("empty cell with foreground attributes")
 					}
-					s.sgr(attrs{bg: c.bg})
+					s.sgr(attrs{bg: c.bg & colorBits})
 					s.csi(k - x)
 					s.out = append(s.out, 'X')
 					if k < end {
@@ -203,13 +203,14 @@ func (s *snapshotter) paint(src lineSource, from, to int, alt bool) {
 				if c.width() == 2 && (x+1 >= len(l.cells) || l.cells[x+1].ch != 0 || l.cells[x+1].width() != 0) {
 					s.lose("wide character without its right half")
 				}
-				if c.flags&attrUnderline != 0 && c.ul == 0 {
-					s.lose("underlined cell without an underline style")
-				}
 				if int(c.width()) != runeWidth(firstRune(l, x)) {
 					s.lose("character whose width printing would not give")
 				}
-				s.sgr(c.attrs())
+				if s.onlyByDECRC(c.attrs()) {
+					s.extendedByDECRC(c.attrs(), alt, x == 0 && l.wrapped, i)
+				} else {
+					s.pen(c.attrs())
+				}
 				if c.width() == 0 {
 					// A lone zero-width character: end any join first.
 					s.out = append(s.out, "\x1b\\"...)
@@ -299,7 +300,7 @@ func (s *snapshotter) paintCompact(i int) bool {
 		a.ul = data[10]
 		run := int(binary.LittleEndian.Uint16(data[attrLen:]))
 		data = data[attrLen+2:]
-		s.sgr(a)
+		s.pen(a)
 		s.out = append(s.out, data[:run]...)
 		data = data[run:]
 	}
@@ -335,7 +336,7 @@ func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, a attrs) {
 	if a != (attrs{bg: bg}) {
 		s.lose("empty cell with foreground attributes")
 	}
-	s.sgr(attrs{})
+	s.pen(attrs{})
 	for j := 0; j < n; j++ {
 		s.out = append(s.out, ' ')
 	}
@@ -345,7 +346,7 @@ func (s *snapshotter) standIns(runs *[]emptyRun, x, n int, a attrs) {
 // eraseRuns erases stand-ins on the cursor's row.
 func (s *snapshotter) eraseRuns(runs []emptyRun) {
 	for _, r := range runs {
-		s.sgr(attrs{bg: r.bg})
+		s.sgr(attrs{bg: r.bg & colorBits})
 		s.csi(r.x + 1)
 		s.out = append(s.out, 'G')
 		s.csi(r.n)

@@ -32,6 +32,7 @@ func (t *Terminal) snapshot(dst []byte) ([]byte, []string) {
 		s.moveTo(nb.y, min(nb.x, t.cols-1))
 		s.sgr(attrs{})
 		s.out = append(s.out, "\x1b[?1047h"...)
+		s.scratched = false
 		s.writeAlt()
 		s.setTabs(&t.alt)
 		s.setRegion(&t.alt)
@@ -47,12 +48,25 @@ type snapshotter struct {
 	t   *Terminal
 	out []byte
 	// cur is the pen the receiving terminal has (a snapshot starts from
-	// RIS: the default pen).
-	cur attrs
+	// RIS: the default pen), its extended attributes aside: ul is the
+	// underline colour and link the link it holds (0 none).
+	cur  attrs
+	ul   color
+	link uint32
+	// full is the attributes of the cell pen last made the receiver's pen
+	// print, or noCell once anything changed it.
+	full attrs
+	// opened are the links without an id opened so far: opening one again
+	// would make another link.
+	opened map[uint32]bool
 	// filler is 1 when a filler line was painted before the oldest line.
 	filler int
 	// savedDone is set once the normal screen's saved cursor is set.
 	savedDone bool
+	// scratched is set once the screen being painted used its saved
+	// cursor to make a pen (see extendedByDECRC): it must be set
+	// after, even to its initial state.
+	scratched bool
 	// lossy lists what could not be reproduced.
 	lossy []string
 }
@@ -76,73 +90,6 @@ func (s *snapshotter) csi(args ...int) {
 func (s *snapshotter) moveTo(y, x int) {
 	s.csi(y+1, x+1)
 	s.out = append(s.out, 'H')
-}
-
-// sgr sets the receiving pen to a (all but a link's dashed underline,
-// which SGR 4:5 stands for).
-func (s *snapshotter) sgr(a attrs) {
-	if a == s.cur {
-		return
-	}
-	if a.flags&attrProtected != s.cur.flags&attrProtected {
-		if a.flags&attrProtected != 0 {
-			s.out = append(s.out, "\x1b[1\"q"...)
-		} else {
-			s.out = append(s.out, "\x1b[0\"q"...)
-		}
-	}
-	s.out = append(s.out, "\x1b[0"...)
-	f := a.flags
-	for _, fl := range [...]struct {
-		bit  uint16
-		code string
-	}{{attrBold, ";1"}, {attrDim, ";2"}, {attrItalic, ";3"}, {attrBlink, ";5"}, {attrInverse, ";7"},
-		{attrInvisible, ";8"}, {attrStrikethrough, ";9"}, {attrOverline, ";53"}} {
-		if f&fl.bit != 0 {
-			s.out = append(s.out, fl.code...)
-		}
-	}
-	if f&attrUnderline != 0 && a.ul != 0 {
-		s.out = append(s.out, ";4:"...)
-		s.out = strconv.AppendInt(s.out, int64(a.ul), 10)
-	}
-	s.color(a.fg, 30, 90, 38)
-	s.color(a.bg, 40, 100, 48)
-	s.out = append(s.out, 'm')
-	if a.flags&attrProtected != 0 {
-		// SGR 0 cleared the protection again.
-		s.out = append(s.out, "\x1b[1\"q"...)
-	}
-	s.cur = a
-}
-
-func (s *snapshotter) color(c color, base, bright, ext int) {
-	switch c & colorMode {
-	case colorPalette:
-		i := int(c & 0xff)
-		switch {
-		case i < 8:
-			s.out = append(s.out, ';')
-			s.out = strconv.AppendInt(s.out, int64(base+i), 10)
-		case i < 16:
-			s.out = append(s.out, ';')
-			s.out = strconv.AppendInt(s.out, int64(bright+i-8), 10)
-		default:
-			s.out = append(s.out, ';')
-			s.out = strconv.AppendInt(s.out, int64(ext), 10)
-			s.out = append(s.out, ";5;"...)
-			s.out = strconv.AppendInt(s.out, int64(i), 10)
-		}
-	case colorRGB:
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(ext), 10)
-		s.out = append(s.out, ";2;"...)
-		s.out = strconv.AppendInt(s.out, int64(c>>16&0xff), 10)
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(c>>8&0xff), 10)
-		s.out = append(s.out, ';')
-		s.out = strconv.AppendInt(s.out, int64(c&0xff), 10)
-	}
 }
 
 // setTabs clears the stops and sets the model's.
@@ -175,7 +122,7 @@ func (s *snapshotter) saveWhilePainting(i int) {
 		return
 	}
 	sv := t.normal.saved
-	if sv == (savedCursor{}) {
+	if sv == (savedCursor{}) && !s.scratched {
 		s.savedDone = true
 		return
 	}
@@ -193,7 +140,7 @@ func (s *snapshotter) saveWhilePainting(i int) {
 // its screen; with back >= 0 the cursor returns to column 0 of that row.
 func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 	sv := b.saved
-	if sv == (savedCursor{}) {
+	if sv == (savedCursor{}) && !s.scratched {
 		return // what RIS and clearing the alternate screen leave
 	}
 	y := clampInt(sv.y-ybase, 0, s.t.rows-1)
@@ -203,6 +150,23 @@ func (s *snapshotter) setSaved(b *buffer, ybase, back int) {
 	s.moveTo(y, clampInt(sv.x, 0, s.t.cols-1))
 	p := pen{fg: sv.fg, bg: sv.bg, flags: sv.flags}
 	s.sgr(p.attrs())
+	// DECSC also saves xterm.js's extended-attributes flag (it decides
+	// whether cells printed after DECRC get the pen's underline style and
+	// link): set while the receiver's pen holds a link or, after the SGR
+	// above, whenever it is underlined.
+	switch {
+	case sv.flags&attrUnderline != 0:
+		if !sv.hasExt {
+			s.lose("saved cursor underlined without extended attributes")
+		}
+	case sv.hasExt && s.link == 0:
+		// A link no cell will show holds the flag.
+		s.out = append(s.out, "\x1b]8;;x\x1b\\"...)
+		s.link = throwawayLink
+		s.full = noCell
+	case !sv.hasExt:
+		s.setLink(0)
+	}
 	if sv.charset != 0 {
 		s.out = append(s.out, "\x1b("...)
 		s.out = append(s.out, byte(sv.charset))
@@ -276,13 +240,7 @@ func (s *snapshotter) setModesAndCursor() {
 	if m.origin {
 		top = b.scrollTop
 	}
-	pa := t.pen.attrs()
-	if pa.flags&attrUnderline != 0 && pa.ul == 0 {
-		s.lose("pen underlined without an underline style")
-	}
-	if t.active != t.charsets[t.gl] {
-		s.lose("charset restored by DECRC differs from the designation")
-	}
+	pa := t.penAttrs
 	if b.x > t.cols {
 		s.lose("cursor past the right margin")
 	}
@@ -290,18 +248,30 @@ func (s *snapshotter) setModesAndCursor() {
 		s.lose("cursor outside the region in origin mode")
 	}
 	jx := b.x - t.joinWidth
-	if t.joinWidth != 0 && !m.insert && t.table == nil && jx >= 0 && jx < t.cols &&
+	rc := s.needsRestore()
+	switch {
+	case t.joinWidth != 0 && !m.insert && jx >= 0 && jx < t.cols && throughTable(firstRune(b.lines[b.y], jx), t.table) >= 0 &&
 		(jx == 0 || b.lines[b.y].cells[jx-1].width() != 2) &&
 		b.lines[b.y].cells[jx].ch != 0 && int(b.lines[b.y].cells[jx].width()) == t.joinWidth &&
-		b.lines[b.y].cells[jx].attrs() == pa {
+		b.lines[b.y].cells[jx].attrs() == pa:
 		// Print the character before the cursor again: same screen, and
-		// the receiver's parser knows it as the one to join to. GL maps
-		// nothing here, so the charsets can be set first.
+		// the receiver's parser knows it as the one to join to. It goes
+		// through GL's charset (once any DECRC has restored the model's),
+		// so the charsets and the pen can be set first.
 		s.setCharsets()
-		s.sgr(pa)
+		s.finalPen(rc)
 		s.moveTo(b.y-top, jx)
-		s.printCell(b.lines[b.y], jx)
-	} else {
+		s.printThrough(b.lines[b.y], jx, t.table)
+	case rc:
+		// DECRC moves the cursor: it goes first, and a repaint would
+		// change the pen it restored.
+		s.setCharsets()
+		s.finalPen(rc)
+		s.moveTo(b.y-top, min(b.x, t.cols-1))
+		if b.x >= t.cols {
+			s.lose("pending wrap with a pen or charset only DECRC gives")
+		}
+	default:
 		s.moveTo(b.y-top, min(b.x, t.cols-1))
 		if b.x >= t.cols {
 			s.repaintLast(b, top)
@@ -309,27 +279,45 @@ func (s *snapshotter) setModesAndCursor() {
 		// After the repaint, which prints the character untranslated;
 		// designations leave a pending wrap alone.
 		s.setCharsets()
-		s.sgr(pa)
+		s.finalPen(false)
 	}
 	if m.insert {
 		s.out = append(s.out, "\x1b[4h"...)
 	}
 }
 
-func (s *snapshotter) setCharsets() {
-	t := s.t
-	for g, cs := range t.charsets {
-		if cs != 0 {
-			s.out = append(s.out, 0x1b, "()*+"[g], byte(cs))
+// throughTable returns the code point to print for r to show through
+// charset table (nil for ASCII), or -1 if none does.
+func throughTable(r rune, table *charsetMap) rune {
+	if table == nil {
+		return r
+	}
+	if r >= 0x20 && r < 0x7f && table[r-0x20] == 0 {
+		return r // mapped to itself
+	}
+	for i, m := range table {
+		if m == r {
+			return rune(0x20 + i)
 		}
 	}
-	switch t.gl {
-	case 1:
-		s.out = append(s.out, 0x0e)
-	case 2:
-		s.out = append(s.out, "\x1bn"...)
-	case 3:
-		s.out = append(s.out, "\x1bo"...)
+	if r >= 0x7f {
+		return r // not translated
+	}
+	return -1
+}
+
+// printThrough prints cell x of l again while GL maps through table.
+func (s *snapshotter) printThrough(l *line, x int, table *charsetMap) {
+	c := &l.cells[x]
+	if c.ch != combinedRune {
+		s.out = appendRune(s.out, throughTable(c.ch, table))
+		return
+	}
+	for i, r := range l.combined[x] {
+		if i == 0 {
+			r = throughTable(r, table)
+		}
+		s.out = appendRune(s.out, r)
 	}
 }
 
@@ -359,6 +347,10 @@ func (s *snapshotter) repaintLast(b *buffer, top int) {
 	if x > 0 && l.cells[x-1].width() == 2 {
 		s.lose("pending wrap after a wide character without its right half")
 	}
-	s.sgr(c.attrs())
+	if s.onlyByDECRC(c.attrs()) {
+		// Its pen would take a saved cursor already set.
+		s.lose("pending wrap after a cell with extended attributes only DECRC gives")
+	}
+	s.pen(c.attrs())
 	s.printCell(l, x)
 }

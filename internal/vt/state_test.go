@@ -51,9 +51,10 @@ func stateOf(t *Terminal) xtermjs.State {
 		MouseTracking:         [...]string{"none", "x10", "vt200", "drag", "any"}[m.mouse],
 		MouseEncoding:         [...]string{"default", "sgr", "sgr_pixels"}[m.mouseEnc],
 	}
-	st.Lines, st.Wrapped = linesOf(b.lines)
+	ln := &linkNumbers{t: t, index: map[uint32]int{}}
+	st.Lines, st.Wrapped = linesOf(b.lines, ln)
 	if t.altActive {
-		st.NormalLines, _ = linesOf(t.normal.lines)
+		st.NormalLines, _ = linesOf(t.normal.lines, ln)
 	}
 	var l line
 	for i := 0; i < t.sb.len(); i++ {
@@ -62,7 +63,20 @@ func stateOf(t *Terminal) xtermjs.State {
 		st.ScrollbackWrapped = append(st.ScrollbackWrapped, l.wrapped)
 	}
 	pa := t.pen.attrs()
-	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul}
+	st.Pen = xtermjs.Cell{FG: colorOf(pa.fg), BG: colorOf(pa.bg), Flags: pa.flags & visibleFlags, Underline: pa.ul,
+		Link: ln.of(t.pen.link), UnderlineColor: colorOf(t.pen.ulColor)}
+	var sbl []*line
+	for i := 0; i < t.sb.len(); i++ {
+		l := &line{}
+		t.sb.decode(i, l)
+		sbl = append(sbl, l)
+	}
+	if len(sbl) > 0 {
+		st.ScrollbackCells, _ = linesOf(sbl, ln)
+	} else {
+		st.ScrollbackCells = [][]xtermjs.Cell{}
+	}
+	st.Links = ln.list
 	for g, cs := range t.charsets {
 		if cs != 0 {
 			st.Charsets[g] = string(rune(cs))
@@ -80,23 +94,50 @@ const visibleFlags = attrProtected - 1
 
 func colorOf(c color) int32 {
 	switch c & colorMode {
-	case colorPalette:
+	case colorP16:
 		return int32(c & 0xff)
+	case colorP256:
+		return xtermjs.ColorP256 | int32(c&0xff)
 	case colorRGB:
 		return xtermjs.ColorRGB | int32(c&0xffffff)
 	}
 	return xtermjs.ColorDefault
 }
 
-func linesOf(ls []*line) ([][]xtermjs.Cell, []bool) {
+// linkNumbers numbers links by first appearance, as render.js does.
+type linkNumbers struct {
+	t     *Terminal
+	index map[uint32]int
+	list  []xtermjs.Link
+}
+
+func (n *linkNumbers) of(l uint32) int {
+	if l == 0 {
+		return 0
+	}
+	if i, ok := n.index[l]; ok {
+		return i
+	}
+	d := n.t.ext.link(l)
+	n.list = append(n.list, xtermjs.Link{URI: d.uri, ID: d.id})
+	n.index[l] = len(n.list)
+	return len(n.list)
+}
+
+func linesOf(ls []*line, ln *linkNumbers) ([][]xtermjs.Cell, []bool) {
 	out := make([][]xtermjs.Cell, len(ls))
 	wrapped := make([]bool, len(ls))
 	for y, l := range ls {
 		row := make([]xtermjs.Cell, len(l.cells))
 		for x, c := range l.cells {
+			var ext extData
+			if s := c.attrs().slot(); s != 0 {
+				ext = ln.t.ext.get(s)
+			}
 			row[x] = xtermjs.Cell{
 				Chars: l.text(x), Width: int(c.width()),
 				FG: colorOf(c.fg), BG: colorOf(c.bg), Flags: c.flags & visibleFlags, Underline: c.ul,
+				Link: ln.of(ext.link), UnderlineColor: colorOf(ext.ul),
 			}
 		}
 		out[y] = row

@@ -59,15 +59,19 @@ type pen struct {
 	// and restore with the colours while the extended attributes stay.
 	hasExt  bool
 	ulStyle uint8
-	link    bool
+	// link is the open OSC 8 link (see extTable), 0 for none; ulColor the
+	// SGR 58 underline colour. Printed cells get them while hasExt is set.
+	link    uint32
+	ulColor color
 }
 
-// attrs is what a cell printed with p shows.
+// attrs is what a cell printed with p shows, its extended attributes'
+// slot aside (Terminal.penChanged).
 func (p pen) attrs() attrs {
 	a := attrs{fg: p.fg, bg: p.bg, flags: p.flags}
 	if p.flags&attrUnderline != 0 {
 		switch {
-		case p.hasExt && p.link:
+		case p.hasExt && p.link != 0:
 			a.ul = 5 // xterm.js shows a link's underline dashed
 		case p.hasExt:
 			a.ul = p.ulStyle
@@ -78,7 +82,7 @@ func (p pen) attrs() attrs {
 	return a
 }
 
-func (p *pen) updateExt() { p.hasExt = p.ulStyle != 0 || p.link }
+func (p *pen) updateExt() { p.hasExt = p.ulStyle != 0 || p.link != 0 }
 
 // charset is a designation: 0 (ASCII) or the final byte naming a table.
 type charset byte
@@ -113,7 +117,7 @@ type Terminal struct {
 	sb          scrollback
 
 	pen      pen
-	penAttrs attrs // pen.attrs(), kept current
+	penAttrs attrs // pen.attrs() with its extended attributes' slot, kept current
 	modes    modes
 	charsets [4]charset
 	gl       int
@@ -142,6 +146,10 @@ type Terminal struct {
 
 	answer  bool
 	replies []byte
+
+	// ext holds the links and underline colours cells refer to; last, as
+	// only a pen change reads it.
+	ext extTable
 }
 
 // Size limits: New and Resize clamp to them, so that a client asking for
@@ -181,6 +189,7 @@ func (t *Terminal) reset() {
 	t.altActive = false
 	t.pen = pen{}
 	t.penAttrs = attrs{}
+	t.ext = extTable{}
 	// xterm.js keeps its options (?12 cursor blink, LNM) and the cursor's
 	// visibility across RIS.
 	t.modes = modes{wraparound: true, optBlink: t.modes.optBlink, convertEOL: t.modes.convertEOL,

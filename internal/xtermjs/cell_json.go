@@ -8,7 +8,8 @@ import (
 	"golang.org/x/xerrors"
 )
 
-// MarshalJSON writes c in the array form [chars, width, fg, bg, flags, underline].
+// MarshalJSON writes c in the array form [chars, width, fg, bg, flags,
+// underline, link, underline colour].
 func (c Cell) MarshalJSON() ([]byte, error) {
 	chars, err := json.Marshal(c.Chars)
 	if err != nil {
@@ -17,7 +18,8 @@ func (c Cell) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, len(chars)+32)
 	b = append(b, '[')
 	b = append(b, chars...)
-	for _, n := range [...]int64{int64(c.Width), int64(c.FG), int64(c.BG), int64(c.Flags), int64(c.Underline)} {
+	for _, n := range [...]int64{int64(c.Width), int64(c.FG), int64(c.BG), int64(c.Flags), int64(c.Underline), int64(c.Link),
+		int64(c.UnderlineColor)} {
 		b = append(b, ',')
 		b = strconv.AppendInt(b, n, 10)
 	}
@@ -48,11 +50,11 @@ func (c *Cell) UnmarshalJSON(data []byte) error {
 		c.Chars = string(d[1:end])
 	}
 	rest := d[end+1:]
-	var nums [5]int64
+	var nums [7]int64
 	for i := range nums {
 		rest = bytes.TrimSpace(rest)
 		if len(rest) == 0 || rest[0] != ',' {
-			return xerrors.Errorf("cell %q: want 6 elements", data)
+			return xerrors.Errorf("cell %q: want 8 elements", data)
 		}
 		rest = bytes.TrimSpace(rest[1:])
 		j := bytes.IndexByte(rest, ',')
@@ -67,13 +69,15 @@ func (c *Cell) UnmarshalJSON(data []byte) error {
 		rest = rest[j:]
 	}
 	if len(bytes.TrimSpace(rest)) != 0 {
-		return xerrors.Errorf("cell %q: want 6 elements", data)
+		return xerrors.Errorf("cell %q: want 8 elements", data)
 	}
 	c.Width = int(nums[0])
 	c.FG = int32(nums[1])
 	c.BG = int32(nums[2])
 	c.Flags = uint16(nums[3])
 	c.Underline = uint8(nums[4])
+	c.Link = int(nums[5])
+	c.UnderlineColor = int32(nums[6])
 	return nil
 }
 

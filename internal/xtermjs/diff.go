@@ -34,12 +34,19 @@ func Diff(want, got State) []string {
 	}
 	d.field("GL", want.GL, got.GL)
 	d.field("tab stops", fmt.Sprint(want.Tabs), fmt.Sprint(got.Tabs))
+	d.links(want.Links, got.Links)
 	d.screen("", want.Lines, got.Lines)
 	d.wrapped("row", want.Wrapped, got.Wrapped)
 	if want.NormalLines != nil || got.NormalLines != nil {
 		d.screen("normal screen ", want.NormalLines, got.NormalLines)
 	}
 	d.scrollback(want, got)
+	if want.ScrollbackCells != nil && got.ScrollbackCells != nil {
+		// Newest lines aligned, as the text above.
+		w, g := want.ScrollbackCells, got.ScrollbackCells
+		n := min(len(w), len(g))
+		d.screen("scrollback ", w[len(w)-n:], g[len(g)-n:])
+	}
 	return d.result()
 }
 
@@ -80,6 +87,27 @@ func (d *differ) modes(want, got Modes) {
 	d.field("mode send focus", want.SendFocus, got.SendFocus)
 	d.field("mouse tracking", want.MouseTracking, got.MouseTracking)
 	d.field("mouse encoding", want.MouseEncoding, got.MouseEncoding)
+}
+
+func (d *differ) links(want, got []Link) {
+	if len(want) != len(got) {
+		d.add("links: want %d, got %d", len(want), len(got))
+	}
+	for i := 0; i < min(len(want), len(got)); i++ {
+		if want[i] != got[i] {
+			d.add("link %d: want %s, got %s", i+1, describeLink(want[i]), describeLink(got[i]))
+		}
+	}
+}
+
+func describeLink(l Link) string {
+	if l.URI == "" {
+		return "(dropped)"
+	}
+	if l.ID == "" {
+		return strconv.Quote(l.URI)
+	}
+	return fmt.Sprintf("%q id=%q", l.URI, l.ID)
 }
 
 func (d *differ) screen(prefix string, want, got [][]Cell) {
@@ -152,8 +180,8 @@ var flagNames = [...]string{"bold", "dim", "italic", "underline", "blink", "inve
 
 var underlineNames = [...]string{"none", "single", "double", "curly", "dotted", "dashed"}
 
-// describe writes a cell as 'a' bold fg=1 bg=#ff0000 (default attributes
-// are left out).
+// describe writes a cell as 'a' bold fg=1 bg=#ff0000, a 256-colour index
+// as 256:N (default attributes are left out).
 func describe(c Cell) string {
 	var b strings.Builder
 	if c.Chars == "" {
@@ -182,6 +210,12 @@ func describe(c Cell) string {
 	if c.Flags>>len(flagNames) != 0 {
 		fmt.Fprintf(&b, " flags=%#x", c.Flags)
 	}
+	if c.Link != 0 {
+		fmt.Fprintf(&b, " link=%d", c.Link)
+	}
+	if c.UnderlineColor != ColorDefault {
+		b.WriteString(" underline-color=" + colourName(c.UnderlineColor))
+	}
 	if c.Underline != 0 {
 		if int(c.Underline) < len(underlineNames) {
 			b.WriteString(" underline-style=" + underlineNames[c.Underline])
@@ -193,8 +227,11 @@ func describe(c Cell) string {
 }
 
 func colourName(c int32) string {
-	if c&ColorRGB != 0 {
+	switch {
+	case c&ColorRGB != 0:
 		return fmt.Sprintf("#%06x", c&0xffffff)
+	case c&ColorP256 != 0:
+		return "256:" + strconv.Itoa(int(c&0xff))
 	}
 	return strconv.Itoa(int(c))
 }

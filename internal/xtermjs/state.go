@@ -4,7 +4,8 @@
 package xtermjs
 
 // Cell is one cell of a rendered line. It travels as a JSON array
-// [chars, width, fg, bg, flags, underline] to keep dumps small.
+// [chars, width, fg, bg, flags, underline, link, underline colour] to keep
+// dumps small.
 type Cell struct {
 	// Chars is the cell's text: a rune or grapheme cluster; "" for an empty
 	// cell and for the second half of a wide character. xterm.js tells an
@@ -13,20 +14,47 @@ type Cell struct {
 	Chars string
 	// Width is 1, 2 for a wide character, 0 for the cell a wide one covers.
 	Width int
-	// FG and BG are ColorDefault, a palette index 0..255 (SGR 30-37, 90-97
-	// and 38;5;N alike), or ColorRGB|0xRRGGBB.
+	// FG and BG are ColorDefault, a 16-colour index 0..15 (SGR 30-37,
+	// 90-97), ColorP256|index for a 256-colour one (SGR 38;5;N, also below
+	// 16), or ColorRGB|0xRRGGBB: xterm.js keeps the three modes apart, and
+	// draws them differently (bold brightens a 16-colour foreground only).
 	FG, BG int32
 	// Flags is a set of the Attr* bits.
 	Flags uint16
 	// Underline is the underline style: 0 none, 1 single, 2 double,
 	// 3 curly, 4 dotted, 5 dashed.
 	Underline uint8
+	// Link is the OSC 8 hyperlink the cell opens: 0 none, else n for
+	// State.Links[n-1]. In the pen, the link it holds (printed cells get
+	// it while the pen has extended attributes).
+	Link int
+	// UnderlineColor is the SGR 58 colour, encoded as FG (ColorDefault:
+	// the foreground's). xterm.js keeps it only with extended attributes
+	// (a cell underlined with a style, or linked); the pen's is the one it
+	// holds. SGR 59 sets it to white (ColorRGB|0xffffff) in xterm.js.
+	UnderlineColor int32
+}
+
+// Link is an OSC 8 hyperlink. A dump numbers its links in the order the
+// cells (screen rows, then NormalLines, then the pen) first show them, so
+// equal states have equal lists: what is compared is each link's target
+// and id and which cells share one (cells of one link highlight
+// together on hover).
+type Link struct {
+	// URI is the target; "" when xterm.js has dropped the link's data
+	// (with the line it was opened on): its cells keep the dashed
+	// underline but open nothing.
+	URI string
+	// ID is the id= parameter, "" for none (then every OSC 8 opens a new
+	// link, even to the same URI).
+	ID string
 }
 
 // Colour encodings of Cell.FG and Cell.BG.
 const (
 	ColorDefault int32 = -1
 	ColorRGB     int32 = 1 << 24
+	ColorP256    int32 = 1 << 25
 )
 
 // Attribute bits of Cell.Flags.
@@ -91,6 +119,10 @@ type State struct {
 	// NormalLines is the normal buffer's visible screen while the
 	// alternate one is active (what leaving it would show); nil otherwise.
 	NormalLines [][]Cell `json:",omitempty"`
+	// ScrollbackCells are the scrollback's cells, oldest line first, when
+	// the Request asked (Links numbers their links after the screen's and
+	// the pen's); nil otherwise.
+	ScrollbackCells [][]Cell `json:",omitempty"`
 	// Pen is the attribute set the next printed character gets (Chars "",
 	// Width 0).
 	Pen Cell
@@ -103,4 +135,6 @@ type State struct {
 	GL       int
 	// Tabs are the columns with a tab stop, ascending.
 	Tabs []int
+	// Links are the hyperlinks that Cell.Link numbers.
+	Links []Link
 }

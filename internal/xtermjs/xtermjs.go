@@ -25,6 +25,8 @@ type Request struct {
 	Chunks [][]byte
 	// Resizes resize the terminal between chunks, in order of Before.
 	Resizes []Resize
+	// ScrollbackCells asks for State.ScrollbackCells.
+	ScrollbackCells bool
 }
 
 // Resize is a terminal resize in the middle of a Request's stream.
@@ -121,6 +123,8 @@ type wireRequest struct {
 	Scrollback int          `json:"scrollback"`
 	Chunks     [][]byte     `json:"chunks"` // base64, as encoding/json writes []byte
 	Resizes    []wireResize `json:"resizes,omitempty"`
+	// ScrollbackCells asks for the scrollback's cells.
+	ScrollbackCells bool `json:"scrollbackCells,omitempty"`
 }
 
 type wireResize struct {
@@ -178,7 +182,8 @@ func (r *Renderer) RenderBatch(ctx context.Context, reqs []Request) ([]State, er
 		w := bufio.NewWriterSize(r.stdin, 1<<16)
 		enc := json.NewEncoder(w)
 		for i, q := range reqs {
-			wr := wireRequest{ID: first + int64(i), Rows: q.Rows, Cols: q.Cols, Scrollback: q.Scrollback, Chunks: q.Chunks}
+			wr := wireRequest{ID: first + int64(i), Rows: q.Rows, Cols: q.Cols, Scrollback: q.Scrollback, Chunks: q.Chunks,
+				ScrollbackCells: q.ScrollbackCells}
 			for _, rz := range q.Resizes {
 				wr.Resizes = append(wr.Resizes, wireResize(rz))
 			}

@@ -57,30 +57,105 @@ func render(t *testing.T, r *Renderer, cols, rows int, chunks ...string) State {
 	return st
 }
 
-func blank() Cell { return Cell{Chars: "", Width: 1, FG: ColorDefault, BG: ColorDefault} }
+func blank() Cell {
+	return Cell{Chars: "", Width: 1, FG: ColorDefault, BG: ColorDefault, UnderlineColor: ColorDefault}
+}
 
 func TestRenderSGRCells(t *testing.T) {
 	r := startRenderer(t)
-	st := render(t, r, 20, 4, "\x1b[1;31mA\x1b[0;38;2;1;2;3;48;5;200mB\x1b[0;4:3;3;7;94;43mC\x1b[0;2;5;8;9;53;21mD")
+	st := render(t, r, 20, 4, "\x1b[1;31mA\x1b[0;38;2;1;2;3;48;5;200mB\x1b[0;4:3;3;7;94;43mC\x1b[0;2;5;8;9;53;21mD\x1b[0;1;38;5;1;48;5;12mE")
 	want := []Cell{
-		{Chars: "A", Width: 1, FG: 1, BG: ColorDefault, Flags: AttrBold},
-		{Chars: "B", Width: 1, FG: ColorRGB | 0x010203, BG: 200},
-		{Chars: "C", Width: 1, FG: 12, BG: 3, Flags: AttrUnderline | AttrItalic | AttrInverse, Underline: 3},
+		{Chars: "A", Width: 1, FG: 1, BG: ColorDefault, Flags: AttrBold, UnderlineColor: ColorDefault},
+		{Chars: "B", Width: 1, FG: ColorRGB | 0x010203, BG: ColorP256 | 200, UnderlineColor: ColorDefault},
+		{Chars: "C", Width: 1, FG: 12, BG: 3, Flags: AttrUnderline | AttrItalic | AttrInverse, Underline: 3, UnderlineColor: ColorDefault},
 		{Chars: "D", Width: 1, FG: ColorDefault, BG: ColorDefault,
-			Flags: AttrDim | AttrBlink | AttrInvisible | AttrStrikethrough | AttrOverline | AttrUnderline, Underline: 2},
+			Flags: AttrDim | AttrBlink | AttrInvisible | AttrStrikethrough | AttrOverline | AttrUnderline, Underline: 2,
+			UnderlineColor: ColorDefault},
+		// A 256-colour index below 16 stays a 256-colour one: xterm.js
+		// draws bold 16-colour text brighter, bold 256-colour text not.
+		{Chars: "E", Width: 1, FG: ColorP256 | 1, BG: ColorP256 | 12, Flags: AttrBold, UnderlineColor: ColorDefault},
 		blank(),
 	}
 	if got := st.Lines[0][:len(want)]; !slices.Equal(got, want) {
 		t.Errorf("cells:\n got %+v\nwant %+v", got, want)
 	}
-	if st.Pen != (Cell{FG: ColorDefault, BG: ColorDefault, Flags: want[3].Flags, Underline: 2}) {
-		t.Errorf("pen: got %+v, want the attributes of D", st.Pen)
+	if st.Pen != (Cell{FG: want[4].FG, BG: want[4].BG, Flags: want[4].Flags, UnderlineColor: ColorDefault}) {
+		t.Errorf("pen: got %+v, want the attributes of E", st.Pen)
 	}
-	if st.CursorX != 4 || st.CursorY != 0 || st.Buffer != "normal" {
-		t.Errorf("cursor (%d,%d) buffer %q, want (4,0) normal", st.CursorX, st.CursorY, st.Buffer)
+	if st.CursorX != 5 || st.CursorY != 0 || st.Buffer != "normal" {
+		t.Errorf("cursor (%d,%d) buffer %q, want (5,0) normal", st.CursorX, st.CursorY, st.Buffer)
 	}
-	if got := st.Text(); got != "ABCD\n\n\n" {
+	if got := st.Text(); got != "ABCDE\n\n\n" {
 		t.Errorf("text %q", got)
+	}
+}
+
+// TestRenderLinks: OSC 8 links come back per cell, numbered by first
+// appearance, with their id; one without an id is new at every OSC 8 even
+// to the same target, one with an id is the same link again.
+func TestRenderLinks(t *testing.T) {
+	r := startRenderer(t)
+	st := render(t, r, 20, 3, "\x1b]8;;http://a\x07ab\x1b]8;;\x07c\x1b]8;id=x;http://b\x07d\x1b]8;;\x07e"+
+		"\x1b]8;id=x;http://b\x07f\x1b]8;;http://a\x07\x1b[4mg")
+	var got []int
+	for _, c := range st.Lines[0][:8] {
+		got = append(got, c.Link)
+	}
+	if want := []int{1, 1, 0, 2, 0, 2, 3, 0}; !slices.Equal(got, want) {
+		t.Errorf("cell links %v, want %v", got, want)
+	}
+	if want := []Link{{URI: "http://a"}, {URI: "http://b", ID: "x"}, {URI: "http://a"}}; !slices.Equal(st.Links, want) {
+		t.Errorf("links %+v, want %+v", st.Links, want)
+	}
+	// A linked cell underlined shows the link's dashed style.
+	if c := st.Lines[0][6]; c.Underline != 5 || st.Pen.Link != 3 {
+		t.Errorf("underlined linked cell %+v, pen %+v: want dashed underline and the pen holding link 3", c, st.Pen)
+	}
+}
+
+// TestRenderUnderlineColour: SGR 58 colours are kept only on cells with
+// extended attributes (an underline style or a link), SGR 59 stores white
+// in xterm.js, and the pen holds its colour even without them.
+func TestRenderUnderlineColour(t *testing.T) {
+	r := startRenderer(t)
+	st := render(t, r, 20, 3, "\x1b[4:3;58;2;255;0;0ma\x1b[58;5;3mb\x1b[24mc\x1b[4m\x1b[59md\x1b[0;58;5;9me")
+	var got []int32
+	for _, c := range st.Lines[0][:5] {
+		got = append(got, c.UnderlineColor)
+	}
+	want := []int32{ColorRGB | 0xff0000, ColorP256 | 3, ColorDefault, ColorRGB | 0xffffff, ColorDefault}
+	if !slices.Equal(got, want) {
+		t.Errorf("underline colours %v, want %v", got, want)
+	}
+	if st.Pen.UnderlineColor != ColorP256|9 {
+		t.Errorf("pen underline colour %d, want 256-colour 9", st.Pen.UnderlineColor)
+	}
+}
+
+// TestRenderScrollbackCells: asked for, the scrollback comes back cell by
+// cell, links numbered after the screen's.
+func TestRenderScrollbackCells(t *testing.T) {
+	r := startRenderer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req := Request{Rows: 2, Cols: 10, Scrollback: 10, ScrollbackCells: true,
+		Chunks: [][]byte{[]byte("\x1b[31mred\x1b]8;;http://s\x07L\x1b]8;;\x07\r\n\r\n\x1b]8;;http://t\x07x")}}
+	st, err := r.Render(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.ScrollbackCells) != 1 || len(st.ScrollbackCells[0]) != 10 {
+		t.Fatalf("scrollback cells %v, want one line of 10", st.ScrollbackCells)
+	}
+	if c := st.ScrollbackCells[0][0]; c.Chars != "r" || c.FG != 1 {
+		t.Errorf("first scrollback cell %+v, want a red r", c)
+	}
+	if c := st.ScrollbackCells[0][3]; c.Link != 2 || st.Links[1].URI != "http://s" {
+		t.Errorf("linked scrollback cell %+v, links %+v: want link 2 to http://s (the screen's is 1)", c, st.Links)
+	}
+	req.ScrollbackCells = false
+	if st, err := r.Render(ctx, req); err != nil || st.ScrollbackCells != nil {
+		t.Errorf("not asked: scrollback cells %v, error %v", st.ScrollbackCells, err)
 	}
 }
 
@@ -94,13 +169,13 @@ func TestRenderWideAndCombining(t *testing.T) {
 	if got := st.Lines[0][9]; got != green(blank()) {
 		t.Errorf("last column: got %+v, want empty and green", got)
 	}
-	if got, want := st.Lines[1][0], green(Cell{Chars: "中", Width: 2, BG: ColorDefault}); got != want {
+	if got, want := st.Lines[1][0], green(Cell{Chars: "中", Width: 2, BG: ColorDefault, UnderlineColor: ColorDefault}); got != want {
 		t.Errorf("wide cell: got %+v, want %+v", got, want)
 	}
-	if got, want := st.Lines[1][1], green(Cell{Chars: "", Width: 0, BG: ColorDefault}); got != want {
+	if got, want := st.Lines[1][1], green(Cell{Chars: "", Width: 0, BG: ColorDefault, UnderlineColor: ColorDefault}); got != want {
 		t.Errorf("cell under the wide one: got %+v, want %+v", got, want)
 	}
-	if got, want := st.Lines[1][2], green(Cell{Chars: "e\u0301", Width: 1, BG: ColorDefault}); got != want {
+	if got, want := st.Lines[1][2], green(Cell{Chars: "e\u0301", Width: 1, BG: ColorDefault, UnderlineColor: ColorDefault}); got != want {
 		t.Errorf("combining: got %+v, want %+v", got, want)
 	}
 	if !slices.Equal(st.Wrapped, []bool{false, true, false}) {
@@ -286,7 +361,7 @@ func TestStartWithoutNodeModules(t *testing.T) {
 func TestCellJSONRoundTrip(t *testing.T) {
 	cells := []Cell{
 		{Chars: "a", Width: 1, FG: ColorDefault, BG: ColorRGB | 0xabcdef, Flags: AttrBold | AttrOverline, Underline: 5},
-		{Chars: "\"\\\u00e9\n", Width: 2, FG: 255, BG: 0},
+		{Chars: "\"\\\u00e9\n", Width: 2, FG: ColorP256 | 255, BG: 0, Link: 3, UnderlineColor: ColorRGB | 0x10203},
 		{},
 	}
 	b, err := json.Marshal(cells)
@@ -303,7 +378,7 @@ func TestCellJSONRoundTrip(t *testing.T) {
 	if !slices.Equal(back, cells) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", back, cells)
 	}
-	for _, bad := range []string{`{}`, `["a",1,2]`, `["a",1,2,3,4,5,6]`, `[1,1,1,1,1,1]`, `["a,1,1,1,1,1]`, `["a",x,1,1,1,1]`} {
+	for _, bad := range []string{`{}`, `["a",1,2]`, `["a",1,2,3,4,5,6]`, `["a",1,2,3,4,5,6,7,8]`, `[1,1,1,1,1,1,1,1]`, `["a,1,1,1,1,1,1,1]`, `["a",x,1,1,1,1,1,1]`} {
 		var c Cell
 		if err := json.Unmarshal([]byte(bad), &c); err == nil {
 			t.Errorf("%s decoded as %+v", bad, c)

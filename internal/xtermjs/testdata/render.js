@@ -4,7 +4,8 @@
 //
 //   stdin:  one JSON request a line:
 //           {"id": N, "rows": R, "cols": C, "scrollback": S, "chunks": ["<base64>", ...],
-//            "resizes": [{"before": I, "cols": C, "rows": R}, ...]}   (optional)
+//            "resizes": [{"before": I, "cols": C, "rows": R}, ...],   (optional)
+//            "scrollbackCells": true}   (optional: dump the scrollback's cells too)
 //   stdout: one JSON answer a line, in request order:
 //           {"id": N, "state": {...}}  or  {"id": N, "error": "..."}
 //
@@ -36,6 +37,12 @@
 //   _core._inputHandler._curAttrData         the pen (an AttributeData: fg, bg, extended)
 //   _core._charsetService._charsets[0..3]    G0..G3 designations (charset tables, undefined = ASCII)
 //   _core._charsetService.glevel             the G set invoked into GL
+//   _core._oscLinkService.getLinkData(urlId) an OSC 8 link's {id, uri} (undefined once
+//                                            dropped with the line it was opened on)
+//   cell.extended.urlId, _curAttrData.extended.urlId
+//                                            the link a cell (with BG HAS_EXTENDED) or the pen holds
+//   cell.extended.underlineColor, _curAttrData.extended.underlineColor
+//                                            the raw SGR 58 colour, same layout as fg
 //   _core._inputHandler.selectCharset('(' + F)
 //                                            used once at start-up on a scratch terminal to
 //                                            learn which table each final byte F designates
@@ -67,15 +74,18 @@ const FG_STRIKETHROUGH = 0x80000000;
 const BG_ITALIC = 0x4000000;
 const BG_DIM = 0x8000000;
 const BG_OVERLINE = 0x40000000;
+const BG_HAS_EXTENDED = 0x10000000;
 
 // Cell.Flags bits of state.go.
 const A_BOLD = 1, A_DIM = 2, A_ITALIC = 4, A_UNDERLINE = 8, A_BLINK = 16,
   A_INVERSE = 32, A_INVISIBLE = 64, A_STRIKE = 128, A_OVERLINE = 256;
 
+// Cell colours of state.go: -1 default, 0..15 a 16-colour index (SGR
+// 30-37, 90-97), 1<<25 | index a 256-colour one (SGR 38;5;N), 1<<24 | RGB.
 function colour(v) {
   switch (v & CM_MASK) {
-    case CM_P16:
-    case CM_P256: return v & 0xff;
+    case CM_P16: return v & 0xff;
+    case CM_P256: return (1 << 25) | (v & 0xff);
     case CM_RGB: return (1 << 24) | (v & 0xffffff);
     default: return -1;
   }
@@ -95,12 +105,42 @@ function flags(fg, bg) {
   return f;
 }
 
-// attrs is a CellData or an AttributeData.
-function cellOf(chars, width, attrs) {
-  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle()];
+// Links numbers the OSC 8 links of one dump 1, 2, ... in the order they are
+// first met, so that two dumps compare by what the links are (target, id,
+// which cells share one) and not by xterm.js's internal ids.
+class Links {
+  constructor(core) {
+    this.core = core;
+    this.index = new Map(); // urlId -> number
+    this.list = []; // {URI, ID}; URI "" for a link whose data xterm.js dropped
+  }
+  of(urlId) {
+    if (!urlId) return 0;
+    let n = this.index.get(urlId);
+    if (n === undefined) {
+      const d = this.core._oscLinkService.getLinkData(urlId);
+      this.list.push({ URI: d ? d.uri : '', ID: d && d.id !== undefined ? d.id : '' });
+      n = this.list.length;
+      this.index.set(urlId, n);
+    }
+    return n;
+  }
 }
 
-function dumpLines(buf, from, count) {
+// attrs is a CellData (link: its extended attributes count only while its
+// BG says it has them) or the pen (link: the one it holds).
+function cellOf(chars, width, attrs, links, isPen) {
+  let link = 0;
+  let ulColour = -1;
+  if ((isPen || (attrs.bg & BG_HAS_EXTENDED)) && attrs.extended) {
+    link = links.of(attrs.extended.urlId);
+    ulColour = colour(attrs.extended.underlineColor);
+  }
+  return [chars, width, colour(attrs.fg), colour(attrs.bg), flags(attrs.fg, attrs.bg), attrs.getUnderlineStyle(), link,
+    ulColour];
+}
+
+function dumpLines(buf, from, count, links) {
   const lines = [];
   const wrapped = [];
   let cell;
@@ -114,7 +154,7 @@ function dumpLines(buf, from, count) {
     }
     for (let x = 0; x < line.length; x++) {
       cell = line.getCell(x, cell);
-      row.push(cellOf(cell.getChars(), cell.getWidth(), cell));
+      row.push(cellOf(cell.getChars(), cell.getWidth(), cell, links, false));
     }
     lines.push(row);
     wrapped.push(line.isWrapped);
@@ -161,14 +201,15 @@ function mouseEncodingOf(core) {
   }
 }
 
-function dump(term, title) {
+function dump(term, title, scrollbackCells) {
   const core = term._core;
   const active = term.buffer.active;
   const normal = term.buffer.normal;
   const buf = core._bufferService.buffer;
   const rows = term.rows;
 
-  const screen = dumpLines(active, active.baseY, rows);
+  const links = new Links(core);
+  const screen = dumpLines(active, active.baseY, rows, links);
   const sbLines = [];
   const sbWrapped = [];
   for (let y = 0; y < normal.baseY; y++) {
@@ -178,11 +219,11 @@ function dump(term, title) {
   }
   let normalLines;
   if (active.type === 'alternate') {
-    normalLines = dumpLines(normal, normal.baseY, rows).lines;
+    normalLines = dumpLines(normal, normal.baseY, rows, links).lines;
   }
   const cur = cursorStyleOf(core);
   const m = term.modes;
-  const pen = cellOf('', 0, core._inputHandler._curAttrData);
+  const pen = cellOf('', 0, core._inputHandler._curAttrData, links, true);
   const cs = core._charsetService;
   const tabs = Object.keys(buf.tabs).filter(k => buf.tabs[k]).map(Number).sort((a, b) => a - b);
 
@@ -220,8 +261,13 @@ function dump(term, title) {
     Charsets: [0, 1, 2, 3].map(g => charsetName(cs._charsets[g])),
     GL: cs.glevel,
     Tabs: tabs,
+    Links: links.list,
   };
   if (normalLines) st.NormalLines = normalLines;
+  if (scrollbackCells) {
+    // After the pen, so that the links the screen shows keep their numbers.
+    st.ScrollbackCells = dumpLines(normal, 0, normal.baseY, links).lines;
+  }
   return st;
 }
 
@@ -266,7 +312,7 @@ async function render(req) {
         throw new Error(`resize before chunk ${resizes[r].before} is out of order or range`);
       }
     }
-    return dump(term, title);
+    return dump(term, title, !!req.scrollbackCells);
   } finally {
     term.dispose();
   }
