@@ -1,0 +1,354 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty"
+)
+
+// resumeInit is init asking to resume from the output received so far,
+// or not asking at all.
+func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
+	init.Resume = c.resume
+	init.Offset = 0
+	if c.resume {
+		init.Offset = c.offset
+	}
+	return init
+}
+
+// connect dials and sends init, within the dial timeout; ctx bounds the
+// dial only. The dial function's context lives on with the connection
+// until done is called (see DialFunc).
+func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (conn net.Conn, done context.CancelFunc, err error) {
+	dialCtx, cancel := context.WithCancel(c.ctx)
+	timer := time.AfterFunc(c.opts.DialTimeout, cancel)
+	stopParent := context.AfterFunc(ctx, cancel)
+	deadline := time.Now().Add(c.opts.DialTimeout)
+	fail := func(err error) (net.Conn, context.CancelFunc, error) {
+		timer.Stop()
+		stopParent()
+		cancel()
+		if conn != nil {
+			_ = conn.Close()
+		}
+		return nil, nil, err
+	}
+	conn, err = c.dial(dialCtx)
+	if err != nil {
+		return fail(xerrors.Errorf("dial: %w", err))
+	}
+	if conn == nil {
+		return fail(xerrors.New("dial: dial function returned no connection"))
+	}
+	// A transport like net.Pipe blocks the init until the server reads
+	// it; the deadline keeps an unresponsive server from hanging us.
+	_ = conn.SetWriteDeadline(deadline)
+	if err := reconnectingpty.WriteInit(conn, init); err != nil {
+		return fail(xerrors.Errorf("send init: %w", err))
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	// From here on only the Client ends the dial's context.
+	if !timer.Stop() || !stopParent() {
+		if err := ctx.Err(); err != nil {
+			return fail(xerrors.Errorf("dial: %w", err))
+		}
+		return fail(xerrors.Errorf("dial: timed out after %s", c.opts.DialTimeout))
+	}
+	return conn, cancel, nil
+}
+
+func (c *Client) emit(ev Event) {
+	if c.opts.OnState != nil {
+		c.opts.OnState(ev)
+	}
+}
+
+// run owns the connections: it serves each until it ends, then redials or
+// ends the client. It starts with conn, already dialled, whose init was
+// sent at size generation gen.
+func (c *Client) run(conn net.Conn, done context.CancelFunc, gen uint64) {
+	defer c.wg.Done()
+	failures := 0 // attempts in a row without output
+	resumed := false
+	for {
+		got, err := c.serve(conn, gen, resumed)
+		done() // the dial's context ends with its connection
+		switch {
+		case c.ctx.Err() != nil:
+			c.finish(ErrClosed)
+			return
+		case got > 0 && errors.Is(err, io.EOF):
+			c.finish(ErrSessionEnded)
+			return
+		case got > 0:
+			failures = 0
+		default:
+			failures++
+		}
+		if err == nil || errors.Is(err, io.EOF) {
+			err = xerrors.New("connection closed before any output")
+		}
+		resumed = true
+		conn, done, gen = c.reconnect(&failures, err)
+		if conn == nil {
+			return
+		}
+	}
+}
+
+// reconnect redials until it gets a connection, the client is closed, or
+// MaxAttempts is used up; in the last two cases it finishes the client and
+// returns nil.
+func (c *Client) reconnect(failures *int, why error) (net.Conn, context.CancelFunc, uint64) {
+	for {
+		if c.opts.MaxAttempts > 0 && *failures >= c.opts.MaxAttempts {
+			c.finish(xerrors.Errorf("reconnect: gave up after %d attempts without output: %w", *failures, why))
+			return nil, nil, 0
+		}
+		delay := c.backoff(*failures)
+		c.setState(StateReconnecting)
+		c.emit(Event{State: StateReconnecting, Err: why, Attempt: *failures + 1, Delay: delay})
+		t := time.NewTimer(delay)
+		select {
+		case <-c.ctx.Done():
+			t.Stop()
+			c.finish(ErrClosed)
+			return nil, nil, 0
+		case <-t.C:
+		}
+		c.mu.Lock()
+		init, gen := c.init, c.sizeGen
+		c.mu.Unlock()
+		conn, done, err := c.connect(c.ctx, c.resumeInit(init))
+		if err != nil {
+			if c.ctx.Err() != nil {
+				c.finish(ErrClosed)
+				return nil, nil, 0
+			}
+			*failures++
+			why = err
+			continue
+		}
+		c.mu.Lock()
+		if c.closed {
+			// Close ran during the dial and found no connection to close.
+			c.mu.Unlock()
+			_ = conn.Close()
+			done()
+			c.finish(ErrClosed)
+			return nil, nil, 0
+		}
+		c.conn = conn
+		c.state = StateConnected
+		c.mu.Unlock()
+		c.emit(Event{State: StateConnected, Attempt: *failures + 1})
+		return conn, done, gen
+	}
+}
+
+// backoff is the jittered delay before the next dial after n failures in
+// a row: exponential from MinBackoff, capped at MaxBackoff, minus a random
+// part of up to half.
+func (c *Client) backoff(n int) time.Duration {
+	d := c.opts.MinBackoff
+	for i := 0; i < n && d < c.opts.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.opts.MaxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Client) setState(s State) {
+	c.mu.Lock()
+	c.state = s
+	c.mu.Unlock()
+}
+
+// finish ends the client for why: Read drains and then returns the final
+// error, blocked writers wake up.
+func (c *Client) finish(why error) {
+	c.mu.Lock()
+	c.finalErr = why
+	c.state = StateClosed
+	c.conn = nil
+	c.space.Broadcast()
+	c.mu.Unlock()
+	// Reported before Read sees the end, so that a caller reacting to
+	// io.EOF already finds the Closed event delivered.
+	c.emit(Event{State: StateClosed, Err: why})
+	close(c.out)
+}
+
+// serve relays one connection until it ends: output to Read, input and
+// resizes from the pending state. It returns how many bytes of output it
+// received and the error that ended it.
+func (c *Client) serve(conn net.Conn, gen uint64, resumed bool) (int, error) {
+	stop := make(chan struct{})
+	writerDone := make(chan struct{})
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer close(writerDone)
+		c.writeLoop(conn, gen, stop)
+	}()
+	got, err := c.readLoop(conn, resumed)
+	// Hanging up ends a writer blocked in Write; the server sees the
+	// client leave and keeps the session.
+	hangUp(conn)
+	close(stop)
+	<-writerDone
+	c.mu.Lock()
+	if c.conn == conn {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	return got, err
+}
+
+func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
+	got := 0
+	buf := make([]byte, 32<<10)
+	st := stream{header: c.resume, replay: resumed}
+	for {
+		if c.opts.ReadTimeout > 0 {
+			// Set before every read, so that time spent waiting for the
+			// caller to take output does not count as silence.
+			_ = conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
+		}
+		n, err := conn.Read(buf)
+		got += n
+		if n > 0 || (err != nil && len(st.held) > 0) {
+			for _, ch := range c.take(&st, buf[:n], err != nil) {
+				select {
+				case c.out <- ch:
+				case <-c.ctx.Done():
+					return got, c.ctx.Err()
+				}
+			}
+		}
+		if err != nil {
+			if st.redraw > 0 {
+				// Cut off inside a redraw: what is shown is incomplete,
+				// and only a fresh redraw can fix it. No session has
+				// written this many bytes, so the server answers the next
+				// resume with one.
+				c.offset = math.MaxUint64
+			}
+			if errors.Is(err, io.EOF) {
+				return got, io.EOF
+			}
+			return got, xerrors.Errorf("read output: %w", err)
+		}
+	}
+}
+
+// writeLoop sends pending input and resizes on conn until stop is closed
+// or a write fails. sent is the size generation conn already has.
+func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
+	for {
+		c.mu.Lock()
+		resize := c.sizeGen != sent
+		limit := len(c.pending)
+		if resize {
+			limit = min(limit, c.resizeAt)
+		}
+		data := takeInput(&c.pending, limit)
+		c.resizeAt = max(c.resizeAt-len(data), 0)
+		var req reconnectingpty.Request
+		// The resize goes out once the input written before it has,
+		// but for a split character, which waits for its remaining bytes
+		// and can follow the resize.
+		if resize && c.resizeAt < utf8.UTFMax {
+			sent = c.sizeGen
+			req.Height, req.Width = c.init.Height, c.init.Width
+		}
+		if len(data) > 0 {
+			c.space.Broadcast()
+		}
+		c.mu.Unlock()
+
+		if len(data) > 0 {
+			// Input is sent at most once: once taken it is not put back,
+			// so input in flight when a connection drops can be lost,
+			// but is never typed twice.
+			if err := reconnectingpty.WriteRequest(conn, reconnectingpty.Request{Data: string(data)}); err != nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		if req.Height != 0 && req.Width != 0 {
+			if err := reconnectingpty.WriteRequest(conn, req); err != nil {
+				_ = conn.Close()
+				return
+			}
+		}
+		if len(data) > 0 || req.Height != 0 {
+			continue
+		}
+		select {
+		case <-stop:
+			return
+		case <-c.wake:
+		}
+	}
+}
+
+// takeInput removes and returns the input to send next: at most limit and
+// maxRequestData bytes, ending on a character boundary. The data travels
+// as a JSON string, which would turn a split UTF-8 sequence into U+FFFD,
+// so an incomplete sequence at the end waits for the rest of its bytes.
+func takeInput(pending *[]byte, limit int) []byte {
+	p := *pending
+	n := min(limit, maxRequestData)
+	// Back up over a trailing, possibly incomplete, sequence.
+	for i := n - 1; i >= 0 && i >= n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:n]) {
+				n = i
+			}
+			break
+		}
+	}
+	out := append([]byte(nil), p[:n]...)
+	*pending = p[n:]
+	if len(*pending) == 0 {
+		*pending = nil
+	}
+	return out
+}
+
+// hangUpGrace bounds how long a hang-up waits for the server to close.
+const hangUpGrace = 250 * time.Millisecond
+
+// closeWrite half-closes conn, if its transport can, and bounds the reads
+// that follow by hangUpGrace; it reports whether it did.
+func closeWrite(conn net.Conn) bool {
+	cw, ok := conn.(interface{ CloseWrite() error })
+	if !ok || cw.CloseWrite() != nil {
+		return false
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(hangUpGrace))
+	return true
+}
+
+// hangUp closes conn so that the server sees the client leave (EOF on its
+// side) rather than a reset: closing a TCP socket that still holds unread
+// output resets the connection, which the server cannot tell from a network
+// failure. It half-closes, discards what output is still on its way for at
+// most hangUpGrace, then closes.
+func hangUp(conn net.Conn) {
+	if closeWrite(conn) {
+		_, _ = io.Copy(io.Discard, conn)
+	}
+	_ = conn.Close()
+}
