@@ -21,6 +21,7 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 
 	addr := remoteAddr(c)
 	logger := s.logger.With(slog.F("remote_addr", addr))
+	tuneTCP(c.Conn, s.cfg.TCPUserTimeout)
 
 	// Cancelling the caller's context, or shutting the server down before
 	// the connection has attached, closes it now; once attached, the
@@ -137,7 +138,13 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 	defer att.detach()
 	logger.Debug(ctx, "reconnecting pty attached", slog.F("height", height), slog.F("width", width))
-	return s.relayInput(ctx, c, att, opts.ReadOnly, logger), init, disconnected
+	var lk *linkInput
+	if init.Link != "" && !s.cfg.DisableLink {
+		if sa, ok := att.(*sessionAttachment); ok {
+			lk = &linkInput{id: init.Link, st: sa.s.inputs.get(init.Link, init.InputOffset), next: init.InputOffset}
+		}
+	}
+	return s.relayInput(ctx, c, att, opts.ReadOnly, lk, logger), init, disconnected
 }
 
 func initDisconnect(err error) disconnect {

@@ -68,6 +68,10 @@ type session struct {
 
 	lastInput atomic.Int64 // Unix nanoseconds; 0 until the first input
 
+	// inputs is, per link ID, how much of that client's input the
+	// program has been given (the link extension).
+	inputs inputStreams
+
 	mu      sync.Mutex
 	members map[*member]struct{}
 	seq     uint64      // orders attaches and resizes, for SizeLatest
@@ -281,11 +285,11 @@ type sessionAttachment struct {
 	once sync.Once
 }
 
-func (a *sessionAttachment) write(p []byte) error {
+func (a *sessionAttachment) write(p []byte) (int, error) {
 	// The relay never writes for a read-only connection; this is the
 	// second lock on that door.
 	if a.m.readOnly {
-		return xerrors.New("input from a read-only connection")
+		return 0, xerrors.New("input from a read-only connection")
 	}
 	a.s.lastInput.Store(time.Now().UnixNano())
 	return a.att.write(p)
@@ -294,6 +298,8 @@ func (a *sessionAttachment) write(p []byte) error {
 func (a *sessionAttachment) resize(height, width uint16) error {
 	return a.s.resize(a.m, height, width)
 }
+
+func (a *sessionAttachment) control(frame []byte) { a.att.control(frame) }
 
 func (a *sessionAttachment) detach() {
 	a.once.Do(func() {
