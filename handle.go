@@ -126,6 +126,9 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 
 	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset, queueSize: opts.queueSize(&s.cfg)}
+	if init.Link != "" && !s.cfg.DisableLink {
+		req.linkID, req.inputOffset = init.Link, init.InputOffset
+	}
 	att, d, err := s.attach(c, init, backend, req, opts.ReadOnly, logger)
 	if err != nil {
 		if xerrors.Is(err, ErrSessionNotFound) {
@@ -139,10 +142,8 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	defer att.detach()
 	logger.Debug(ctx, "reconnecting pty attached", slog.F("height", height), slog.F("width", width))
 	var lk *linkInput
-	if init.Link != "" && !s.cfg.DisableLink {
-		if sa, ok := att.(*sessionAttachment); ok {
-			lk = &linkInput{id: init.Link, st: sa.s.inputs.get(init.Link, init.InputOffset), next: init.InputOffset}
-		}
+	if sa, ok := att.(*sessionAttachment); ok {
+		lk = sa.link
 	}
 	return s.relayInput(ctx, c, att, opts.ReadOnly, lk, logger), init, disconnected
 }

@@ -19,12 +19,9 @@ import (
 // well formed, and its close noticed) but go no further.
 func (s *Server) relayInput(ctx context.Context, c *conn, att attachment, readOnly bool, lk *linkInput, logger slog.Logger) disconnect {
 	rr := newRequestReader(c, s.cfg.MaxRequestSize)
-	var acked uint64
+	var acked uint64 // what the last frame said; the first went before the output
 	if lk != nil {
-		// The first frame tells the client the extension is on, and
-		// where its input stands.
 		acked = lk.taken()
-		att.control(link.AppendFrame(nil, lk.id, link.Frame{In: acked}))
 	}
 	logged := false
 	ignored := func(kind string) {

@@ -47,6 +47,10 @@ func TestLinkAcknowledgesInputAndAnswersHeartbeats(t *testing.T) {
 	tc := ts.connect(Init{ID: uuid.New(), Command: readLines, Resume: true, Link: testLinkID})
 	waitFrame(t, tc, "the first frame", func(f link.Frame) bool { return f.In == 0 && !f.HasPong })
 	tc.expect("READY")
+	// Before the resume header: a client knows from the first byte.
+	if raw := tc.output(); !strings.HasPrefix(raw, string(link.Prefix(testLinkID))+"in=0\x1b\\\x1b_rpty;v=1;mode=") {
+		t.Fatalf("output starts %q, want the link frame and then the resume header", raw[:min(len(raw), 80)])
+	}
 	tc.send(Request{Data: "abc\r"})
 	waitFrame(t, tc, "in=4", func(f link.Frame) bool { return f.In == 4 })
 	tc.send(Request{Ping: 7})

@@ -42,6 +42,12 @@ type attachRequest struct {
 	offset uint64
 	// queueSize bounds the output waiting for the connection.
 	queueSize int
+	// linkID and inputOffset are the init's link extension, if linkID is
+	// set; first is then the link frame the backend sends before any other
+	// byte (set by the session).
+	linkID      string
+	inputOffset uint64
+	first       []byte
 }
 
 // attachment is one connection's handle on a session.

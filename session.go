@@ -9,6 +9,8 @@ import (
 	"cdr.dev/slog/v3"
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/link"
 )
 
 // SizePolicy decides the terminal size of a session that several writable
@@ -135,6 +137,13 @@ func (s *session) attach(c *conn, req attachRequest, readOnly bool) (attachment,
 	s.mu.Unlock()
 
 	req.height, req.width = start.height, start.width
+	var lk *linkInput
+	if req.linkID != "" {
+		// The frame goes first, so that a client knows from the first
+		// byte whether the server has the extension.
+		lk = &linkInput{id: req.linkID, st: s.inputs.get(req.linkID, req.inputOffset), next: req.inputOffset}
+		req.first = link.AppendFrame(nil, lk.id, link.Frame{In: lk.taken()})
+	}
 	att, err := s.rpty.attach(c, req)
 	if err != nil {
 		s.leave(m)
@@ -150,7 +159,7 @@ func (s *session) attach(c *conn, req attachRequest, readOnly bool) (attachment,
 		s.applyLocked(att, true)
 	}
 	s.mu.Unlock()
-	return &sessionAttachment{s: s, m: m, att: att}, nil
+	return &sessionAttachment{s: s, m: m, att: att, link: lk}, nil
 }
 
 // target is the size the policy gives the writable members; ok is false
@@ -282,6 +291,7 @@ type sessionAttachment struct {
 	s    *session
 	m    *member
 	att  attachment
+	link *linkInput // the link extension's input stream, or nil
 	once sync.Once
 }
 
