@@ -76,6 +76,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
@@ -146,10 +147,25 @@ type Client struct {
 	// before it is sent before the resize, input after it after.
 	resizeAt int
 	pending  []byte // input not yet handed to a connection
-	conn     net.Conn
-	state    State
-	finalErr error // set when the client ends: why
-	closed   bool  // Close was called
+	// The link extension: unacked is input sent (or to be sent again)
+	// that the server has not said the program took, starting at input
+	// offset ackedOff; resendFrom is how much of it the current
+	// connection was sent. link is what the current connection's first
+	// bytes said, linkKnown whether the last server that said had the
+	// extension. pings are the heartbeats not answered yet, by token.
+	unacked    []byte
+	ackedOff   uint64
+	resendFrom int
+	link       linkMode
+	linkKnown  bool
+	pingSeq    uint64
+	pings      map[uint64]time.Time
+	rtt        time.Duration
+	linkID     string // never changes after Dial; empty with DisableLink
+	conn       net.Conn
+	state      State
+	finalErr   error // set when the client ends: why
+	closed     bool  // Close was called
 }
 
 // Dial connects to a session and returns a Client for it. init names the
@@ -175,6 +191,9 @@ func Dial(ctx context.Context, dial DialFunc, init reconnectingpty.Init, opts Op
 	}
 	c.space = sync.NewCond(&c.mu)
 	c.resume = !c.opts.DisableResume
+	if !c.opts.DisableLink {
+		c.linkID = newLinkID()
+	}
 	c.offset = init.Offset
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	conn, done, err := c.connect(ctx, c.resumeInit(init))
@@ -286,7 +305,7 @@ func (c *Client) Write(p []byte) (int, error) {
 		if err := c.endErr(); err != nil {
 			return written, err
 		}
-		room := c.opts.MaxPendingInput - len(c.pending)
+		room := c.opts.MaxPendingInput - len(c.pending) - len(c.unacked)
 		if room <= 0 {
 			c.space.Wait()
 			continue

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -22,6 +23,12 @@ func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
 	init.Offset = 0
 	if c.resume {
 		init.Offset = c.offset
+	}
+	init.Link, init.InputOffset = c.linkID, 0
+	if c.linkID != "" {
+		c.mu.Lock()
+		init.InputOffset = c.ackedOff
+		c.mu.Unlock()
 	}
 	return init
 }
@@ -50,6 +57,7 @@ func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (conn n
 	if conn == nil {
 		return fail(xerrors.New("dial: dial function returned no connection"))
 	}
+	tuneTCP(conn, c.opts.TCPUserTimeout)
 	// A transport like net.Pipe blocks the init until the server reads
 	// it; the deadline keeps an unresponsive server from hanging us.
 	_ = conn.SetWriteDeadline(deadline)
@@ -99,6 +107,7 @@ func (c *Client) run(conn net.Conn, done context.CancelFunc, gen uint64) {
 			err = xerrors.New("connection closed before any output")
 		}
 		resumed = true
+		c.prepareResend()
 		conn, done, gen = c.reconnect(&failures, err)
 		if conn == nil {
 			return
@@ -219,16 +228,43 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 	got := 0
 	buf := make([]byte, 32<<10)
 	st := stream{header: c.resume, replay: resumed}
+	var ls *linkStream
+	if c.linkID != "" {
+		ls = newLinkStream(c.linkID)
+	}
 	for {
-		if c.opts.ReadTimeout > 0 {
-			// Set before every read, so that time spent waiting for the
-			// caller to take output does not count as silence.
-			_ = conn.SetReadDeadline(time.Now().Add(c.opts.ReadTimeout))
+		// Set before every read, so that time spent waiting for the
+		// caller to take output does not count as silence; not after
+		// Close, whose hang-up bounds the last reads.
+		timeout := c.opts.ReadTimeout
+		if ls != nil && ls.mode != linkOff {
+			// Undecided: a server with the extension sends its frame
+			// first; nothing at all that long is a server without it (or
+			// a dead link, which the kernel reports). On: the server
+			// answers every heartbeat.
+			timeout = minPositive(timeout, c.opts.LinkTimeout)
+		}
+		if timeout > 0 && c.ctx.Err() == nil {
+			_ = conn.SetReadDeadline(time.Now().Add(timeout))
 		}
 		n, err := conn.Read(buf)
 		got += n
-		if n > 0 || (err != nil && len(st.held) > 0) {
-			for _, ch := range c.take(&st, buf[:n], err != nil) {
+		p := buf[:n]
+		if ls != nil {
+			if err != nil && ls.mode == linkUndecided && isTimeout(err) && c.ctx.Err() == nil {
+				// Silence before any byte: not a server with the link
+				// extension; the connection may be fine.
+				ls.decide(c, linkOff)
+				err = nil
+			}
+			var lerr error
+			p, lerr = ls.strip(c, p, err != nil)
+			if lerr != nil && err == nil {
+				err = xerrors.Errorf("link extension: %w", lerr)
+			}
+		}
+		if len(p) > 0 || (err != nil && len(st.held) > 0) {
+			for _, ch := range c.take(&st, p, err != nil) {
 				select {
 				case c.out <- ch:
 				case <-c.ctx.Done():
@@ -247,46 +283,101 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 			if errors.Is(err, io.EOF) {
 				return got, io.EOF
 			}
+			if ls != nil && ls.mode == linkOn && isTimeout(err) {
+				return got, xerrors.Errorf("read output: no output and no heartbeat answer for %s: %w", timeout, err)
+			}
 			return got, xerrors.Errorf("read output: %w", err)
 		}
 	}
 }
 
-// writeLoop sends pending input and resizes on conn until stop is closed
-// or a write fails. sent is the size generation conn already has.
+func minPositive(a, b time.Duration) time.Duration {
+	if a <= 0 {
+		return b
+	}
+	return min(a, b)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeLoop sends pending input, resizes and heartbeats on conn until
+// stop is closed or a write fails. sent is the size generation conn
+// already has.
 func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
+	var ticker *time.Ticker
+	var tick <-chan time.Time
+	defer func() {
+		if ticker != nil {
+			ticker.Stop()
+		}
+	}()
+	pingDue := false
 	for {
 		c.mu.Lock()
-		resize := c.sizeGen != sent
-		limit := len(c.pending)
-		if resize {
-			limit = min(limit, c.resizeAt)
+		if ticker == nil && c.link == linkOn {
+			ticker = time.NewTicker(c.opts.HeartbeatInterval)
+			tick = ticker.C
+			pingDue = true // the first round trip at once
 		}
-		data := takeInput(&c.pending, limit)
-		c.resizeAt = max(c.resizeAt-len(data), 0)
+		var data []byte
 		var req reconnectingpty.Request
-		// The resize goes out once the input written before it has,
-		// but for a split character, which waits for its remaining bytes
-		// and can follow the resize.
-		if resize && c.resizeAt < utf8.UTFMax {
-			sent = c.sizeGen
-			req.Height, req.Width = c.init.Height, c.init.Width
+		switch {
+		case c.resendFrom < len(c.unacked) && c.link == linkUndecided:
+			// Resent input waits for the server's first bytes: one
+			// without the extension would take it twice.
+		case c.resendFrom < len(c.unacked):
+			rest := c.unacked[c.resendFrom:]
+			data = bytes.Clone(rest[:cutInput(rest, len(rest))])
+			c.resendFrom += len(data)
+		default:
+			resize := c.sizeGen != sent
+			limit := len(c.pending)
+			if resize {
+				limit = min(limit, c.resizeAt)
+			}
+			data = takeInput(&c.pending, limit)
+			c.resizeAt = max(c.resizeAt-len(data), 0)
+			// The resize goes out once the input written before it has,
+			// but for a split character, which waits for its remaining bytes
+			// and can follow the resize.
+			if resize && c.resizeAt < utf8.UTFMax {
+				sent = c.sizeGen
+				req.Height, req.Width = c.init.Height, c.init.Width
+			}
+			if len(data) > 0 {
+				c.space.Broadcast()
+				data = sanitize(data)
+				if c.linkID != "" && c.link != linkOff {
+					// Kept until the server says the program took it,
+					// and sent again after a drop until then. Without
+					// the extension input is sent at most once: input
+					// in flight when a connection drops can be lost.
+					c.unacked = append(c.unacked, data...)
+					c.resendFrom = len(c.unacked)
+				}
+			}
 		}
-		if len(data) > 0 {
-			c.space.Broadcast()
+		if pingDue && c.link == linkOn {
+			c.pingSeq++
+			req.Ping = c.pingSeq
+			if c.pings == nil || len(c.pings) > 64 {
+				c.pings = map[uint64]time.Time{}
+			}
+			c.pings[req.Ping] = time.Now()
 		}
+		pingDue = false
 		c.mu.Unlock()
 
 		if len(data) > 0 {
-			// Input is sent at most once: once taken it is not put back,
-			// so input in flight when a connection drops can be lost,
-			// but is never typed twice.
 			if err := reconnectingpty.WriteRequest(conn, reconnectingpty.Request{Data: string(data)}); err != nil {
 				_ = conn.Close()
 				return
 			}
 		}
-		if req.Height != 0 && req.Width != 0 {
+		if req != (reconnectingpty.Request{}) {
 			if err := reconnectingpty.WriteRequest(conn, req); err != nil {
 				_ = conn.Close()
 				return
@@ -299,6 +390,8 @@ func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 		case <-stop:
 			return
 		case <-c.wake:
+		case <-tick:
+			pingDue = true
 		}
 	}
 }
@@ -309,16 +402,7 @@ func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 // so an incomplete sequence at the end waits for the rest of its bytes.
 func takeInput(pending *[]byte, limit int) []byte {
 	p := *pending
-	n := min(limit, maxRequestData)
-	// Back up over a trailing, possibly incomplete, sequence.
-	for i := n - 1; i >= 0 && i >= n-utf8.UTFMax; i-- {
-		if utf8.RuneStart(p[i]) {
-			if !utf8.FullRune(p[i:n]) {
-				n = i
-			}
-			break
-		}
-	}
+	n := cutInput(p, limit)
 	out := append([]byte(nil), p[:n]...)
 	*pending = p[n:]
 	if len(*pending) == 0 {
@@ -351,4 +435,20 @@ func hangUp(conn net.Conn) {
 		_, _ = io.Copy(io.Discard, conn)
 	}
 	_ = conn.Close()
+}
+
+// cutInput is how much of p to send next: at most limit and
+// maxRequestData bytes, backed up over a trailing, possibly incomplete,
+// UTF-8 sequence.
+func cutInput(p []byte, limit int) int {
+	n := min(limit, maxRequestData)
+	for i := n - 1; i >= 0 && i >= n-utf8.UTFMax; i-- {
+		if utf8.RuneStart(p[i]) {
+			if !utf8.FullRune(p[i:n]) {
+				n = i
+			}
+			break
+		}
+	}
+	return n
 }

@@ -30,7 +30,9 @@ type Options struct {
 	// MinBackoff and MaxBackoff bound the delay between redials. The
 	// delay doubles with every attempt in a row without output, and a
 	// random half of it is taken off so that many clients cut off at once
-	// do not redial in step. Defaults: 100 ms and 10 s.
+	// do not redial in step. Defaults: 100 ms and 1 s: a client retries
+	// at least every second, so it is live within about a second of a
+	// network's return (docs/network.md).
 	MinBackoff, MaxBackoff time.Duration
 	// DialTimeout bounds one dial plus sending the init. Default: 10 s.
 	DialTimeout time.Duration
@@ -42,9 +44,28 @@ type Options struct {
 	// output) before the Client gives up and closes. Zero retries until
 	// Close.
 	MaxAttempts int
-	// MaxPendingInput bounds the input held while disconnected; Write
-	// blocks while it is full. Default: 1 MiB.
+	// MaxPendingInput bounds the input held while disconnected, and the
+	// input sent but not yet acknowledged by a server with the link
+	// extension; Write blocks while it is full. Default: 1 MiB.
 	MaxPendingInput int
+	// DisableLink stops the Client from asking for the link extension
+	// (docs/PROTOCOL.md): no heartbeats, no acknowledged input, as with a
+	// server without it.
+	DisableLink bool
+	// HeartbeatInterval is how often a Client on a server with the link
+	// extension sends a heartbeat. Default: 1 s. At most 5 s: the server
+	// closes a link connection silent for 10 s.
+	HeartbeatInterval time.Duration
+	// LinkTimeout is how long a connection to a server with the link
+	// extension may deliver nothing (no output, no heartbeat answer)
+	// before it is taken for dead and redialled. Default: 3 s.
+	LinkTimeout time.Duration
+	// TCPUserTimeout, for a dial function that returns a *net.TCPConn,
+	// sets keepalive probes and TCP_USER_TIMEOUT so that the kernel
+	// reports a dead link within about this long, for servers without the
+	// link extension too (docs/network.md). Default: 5 s; -1 leaves the
+	// socket alone.
+	TCPUserTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -52,7 +73,7 @@ func (o Options) withDefaults() Options {
 		o.MinBackoff = 100 * time.Millisecond
 	}
 	if o.MaxBackoff <= 0 {
-		o.MaxBackoff = 10 * time.Second
+		o.MaxBackoff = time.Second
 	}
 	if o.MaxBackoff < o.MinBackoff {
 		o.MaxBackoff = o.MinBackoff
@@ -62,6 +83,16 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxPendingInput <= 0 {
 		o.MaxPendingInput = 1 << 20
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = time.Second
+	}
+	o.HeartbeatInterval = min(o.HeartbeatInterval, 5*time.Second)
+	if o.LinkTimeout <= 0 {
+		o.LinkTimeout = 3 * time.Second
+	}
+	if o.TCPUserTimeout == 0 {
+		o.TCPUserTimeout = 5 * time.Second
 	}
 	return o
 }
