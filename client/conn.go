@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -204,11 +205,12 @@ func (c *Client) finish(why error) {
 func (c *Client) serve(conn net.Conn, gen uint64, resumed bool) (int, error) {
 	stop := make(chan struct{})
 	writerDone := make(chan struct{})
+	var werr error
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		defer close(writerDone)
-		c.writeLoop(conn, gen, stop)
+		werr = c.writeLoop(conn, gen, stop)
 	}()
 	got, err := c.readLoop(conn, resumed)
 	// Hanging up ends a writer blocked in Write; the server sees the
@@ -216,6 +218,12 @@ func (c *Client) serve(conn net.Conn, gen uint64, resumed bool) (int, error) {
 	hangUp(conn)
 	close(stop)
 	<-writerDone
+	if errors.Is(err, io.EOF) && (errors.Is(werr, syscall.ECONNRESET) || errors.Is(werr, syscall.EPIPE)) {
+		// The kernel reports a reset once, to whichever of reader and
+		// writer asks first; the other then reads a plain EOF. This EOF
+		// is that reset, not the session's end.
+		err = xerrors.Errorf("connection reset while sending input: %w", werr)
+	}
 	c.mu.Lock()
 	if c.conn == conn {
 		c.conn = nil
@@ -237,11 +245,12 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 		// caller to take output does not count as silence; not after
 		// Close, whose hang-up bounds the last reads.
 		timeout := c.opts.ReadTimeout
-		if ls != nil && ls.mode != linkOff {
-			// Undecided: a server with the extension sends its frame
-			// first; nothing at all that long is a server without it (or
-			// a dead link, which the kernel reports). On: the server
-			// answers every heartbeat.
+		if ls != nil && (ls.mode == linkOn || ls.mode == linkUndecided && c.linkExpected()) {
+			// On: the server answers every heartbeat. Undecided, after a
+			// server that had the extension: its frame comes first, so
+			// silence is a dead link. (A server not known to have it may
+			// send nothing at all until typed at; the kernel's keepalive
+			// watches that connection.)
 			timeout = minPositive(timeout, c.opts.LinkTimeout)
 		}
 		if timeout > 0 && c.ctx.Err() == nil {
@@ -251,16 +260,14 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 		got += n
 		p := buf[:n]
 		if ls != nil {
-			if err != nil && ls.mode == linkUndecided && isTimeout(err) && c.ctx.Err() == nil {
-				// Silence before any byte: not a server with the link
-				// extension; the connection may be fine.
-				ls.decide(c, linkOff)
-				err = nil
-			}
+			linked := ls.mode != linkOff
 			var lerr error
 			p, lerr = ls.strip(c, p, err != nil)
 			if lerr != nil && err == nil {
 				err = xerrors.Errorf("link extension: %w", lerr)
+			}
+			if linked && isTimeout(err) && c.ctx.Err() == nil {
+				err = xerrors.Errorf("no output and no heartbeat answer for %s: %w", timeout, err)
 			}
 		}
 		if len(p) > 0 || (err != nil && len(st.held) > 0) {
@@ -283,9 +290,6 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 			if errors.Is(err, io.EOF) {
 				return got, io.EOF
 			}
-			if ls != nil && ls.mode == linkOn && isTimeout(err) {
-				return got, xerrors.Errorf("read output: no output and no heartbeat answer for %s: %w", timeout, err)
-			}
 			return got, xerrors.Errorf("read output: %w", err)
 		}
 	}
@@ -306,7 +310,7 @@ func isTimeout(err error) bool {
 // writeLoop sends pending input, resizes and heartbeats on conn until
 // stop is closed or a write fails. sent is the size generation conn
 // already has.
-func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
+func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) error {
 	var ticker *time.Ticker
 	var tick <-chan time.Time
 	defer func() {
@@ -374,13 +378,13 @@ func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 		if len(data) > 0 {
 			if err := reconnectingpty.WriteRequest(conn, reconnectingpty.Request{Data: string(data)}); err != nil {
 				_ = conn.Close()
-				return
+				return err
 			}
 		}
 		if req != (reconnectingpty.Request{}) {
 			if err := reconnectingpty.WriteRequest(conn, req); err != nil {
 				_ = conn.Close()
-				return
+				return err
 			}
 		}
 		if len(data) > 0 || req.Height != 0 {
@@ -388,7 +392,7 @@ func (c *Client) writeLoop(conn net.Conn, sent uint64, stop <-chan struct{}) {
 		}
 		select {
 		case <-stop:
-			return
+			return nil
 		case <-c.wake:
 		case <-tick:
 			pingDue = true

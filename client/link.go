@@ -57,6 +57,14 @@ func (c *Client) Link() LinkStatus {
 	}
 }
 
+// linkExpected reports whether the last server that said had the
+// extension.
+func (c *Client) linkExpected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.linkKnown
+}
+
 // decideLink records what the connection's first bytes said. A server
 // without the extension never acknowledges: what it was sent is forgotten,
 // as it always was (at most once).
@@ -81,7 +89,10 @@ func (c *Client) applyFrame(f link.Frame, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if f.In > c.ackedOff {
-		k := min(f.In-c.ackedOff, uint64(len(c.unacked)))
+		// Only what this connection was sent: its bytes must run on
+		// from its init's InputOffset, so input the server took on an
+		// earlier one is sent again all the same (and dropped there).
+		k := min(f.In-c.ackedOff, uint64(c.resendFrom))
 		c.unacked = c.unacked[k:]
 		if len(c.unacked) == 0 {
 			c.unacked = nil
@@ -192,7 +203,9 @@ func (ls *linkStream) strip(c *Client, p []byte, last bool) ([]byte, error) {
 		case n == len(ls.prefix):
 			ls.decide(c, linkOn)
 		case last:
-			ls.decide(c, linkOff)
+			// Cut off inside the first frame: that says nothing about
+			// the server, and is no output.
+			return nil, nil
 		default:
 			ls.lead = p
 			return nil, nil
