@@ -249,9 +249,9 @@ func (s *session) run() int {
 		Command:     s.command,
 		BackendType: s.backend,
 	}, client.Options{
-		OnState:    s.status,
-		OnReplay:   s.clearScreen,
-		OnReset:    s.resetScreen,
+		OnState:  s.status,
+		OnReplay: s.clearScreen,
+		OnReset:  s.resetScreen,
 		// Retried at least every second: live again within about a
 		// second of the network's return.
 		MinBackoff: 250 * time.Millisecond,
