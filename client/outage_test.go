@@ -60,7 +60,7 @@ func TestOutage(t *testing.T) {
 	}
 	configs := []string{"after"}
 	if os.Getenv("RPTY_OUTAGE_BEFORE") == "1" {
-		configs = append([]string{"before"}, configs...)
+		configs = append([]string{"before", "old-client"}, configs...)
 	}
 	var rows []outageResult
 	for _, d := range outages {
@@ -68,8 +68,13 @@ func TestOutage(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", cfg, d), func(t *testing.T) {
 				r := runOutage(t, cfg, d)
 				rows = append(rows, r)
-				if cfg == "after" {
+				switch cfg {
+				case "after":
 					requireRecovered(t, r)
+				case "old-client":
+					if d >= 15*time.Second && (r.serverHeld < 0 || r.serverHeld > 15*time.Second) {
+						t.Errorf("server kept an old client's dead connection %s, want it closed within 15 s", heldText(r))
+					}
 				}
 			})
 		}
@@ -139,7 +144,13 @@ func runOutage(t *testing.T, config string, outage time.Duration) outageResult {
 		},
 	}
 	opts := client.Options{}
-	if config == "before" {
+	switch config {
+	case "old-client":
+		// A client without the extension or TCP options against this
+		// server: only the server's keepalive and TCP_USER_TIMEOUT
+		// notice the silence.
+		opts = client.Options{DisableLink: true, TCPUserTimeout: -1, MaxBackoff: 10 * time.Second}
+	case "before":
 		// What a client and server did before the link extension and
 		// the TCP options: Go's default dialer keepalive, 10 s backoff cap.
 		cfg.DisableLink, cfg.TCPUserTimeout = true, -1
