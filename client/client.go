@@ -59,15 +59,24 @@
 //     function for such a transport should return a net.Conn whose Read
 //     reports those failures as errors.
 //
-// # Keepalive
+// # Dead links and exactly-once input
 //
-// The protocol has no keepalive, and an idle terminal sends nothing, so a
-// connection through a network that silently stopped forwarding is never
-// noticed by reading alone. For TCP, enable keepalive in the dial function
-// (net.Dialer.KeepAliveConfig): the kernel then reports a dead peer as a
-// read error. Options.ReadTimeout treats a connection silent for that long
-// as dropped; use it only where output is expected regularly, because each
-// reconnect replays output.
+// The Client asks for the link extension (docs/PROTOCOL.md, docs/network.md)
+// unless Options.DisableLink is set. A server with it answers a heartbeat
+// the Client sends every Options.HeartbeatInterval (1 s) and says how much
+// of the input the program has taken: a connection that delivers nothing
+// for Options.LinkTimeout (3 s) is taken for dead and redialled, and input
+// not yet taken is kept and sent again after a reconnect, where the server
+// drops what it already gave the program, so input is delivered exactly
+// once whatever the moment of a drop. Link reports the round trip.
+//
+// For a dial function that returns a *net.TCPConn the Client also sets TCP
+// keepalive and TCP_USER_TIMEOUT (Options.TCPUserTimeout, 5 s), so that a
+// server without the extension is watched by the kernel. Without the
+// extension input is sent at most once: what is in flight when a
+// connection drops can be lost. Options.ReadTimeout treats a connection
+// silent for that long as dropped; use it only where output is expected
+// regularly, because each reconnect replays output.
 package client
 
 import (
