@@ -137,3 +137,6 @@ func (ns *NS) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	}
 	return c, err
 }
+
+// Name is the namespace's name, for ip netns exec.
+func (ns *NS) Name() string { return ns.name }
