@@ -150,3 +150,21 @@ func TestLinkIDMustBeValid(t *testing.T) {
 	closes := ts.waitForCloses(1)
 	requireClose(t, closes[0], DisconnectProtocolError)
 }
+
+// A client without the extension (every deployed one) gets no frame and no
+// heartbeat timeout: its stream is exactly what it was.
+func TestNoLinkClientSeesNothingNew(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, BackendBuffered, Config{HeartbeatTimeout: 100 * time.Millisecond})
+	tc := ts.connect(Init{ID: uuid.New(), Command: readLines})
+	tc.expect("READY")
+	time.Sleep(400 * time.Millisecond) // idle well past the heartbeat timeout
+	tc.send(Request{Data: "abc\r", Ping: 1})
+	out := tc.expect("got:abc")
+	if out != "READY\r\ngot:abc\r\n" {
+		t.Fatalf("output %q, want exactly the program's", out)
+	}
+	if closes := ts.logs.closes(); len(closes) != 0 {
+		t.Fatalf("closed: %v", closes)
+	}
+}
