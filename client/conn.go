@@ -245,7 +245,8 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 		// caller to take output does not count as silence; not after
 		// Close, whose hang-up bounds the last reads.
 		timeout := c.opts.ReadTimeout
-		if ls != nil && (ls.mode == linkOn || ls.mode == linkUndecided && c.linkExpected()) {
+		heartbeat := ls != nil && (ls.mode == linkOn || ls.mode == linkUndecided && c.linkExpected())
+		if heartbeat {
 			// On: the server answers every heartbeat. Undecided, after a
 			// server that had the extension: its frame comes first, so
 			// silence is a dead link. (A server not known to have it may
@@ -260,13 +261,12 @@ func (c *Client) readLoop(conn net.Conn, resumed bool) (int, error) {
 		got += n
 		p := buf[:n]
 		if ls != nil {
-			linked := ls.mode != linkOff
 			var lerr error
 			p, lerr = ls.strip(c, p, err != nil)
 			if lerr != nil && err == nil {
 				err = xerrors.Errorf("link extension: %w", lerr)
 			}
-			if linked && isTimeout(err) && c.ctx.Err() == nil {
+			if heartbeat && isTimeout(err) && c.ctx.Err() == nil {
 				err = xerrors.Errorf("no output and no heartbeat answer for %s: %w", timeout, err)
 			}
 		}
