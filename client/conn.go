@@ -34,10 +34,73 @@ func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
 	return init
 }
 
-// connect dials and sends init, within the dial timeout; ctx bounds the
-// dial only. The dial function's context lives on with the connection
-// until done is called (see DialFunc).
-func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (conn net.Conn, done context.CancelFunc, err error) {
+// redialEvery is how often connect starts another attempt while earlier
+// ones are still pending, and maxAttempts how many may be pending at
+// once. A dial whose SYN was lost in an outage waits for the kernel's next
+// retransmission (1, 2, 4 s... apart); a fresh attempt every second means
+// that one goes out within a second of the network's return.
+const (
+	redialEvery     = time.Second
+	maxDialAttempts = 4
+)
+
+// connect dials and sends init, racing attempts (see redialEvery): the
+// first to connect wins, the others are cancelled. ctx bounds the dials
+// only. The dial function's context lives on with the connection until
+// done is called (see DialFunc).
+func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (net.Conn, context.CancelFunc, error) {
+	type result struct {
+		conn net.Conn
+		done context.CancelFunc
+		err  error
+	}
+	raceCtx, stopRace := context.WithCancel(ctx)
+	defer stopRace()
+	results := make(chan result)
+	pending := 0
+	start := func() {
+		pending++
+		go func() {
+			conn, done, err := c.connectOnce(raceCtx, init)
+			results <- result{conn, done, err}
+		}()
+	}
+	start()
+	tick := time.NewTicker(redialEvery)
+	defer tick.Stop()
+	var won *result
+	var firstErr error
+	for pending > 0 {
+		select {
+		case r := <-results:
+			pending--
+			switch {
+			case r.err != nil:
+				if firstErr == nil {
+					firstErr = r.err
+				}
+			case won == nil:
+				won = &r
+				stopRace() // the others give up
+			default:
+				_ = r.conn.Close()
+				r.done()
+			}
+		case <-tick.C:
+			if won == nil && pending < maxDialAttempts {
+				start()
+			}
+		}
+	}
+	if won != nil {
+		return won.conn, won.done, nil
+	}
+	return nil, nil, firstErr
+}
+
+// connectOnce dials and sends init, within the dial timeout; ctx bounds
+// the dial only.
+func (c *Client) connectOnce(ctx context.Context, init reconnectingpty.Init) (conn net.Conn, done context.CancelFunc, err error) {
 	dialCtx, cancel := context.WithCancel(c.ctx)
 	timer := time.AfterFunc(c.opts.DialTimeout, cancel)
 	stopParent := context.AfterFunc(ctx, cancel)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,6 +36,8 @@ type outageResult struct {
 	serverHeld      time.Duration // block to the server closing the dead connection; -1: still held
 	serverCloseWhy  string
 	connsAtRecovery int64
+	repeats         []int // the repeated tick numbers, for the log
+	resets, replays int
 }
 
 // TestOutage cuts a live session's path with nftables inside a network
@@ -68,6 +71,9 @@ func TestOutage(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%s", cfg, d), func(t *testing.T) {
 				r := runOutage(t, cfg, d)
 				rows = append(rows, r)
+				if r.repeated > 0 || r.lost > 0 {
+					t.Logf("repeated ticks %v; resets %d, replays %d", r.repeats, r.resets, r.replays)
+				}
 				switch cfg {
 				case "after":
 					requireRecovered(t, r)
@@ -177,6 +183,9 @@ func runOutage(t *testing.T, config string, outage time.Duration) outageResult {
 
 	var stateMu sync.Mutex
 	var reconnectingAt []time.Time
+	var resets, replays atomic.Int32
+	opts.OnReset = func() { resets.Add(1) }
+	opts.OnReplay = func() { replays.Add(1) }
 	opts.OnState = func(ev client.Event) {
 		if ev.State == client.StateReconnecting {
 			stateMu.Lock()
@@ -249,11 +258,13 @@ func runOutage(t *testing.T, config string, outage time.Duration) outageResult {
 		switch {
 		case n <= last:
 			r.repeated++
+			r.repeats = append(r.repeats, n)
 		case n > last+1:
 			r.lost += n - last - 1
 		}
 		last = max(last, n)
 	}
+	r.resets, r.replays = int(resets.Load()), int(replays.Load())
 	closeMu.Lock()
 	if len(closes) > 0 {
 		r.serverHeld = closes[0].Sub(blocked)
