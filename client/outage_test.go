@@ -140,6 +140,10 @@ func runOutage(t *testing.T, config string, outage time.Duration) outageResult {
 	cfg := reconnectingpty.Config{
 		Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"},
 		Backend:   reconnectingpty.BackendBuffered,
+		// A session outlives its last connection for Timeout: once the
+		// server has closed the dead connection, an outage longer than
+		// that (5 minutes by default) ends the session.
+		Timeout: max(5*time.Minute, outage+time.Minute),
 		ReportConnection: func(uuid.UUID, string) func(int, string) {
 			return func(_ int, reason string) {
 				closeMu.Lock()
