@@ -120,7 +120,7 @@ type Config struct {
 	// unacknowledged and how long an idle peer may stay silent to the
 	// kernel's keepalive probes before the kernel ends the connection
 	// (TCP_USER_TIMEOUT and keepalive; see docs/network.md): what notices
-	// a dead client without the link extension. Default: 14 seconds; -1
+	// a dead client without the link extension. Default: 12 seconds; -1
 	// leaves the socket as it was accepted.
 	TCPUserTimeout time.Duration
 }
@@ -173,7 +173,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.HeartbeatTimeout = 10 * time.Second
 	}
 	if c.TCPUserTimeout == 0 {
-		c.TCPUserTimeout = 14 * time.Second
+		c.TCPUserTimeout = 12 * time.Second
 	}
 	for _, l := range []struct {
 		v   *int

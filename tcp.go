@@ -8,7 +8,7 @@ import (
 )
 
 // tuneTCP makes the kernel notice a dead peer of a TCP connection within
-// about timeout (docs/network.md): keepalive probes after a third of it of
+// about timeout (docs/network.md): keepalive probes after some
 // silence, and TCP_USER_TIMEOUT, which ends a connection whose sent data
 // (or keepalive probes) stayed unacknowledged that long. Without it an
 // idle connection to a vanished client is kept for hours (keepalive's
@@ -19,9 +19,13 @@ func tuneTCP(nc net.Conn, timeout time.Duration) {
 	if !ok || timeout <= 0 {
 		return
 	}
-	idle := max(timeout/3, time.Second)
-	count := 3
-	interval := max((timeout-idle)/time.Duration(count), time.Second)
+	// The kernel takes whole seconds, and with TCP_USER_TIMEOUT set it ends
+	// an unanswered connection at the first probe past the timeout, not
+	// after count probes: the probes (after idle, then interval apart)
+	// are spaced so that one falls on the timeout.
+	const count = 3
+	interval := max((timeout / (count + 1)).Truncate(time.Second), time.Second)
+	idle := max(timeout.Truncate(time.Second)-count*interval, time.Second)
 	_ = tc.SetKeepAliveConfig(net.KeepAliveConfig{Enable: true, Idle: idle, Interval: interval, Count: count})
 	raw, err := tc.SyscallConn()
 	if err != nil {
