@@ -108,6 +108,21 @@ type Config struct {
 	// session), so logs that more people read than may use the sessions
 	// should not carry it whole. Default: false.
 	LogShortSessionID bool
+	// HeartbeatTimeout is how long a connection that asked for the link
+	// extension (docs/PROTOCOL.md) may send nothing before it is closed as
+	// a dead link (network_error, "heartbeat timeout"). Such a client
+	// sends a heartbeat at least every 5 seconds. Default: 10 seconds.
+	HeartbeatTimeout time.Duration
+	// DisableLink makes the server ignore the link extension's init keys,
+	// as a server without the extension does. Default: false.
+	DisableLink bool
+	// TCPUserTimeout bounds, on a TCP connection, how long output may stay
+	// unacknowledged and how long an idle peer may stay silent to the
+	// kernel's keepalive probes before the kernel ends the connection
+	// (TCP_USER_TIMEOUT and keepalive; see docs/network.md): what notices
+	// a dead client without the link extension. Default: 14 seconds; -1
+	// leaves the socket as it was accepted.
+	TCPUserTimeout time.Duration
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -154,6 +169,12 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxRequestSize == 0 {
 		c.MaxRequestSize = 4 << 20
 	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = 10 * time.Second
+	}
+	if c.TCPUserTimeout == 0 {
+		c.TCPUserTimeout = 14 * time.Second
+	}
 	for _, l := range []struct {
 		v   *int
 		def int
@@ -180,6 +201,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, xerrors.Errorf("slow consumer timeout %s is negative", c.SlowConsumerTimeout)
 	case c.InitTimeout < 0:
 		return c, xerrors.Errorf("init timeout %s is negative", c.InitTimeout)
+	case c.HeartbeatTimeout < 0:
+		return c, xerrors.Errorf("heartbeat timeout %s is negative", c.HeartbeatTimeout)
+	case c.TCPUserTimeout < 0 && c.TCPUserTimeout != -1:
+		return c, xerrors.Errorf("TCP user timeout %s: want a positive duration, or -1 to leave sockets alone", c.TCPUserTimeout)
 	case c.MaxRequestSize < 0:
 		return c, xerrors.Errorf("max request size %d is negative", c.MaxRequestSize)
 	case c.MaxSessions < -1:

@@ -53,6 +53,24 @@ func (c *conn) setReadDeadline(t time.Time) {
 	}
 }
 
+// keepReading extends the read deadline to t, unless the connection was
+// interrupted or its output failed (whose short deadline must hold).
+func (c *conn) keepReading(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.interrupted && c.writeErr == nil {
+		_ = c.SetReadDeadline(t)
+	}
+}
+
+// interruptedOrFailed reports whether a read deadline other than
+// keepReading's may have ended a read.
+func (c *conn) interruptedOrFailed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.interrupted || c.writeErr != nil
+}
+
 // whenInterrupted calls f when the connection is interrupted, or now if
 // it has been.
 func (c *conn) whenInterrupted(f func()) {

@@ -21,6 +21,7 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 
 	addr := remoteAddr(c)
 	logger := s.logger.With(slog.F("remote_addr", addr))
+	tuneTCP(c.Conn, s.cfg.TCPUserTimeout)
 
 	// Cancelling the caller's context, or shutting the server down before
 	// the connection has attached, closes it now; once attached, the
@@ -125,6 +126,9 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 
 	req := attachRequest{height: height, width: width, resume: init.Resume, offset: init.Offset, queueSize: opts.queueSize(&s.cfg)}
+	if init.Link != "" && !s.cfg.DisableLink {
+		req.linkID, req.inputOffset = init.Link, init.InputOffset
+	}
 	att, d, err := s.attach(c, init, backend, req, opts.ReadOnly, logger)
 	if err != nil {
 		if xerrors.Is(err, ErrSessionNotFound) {
@@ -137,7 +141,11 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	}
 	defer att.detach()
 	logger.Debug(ctx, "reconnecting pty attached", slog.F("height", height), slog.F("width", width))
-	return s.relayInput(ctx, c, att, opts.ReadOnly, logger), init, disconnected
+	var lk *linkInput
+	if sa, ok := att.(*sessionAttachment); ok {
+		lk = sa.link
+	}
+	return s.relayInput(ctx, c, att, opts.ReadOnly, lk, logger), init, disconnected
 }
 
 func initDisconnect(err error) disconnect {

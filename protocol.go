@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/link"
 )
 
 // MaxInitSize is the largest init JSON the two-byte length prefix can describe.
@@ -65,6 +67,15 @@ type Init struct {
 	// Offset is how many bytes of the session's output the client has
 	// received so far; only meaningful with Resume.
 	Offset uint64 `json:",omitempty"`
+	// Link asks for the link extension (docs/PROTOCOL.md): heartbeats,
+	// and acknowledgements of the input the program has taken. It is the
+	// client's link ID, 16 to 64 characters from [A-Za-z0-9_-], the same
+	// for every connection of one client; it names the client's input
+	// stream, and every frame the server sends the client carries it.
+	Link string `json:",omitempty"`
+	// InputOffset is where in the client's input stream the first data
+	// byte of this connection is; only meaningful with Link.
+	InputOffset uint64 `json:",omitempty"`
 }
 
 // Request is one object of the request stream that follows the init.
@@ -72,6 +83,10 @@ type Request struct {
 	Data   string `json:"data,omitempty"`
 	Height uint16 `json:"height,omitempty"`
 	Width  uint16 `json:"width,omitempty"`
+	// Ping is a heartbeat of the link extension: a server that granted
+	// the extension answers it with a frame carrying the same token.
+	// Zero is not sent.
+	Ping uint64 `json:"ping,omitempty"`
 }
 
 // WriteInit encodes init as a length-prefixed frame on w in a single Write,
@@ -142,13 +157,16 @@ func ReadInit(r io.Reader) (Init, error) {
 	}
 	if err := json.Unmarshal(body, &init); err != nil {
 		var typeErr *json.UnmarshalTypeError
-		if xerrors.As(err, &typeErr) && typeErr.Field == "Offset" {
-			return init, &initError{protocol: true, err: xerrors.Errorf("decode init: Offset %s is not an unsigned integer: %w", typeErr.Value, err)}
+		if xerrors.As(err, &typeErr) && (typeErr.Field == "Offset" || typeErr.Field == "InputOffset") {
+			return init, &initError{protocol: true, err: xerrors.Errorf("decode init: %s %s is not an unsigned integer: %w", typeErr.Field, typeErr.Value, err)}
 		}
 		return init, &initError{protocol: true, err: xerrors.Errorf("decode init: %w", err)}
 	}
 	if init.ID == uuid.Nil {
 		return init, &initError{protocol: true, err: xerrors.New("decode init: missing or nil ID")}
+	}
+	if init.Link != "" && !link.ValidID(init.Link) {
+		return init, &initError{protocol: true, err: xerrors.Errorf("decode init: Link %q is not 16 to 64 characters from [A-Za-z0-9_-]", init.Link)}
 	}
 	// What is read must be writable: an init that grows past the limit
 	// when encoded again (its "<" become "\u003c", its invalid UTF-8

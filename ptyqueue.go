@@ -179,11 +179,26 @@ func (a *ptyAttachment) writeLoop() {
 	}
 }
 
-func (a *ptyAttachment) write(p []byte) error {
-	if _, err := a.input.Write(p); err != nil {
-		return xerrors.Errorf("write to pty: %w", err)
+func (a *ptyAttachment) write(p []byte) (int, error) {
+	n, err := a.input.Write(p)
+	if err != nil {
+		return n, xerrors.Errorf("write to pty: %w", err)
 	}
-	return nil
+	return n, nil
+}
+
+// control queues frame behind the output queued so far. It counts toward
+// the backlog like output, but never cuts the connection off.
+func (a *ptyAttachment) control(frame []byte) {
+	a.mu.Lock()
+	if a.dead || a.final {
+		a.mu.Unlock()
+		return
+	}
+	a.queue = append(a.queue, frame)
+	a.pending += len(frame)
+	a.mu.Unlock()
+	a.signal()
 }
 
 func (a *ptyAttachment) resize(height, width uint16) error {

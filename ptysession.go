@@ -562,6 +562,9 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	// Choosing the first bytes and joining the fan-out under one lock is
 	// what makes them plus live output exact: no byte missed or repeated.
 	first := ps.firstBytes(req)
+	if len(req.first) > 0 {
+		first = append([][]byte{req.first}, first...)
+	}
 	for _, b := range first {
 		a.queue = append(a.queue, b)
 		a.pending += len(b)

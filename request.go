@@ -52,6 +52,10 @@ type requestReader struct {
 	// dataKeys counts the data keys decoded, for the fuzz test: a request
 	// with two of them is where the stream and encoding/json differ.
 	dataKeys int
+	// ping is the heartbeat token of the request next returned last, if
+	// hasPing (the link extension's "ping" key).
+	ping    uint64
+	hasPing bool
 }
 
 func newRequestReader(r io.Reader, max int) *requestReader {
@@ -66,6 +70,7 @@ func newRequestReader(r io.Reader, max int) *requestReader {
 // one, an error from emit as is, or the error reading the stream.
 func (rr *requestReader) next(emit func([]byte) error) (height, width uint16, err error) {
 	rr.emit = emit
+	rr.ping, rr.hasPing = 0, false
 	defer func() {
 		rr.inReq = false
 		// An idle connection keeps no large buffer.
@@ -127,6 +132,11 @@ func (rr *requestReader) next(emit func([]byte) error) (height, width uint16, er
 			height, err = rr.sizeValue(c, height)
 		case strings.EqualFold(key, "width"):
 			width, err = rr.sizeValue(c, width)
+		case strings.EqualFold(key, "ping") && c >= '0' && c <= '9':
+			// Any other value is skipped, as a server without the link
+			// extension skips this key.
+			rr.ping, err = rr.uintValue(c, 64)
+			rr.hasPing = err == nil
 		default:
 			err = rr.skipValue(c)
 		}
@@ -275,6 +285,13 @@ func (rr *requestReader) sizeValue(c byte, prev uint16) (uint16, error) {
 	if c != '-' && (c < '0' || c > '9') {
 		return 0, rr.syntax("size is not a number")
 	}
+	v, err := rr.uintValue(c, 16)
+	return uint16(v), err
+}
+
+// uintValue reads a number whose first byte is c as an unsigned integer of
+// bits bits.
+func (rr *requestReader) uintValue(c byte, bits int) (uint64, error) {
 	lit := []byte{c}
 	for {
 		b, err := rr.r.ReadByte()
@@ -298,11 +315,11 @@ func (rr *requestReader) sizeValue(c byte, prev uint16) (uint16, error) {
 	if len(lit) > 1 && lit[0] == '0' || len(lit) > 2 && lit[0] == '-' && lit[1] == '0' {
 		return 0, rr.syntax("invalid number")
 	}
-	v, err := strconv.ParseUint(string(lit), 10, 16)
+	v, err := strconv.ParseUint(string(lit), 10, bits)
 	if err != nil {
-		return 0, rr.syntax("size " + strconv.Quote(string(lit)) + " is not a whole number from 0 to 65535")
+		return 0, rr.syntax(strconv.Quote(string(lit)) + " is not a whole number from 0 to " + strconv.FormatUint(1<<bits-1, 10))
 	}
-	return uint16(v), nil
+	return v, nil
 }
 
 // skipValue consumes a value of an unknown key, whose first byte is c,

@@ -42,14 +42,25 @@ type attachRequest struct {
 	offset uint64
 	// queueSize bounds the output waiting for the connection.
 	queueSize int
+	// linkID and inputOffset are the init's link extension, if linkID is
+	// set; first is then the link frame the backend sends before any other
+	// byte (set by the session).
+	linkID      string
+	inputOffset uint64
+	first       []byte
 }
 
 // attachment is one connection's handle on a session.
 type attachment interface {
-	// write sends client input to the terminal.
-	write(p []byte) error
+	// write sends client input to the terminal; it returns how much of p
+	// the terminal took.
+	write(p []byte) (int, error)
 	// resize sets the terminal size.
 	resize(height, width uint16) error
+	// control sends frame (a link extension frame) to the connection
+	// between output chunks, without counting it as output. It does
+	// nothing once the connection's output has ended.
+	control(frame []byte)
 	// detach stops output to the connection and waits for the goroutines
 	// serving it. The session lives on. It may be called more than once.
 	detach()

@@ -420,8 +420,9 @@ func (s *screenSession) attach(c *conn, req attachRequest) (attachment, error) {
 		finishCh:   make(chan struct{}),
 		detachCh:   make(chan struct{}),
 	}
+	a.header = req.first
 	if req.resume {
-		a.header = resume.AppendHeader(nil, resume.Header{Mode: resume.Reset})
+		a.header = resume.AppendHeader(a.header, resume.Header{Mode: resume.Reset})
 	}
 	go a.waitClient()
 	go a.relay()

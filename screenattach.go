@@ -43,6 +43,10 @@ type screenAttachment struct {
 
 	detachOnce sync.Once
 	detachCh   chan struct{}
+
+	// writeMu keeps the relay's writes and link frames (control) whole.
+	writeMu     sync.Mutex
+	writeFailed bool
 }
 
 // waitClient reaps the client. A client that died on its own, while the
@@ -187,7 +191,11 @@ func (a *screenAttachment) send(p []byte, writing bool) bool {
 	if !writing || len(p) == 0 {
 		return writing
 	}
-	if _, err := a.c.Write(p); err != nil {
+	a.writeMu.Lock()
+	_, err := a.c.Write(p)
+	a.writeFailed = a.writeFailed || err != nil
+	a.writeMu.Unlock()
+	if err != nil {
 		a.c.failWrite(err)
 		return false
 	}
@@ -204,7 +212,11 @@ func (a *screenAttachment) sendHeader() bool {
 	if len(a.header) == 0 {
 		return true
 	}
-	if _, err := a.c.Write(a.header); err != nil {
+	a.writeMu.Lock()
+	_, err := a.c.Write(a.header)
+	a.writeFailed = a.writeFailed || err != nil
+	a.writeMu.Unlock()
+	if err != nil {
 		a.c.failWrite(err)
 		return false
 	}
@@ -225,11 +237,33 @@ func (a *screenAttachment) finish(d disconnect) {
 	_ = a.ptmx.SetReadDeadline(a.finishBy)
 }
 
-func (a *screenAttachment) write(p []byte) error {
+func (a *screenAttachment) write(p []byte) (int, error) {
+	// A partial write is counted as none: the escaping makes its length
+	// no measure of p.
 	if _, err := a.ptmx.Write(escapeScreenInput(p)); err != nil {
-		return xerrors.Errorf("write to screen client: %w", err)
+		return 0, xerrors.Errorf("write to screen client: %w", err)
 	}
-	return nil
+	return len(p), nil
+}
+
+// control writes frame to the connection between two of the relay's
+// writes.
+func (a *screenAttachment) control(frame []byte) {
+	a.mu.Lock()
+	over := a.finished || a.detached
+	a.mu.Unlock()
+	if over {
+		return
+	}
+	a.writeMu.Lock()
+	defer a.writeMu.Unlock()
+	if a.writeFailed {
+		return
+	}
+	if _, err := a.c.Write(frame); err != nil {
+		a.writeFailed = true
+		a.c.failWrite(err)
+	}
 }
 
 // escapeScreenInput doubles the command key as screen's literal sequence, so

@@ -9,6 +9,8 @@ import (
 	"cdr.dev/slog/v3"
 	"github.com/google/uuid"
 	"golang.org/x/xerrors"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/link"
 )
 
 // SizePolicy decides the terminal size of a session that several writable
@@ -67,6 +69,10 @@ type session struct {
 	stopShutdown func()
 
 	lastInput atomic.Int64 // Unix nanoseconds; 0 until the first input
+
+	// inputs is, per link ID, how much of that client's input the
+	// program has been given (the link extension).
+	inputs inputStreams
 
 	mu      sync.Mutex
 	members map[*member]struct{}
@@ -142,6 +148,13 @@ func (s *session) attach(c *conn, req attachRequest, readOnly bool) (attachment,
 	s.mu.Unlock()
 
 	req.height, req.width = start.height, start.width
+	var lk *linkInput
+	if req.linkID != "" {
+		// The frame goes first, so that a client knows from the first
+		// byte whether the server has the extension.
+		lk = &linkInput{id: req.linkID, st: s.inputs.get(req.linkID, req.inputOffset), next: req.inputOffset}
+		req.first = link.AppendFrame(nil, lk.id, link.Frame{In: lk.taken()})
+	}
 	att, err := s.rpty.attach(c, req)
 	if err != nil {
 		s.leave(m)
@@ -157,7 +170,7 @@ func (s *session) attach(c *conn, req attachRequest, readOnly bool) (attachment,
 		s.applyLocked(att, true)
 	}
 	s.mu.Unlock()
-	return &sessionAttachment{s: s, m: m, att: att}, nil
+	return &sessionAttachment{s: s, m: m, att: att, link: lk}, nil
 }
 
 // target is the size the policy gives the writable members; ok is false
@@ -328,14 +341,15 @@ type sessionAttachment struct {
 	s    *session
 	m    *member
 	att  attachment
+	link *linkInput // the link extension's input stream, or nil
 	once sync.Once
 }
 
-func (a *sessionAttachment) write(p []byte) error {
+func (a *sessionAttachment) write(p []byte) (int, error) {
 	// The relay never writes for a read-only connection; this is the
 	// second lock on that door.
 	if a.m.readOnly {
-		return xerrors.New("input from a read-only connection")
+		return 0, xerrors.New("input from a read-only connection")
 	}
 	a.s.lastInput.Store(time.Now().UnixNano())
 	return a.att.write(p)
@@ -344,6 +358,8 @@ func (a *sessionAttachment) write(p []byte) error {
 func (a *sessionAttachment) resize(height, width uint16) error {
 	return a.s.resize(a.m, height, width)
 }
+
+func (a *sessionAttachment) control(frame []byte) { a.att.control(frame) }
 
 func (a *sessionAttachment) detach() {
 	a.once.Do(func() {

@@ -234,11 +234,10 @@ func (s *session) run() int {
 	s.out, s.errOut = out, errOut
 
 	dial := func(ctx context.Context) (net.Conn, error) {
-		// TCP keepalive makes a silently dead network show up as a read
-		// error, which the client reconnects on.
-		d := net.Dialer{KeepAliveConfig: net.KeepAliveConfig{
-			Enable: true, Idle: 10 * time.Second, Interval: 5 * time.Second, Count: 3,
-		}}
+		// A silently dead network is noticed by the client: heartbeats
+		// (the link extension) and, for servers without it, the TCP
+		// keepalive and TCP_USER_TIMEOUT it sets on the connection.
+		var d net.Dialer
 		return d.DialContext(ctx, "tcp", s.addr)
 	}
 	// The terminal is still cooked here, so Ctrl-C can cut a slow first
@@ -252,11 +251,13 @@ func (s *session) run() int {
 		Command:     s.command,
 		BackendType: s.backend,
 	}, client.Options{
-		OnState:    s.status,
-		OnReplay:   s.clearScreen,
-		OnReset:    s.resetScreen,
+		OnState:  s.status,
+		OnReplay: s.clearScreen,
+		OnReset:  s.resetScreen,
+		// Retried at least every second: live again within about a
+		// second of the network's return.
 		MinBackoff: 250 * time.Millisecond,
-		MaxBackoff: 5 * time.Second,
+		MaxBackoff: time.Second,
 	})
 	stopSignals()
 	cancel()

@@ -22,7 +22,7 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/resume.js web/style.css web/sessions.js web/sessions.css
+//go:embed web/index.html web/app.js web/resume.js web/link.js web/style.css web/sessions.js web/sessions.css
 //go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 
@@ -217,7 +217,35 @@ func initFromQuery(q url.Values) (reconnectingpty.Init, error) {
 			return init, xerrors.Errorf("invalid offset parameter %q: want the count of output bytes received, an unsigned integer", s)
 		}
 	}
+	if l := q.Get("link"); l != "" {
+		if !validLinkID(l) {
+			return init, xerrors.Errorf("invalid link parameter %q: want 16 to 64 characters from [A-Za-z0-9_-]", l)
+		}
+		init.Link = l
+	}
+	if s := q.Get("input"); s != "" {
+		if init.Link == "" {
+			return init, xerrors.New("input parameter without link")
+		}
+		if init.InputOffset, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return init, xerrors.Errorf("invalid input parameter %q: want the page's input offset, an unsigned integer", s)
+		}
+	}
 	return init, nil
+}
+
+// validLinkID is the link extension's rule for a link ID
+// (docs/PROTOCOL.md): 16 to 64 characters from [A-Za-z0-9_-].
+func validLinkID(s string) bool {
+	if len(s) < 16 || len(s) > 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // flowParam reads the flow parameter: whether the page acknowledges the

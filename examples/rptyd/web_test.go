@@ -93,6 +93,8 @@ func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *te
 				q := r.URL.Query()
 				q.Del("resume")
 				q.Del("offset")
+				q.Del("link")
+				q.Del("input")
 				r.URL.RawQuery = q.Encode()
 			}
 			h.ServeHTTP(w, r)

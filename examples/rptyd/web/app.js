@@ -16,7 +16,15 @@
   // catch up (see flow control below); the bridge logs it as such.
   const CATCHING_UP = 4001;
   const MIN_DELAY_MS = 250;
-  const MAX_DELAY_MS = 10000;
+  // Retried at least every second: live again within about a second of
+  // the network's return.
+  const MAX_DELAY_MS = 1000;
+  // The link extension's heartbeat, and how long a connection may deliver
+  // nothing before it is taken for dead.
+  const HEARTBEAT_MS = 1000;
+  const LINK_TIMEOUT_MS = 3000;
+  // The most input kept for the program while disconnected.
+  const MAX_UNACKED = 1 << 20;
   // Flow control watermarks, in bytes handed to xterm.js but not yet
   // parsed: about what xterm.js's flow-control guide and VS Code use. The
   // high mark bounds how far the screen lags behind the program (xterm.js
@@ -118,13 +126,28 @@
   // and the open of the next is sent on that open.
   let holdInput = false;
   let heldInput = [];
+  // The link extension (link.js): this page's link ID; the input sent
+  // and not yet taken by the program (strings, with their UTF-8 length),
+  // from input offset ackedOff on; whether the last server that said had
+  // the extension; heartbeats not yet answered, by token.
+  const linkID = RptyLink.newID();
+  let unacked = [];
+  let ackedOff = 0;
+  let linkKnown = false;
+  let pingSeq = 0;
+  const pings = new Map();
 
   // Hooks for tests and for poking at the page from the console.
   const hooks = {
     term: term, fit: fit, connects: 0, pauses: 0, catchups: 0, deltas: 0, resets: 0, plain: 0,
     // acks sent, and how often the window was full (the bridge then waits).
     acks: 0, windowFull: 0,
+    // The link extension: whether the current server has it, the last
+    // heartbeat's round trip in ms, connections left for dead.
+    link: null, rtt: 0, deadLinks: 0,
   };
+  Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
+  Object.defineProperty(hooks, 'inputUnacked', { get: () => unacked.length });
   Object.defineProperty(hooks, 'state', { get: () => state });
   Object.defineProperty(hooks, 'sessionID', { get: () => sessionID });
   Object.defineProperty(hooks, 'offset', { get: () => offset });
@@ -170,6 +193,8 @@
     q.set('resume', '1');
     q.set('offset', String(from));
     q.set('flow', '1');
+    q.set('link', linkID);
+    q.set('input', String(ackedOff));
     const u = new URL('ws?' + q.toString(), location.href);
     if (scheme === 'ws') u.protocol = location.protocol === 'https:' ? 'wss:' : 'ws:';
     return u;
@@ -181,6 +206,53 @@
       return true;
     }
     return false;
+  }
+
+  // sendInput sends typed data, kept until the program has taken it
+  // (with the link extension) so that a drop cannot lose it.
+  function sendInput(data) {
+    const open = ws && ws.readyState === WebSocket.OPEN;
+    if (!open && !(linkKnown && unackedBytes() < MAX_UNACKED)) return false;
+    // With the link extension input typed while disconnected is kept and
+    // sent after the reconnect, where the server drops what it already
+    // gave the program: nothing typed is lost or doubled.
+    if (open && !linkOn()) return send({ data: data });
+    // In order behind input still to be sent again, which waits for the
+    // connection's first bytes.
+    unacked.push({ data: data, bytes: encoder.encode(data).length, sent: false });
+    if (connLink === true) resendInput();
+    return true;
+  }
+
+  function unackedBytes() {
+    return unacked.reduce((n, u) => n + u.bytes, 0);
+  }
+
+  function resendInput() {
+    for (const u of unacked) {
+      if (!u.sent && send({ data: u.data })) u.sent = true;
+    }
+  }
+
+  // linkOn: the current connection's server has the link extension, or
+  // its first bytes have not said yet and the last server's had.
+  let connLink = null;
+  function linkOn() {
+    return connLink === true || (connLink === null && linkKnown);
+  }
+
+  // applyFrame forgets the input the program took, and times a
+  // heartbeat's round trip. Only input this connection was sent counts:
+  // its bytes run on from the offset its URL gave.
+  function applyFrame(f) {
+    while (unacked.length > 0 && unacked[0].sent && ackedOff + unacked[0].bytes <= f.in) {
+      ackedOff += unacked[0].bytes;
+      unacked.shift();
+    }
+    if (f.pong !== null && pings.has(f.pong)) {
+      hooks.rtt = performance.now() - pings.get(f.pong);
+      for (const k of pings.keys()) if (k <= f.pong) pings.delete(k);
+    }
   }
 
   function sendSize() {
@@ -285,6 +357,14 @@
     const sock = new WebSocket(bridgeURL('ws', from));
     sock.binaryType = 'arraybuffer';
     ws = sock;
+    connLink = null;
+    pings.clear();
+    const link = new RptyLink.Reader(linkID);
+    let lastMessage = performance.now();
+    // Input not taken is sent again, from the offset in the URL, once the
+    // first bytes say the server has the extension; without it, it is
+    // forgotten (it would be taken twice).
+    for (const u of unacked) u.sent = false;
     let opened = false;
     const reader = new RptyResume.Reader();
     let plain = false;
@@ -371,24 +451,77 @@
       setState('connected');
       sendSize();
       holdInput = false;
-      for (const data of heldInput.splice(0)) send({ data: data });
+      if (!linkKnown) {
+        for (const data of heldInput.splice(0)) sendInput(data);
+      }
     };
     sock.onmessage = (ev) => {
       if (ws !== sock) return;
       // Raw bytes: xterm decodes UTF-8 itself, across message boundaries.
       const chunk = typeof ev.data === 'string' ? encoder.encode(ev.data) : new Uint8Array(ev.data);
       received += chunk.length;
+      lastMessage = performance.now();
+      let data;
+      try {
+        const r = link.push(chunk);
+        data = r.out;
+        if (connLink === null && link.first !== null) {
+          connLink = link.first;
+          linkKnown = link.first;
+          hooks.link = link.first;
+          if (link.first) {
+            resendInput();
+          } else {
+            // Sent before: forgotten, as without the extension. Typed
+            // since, and never sent: sent now.
+            const unsent = unacked.filter((u) => !u.sent);
+            ackedOff += unacked.reduce((n, u) => n + u.bytes, 0);
+            unacked = [];
+            for (const u of unsent) send({ data: u.data });
+          }
+          for (const d of heldInput.splice(0)) sendInput(d);
+        }
+        for (const f of r.frames) applyFrame(f);
+      } catch (e) {
+        console.error('rptyd: ' + e.message);
+        ws = null;
+        sock.close(1000, 'bad link frame');
+        scheduleReconnect();
+        return;
+      }
       if (!full && received - acked >= FLOW_WINDOW) {
         full = true;
         hooks.windowFull++;
       }
-      for (const part of reader.push(chunk)) {
+      for (const part of reader.push(data)) {
         if (!take(part)) return;
       }
       // xterm.js parses writes in order: this callback runs once the
       // chunk's output (if any) is on the screen.
       term.write(EMPTY, () => rendered(chunk.length));
     };
+    // Heartbeats, and the watchdog: a connection that delivered nothing
+    // for a few of them (and is not waiting for this page to render) is
+    // dead; it is left behind at once, since closing a WebSocket over a
+    // dead link waits for an answer that never comes.
+    const beat = setInterval(() => {
+      if (ws !== sock) {
+        clearInterval(beat);
+        return;
+      }
+      if (sock.readyState !== WebSocket.OPEN || connLink !== true) return;
+      if (!full && performance.now() - lastMessage > LINK_TIMEOUT_MS) {
+        clearInterval(beat);
+        hooks.deadLinks++;
+        ws = null;
+        sock.close(1000, 'no heartbeat answer');
+        scheduleReconnect();
+        return;
+      }
+      pingSeq++;
+      pings.set(pingSeq, performance.now());
+      send({ ping: pingSeq });
+    }, HEARTBEAT_MS);
     sock.onclose = (ev) => {
       if (ws !== sock) return;
       ws = null;
@@ -461,15 +594,17 @@
     // A viewer's keys would only be dropped by the server (and counted
     // there as ignored input): they are not sent.
     if (viewOnly) return;
-    // Typing while disconnected is dropped rather than queued: it would
-    // land in whatever the shell is doing by the time the page is back.
+    // Without the link extension, typing while disconnected is dropped
+    // rather than queued: it would land in whatever the shell is doing by
+    // the time the page is back, and could be taken twice. With it, it is
+    // kept and delivered once (sendInput).
     // The short gap of a catch-up is not a disconnection: that input is
     // held and sent first thing on the new connection, whose output the
     // page is then ready to show. A key that signals the program (Ctrl-C,
     // Ctrl-Z, Ctrl-\, or Ctrl-D for EOF) does not wait for xterm.js to
     // catch up: the new connection is opened at once, so that it stops a
     // flooding program without delay.
-    if (send({ data: data }) || !holdInput) return;
+    if (sendInput(data) || !holdInput) return;
     heldInput.push(data);
     if (resumeWhenDrained && SIGNAL_KEYS.test(data)) {
       resumeWhenDrained = false;

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// readLinesCommand answers every input line with "got:<line>", without
+// echo, so that each line the program takes shows once.
+const readLinesCommand = `bash --norc --noprofile -c 'stty -echo; echo READY; while IFS= read -r l; do echo "got:$l"; done'`
+
+// silenceProxy forwards loopback TCP to the daemon and can make every
+// connection through it go silent: bytes stop in both directions, nothing
+// errors, as when a laptop's Wi-Fi goes away.
+type silenceProxy struct {
+	ln     net.Listener
+	target string
+	wg     sync.WaitGroup
+
+	mu    sync.Mutex
+	pairs []*silentPair
+}
+
+type silentPair struct {
+	a, b   net.Conn
+	silent atomic.Bool
+}
+
+func newSilenceProxy(t *testing.T, target string) *silenceProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &silenceProxy{ln: ln, target: target}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = a.Close()
+				continue
+			}
+			pr := &silentPair{a: a, b: b}
+			p.mu.Lock()
+			p.pairs = append(p.pairs, pr)
+			p.mu.Unlock()
+			p.wg.Add(2)
+			go p.forward(pr, a, b)
+			go p.forward(pr, b, a)
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		p.mu.Lock()
+		for _, pr := range p.pairs {
+			_ = pr.a.Close()
+			_ = pr.b.Close()
+		}
+		p.mu.Unlock()
+		p.wg.Wait()
+	})
+	return p
+}
+
+func (p *silenceProxy) forward(pr *silentPair, src, dst net.Conn) {
+	defer p.wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !pr.silent.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				_ = src.Close()
+				return
+			}
+		}
+		if err != nil {
+			if !pr.silent.Load() && err == io.EOF {
+				_ = dst.Close()
+			}
+			return
+		}
+	}
+}
+
+// silence makes every connection so far go silent, and reports how many.
+func (p *silenceProxy) silence() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, pr := range p.pairs {
+		if !pr.silent.Swap(true) {
+			n++
+		}
+	}
+	return n
+}
+
+type linkCounters struct {
+	Link      *bool   `json:"link"`
+	RTT       float64 `json:"rtt"`
+	DeadLinks int     `json:"deadLinks"`
+	Connects  int     `json:"connects"`
+	Unacked   int     `json:"unacked"`
+}
+
+const linkCountersJS = `({link: window.rpty.link, rtt: window.rpty.rtt, deadLinks: window.rpty.deadLinks,
+	connects: window.rpty.connects, unacked: window.rpty.inputUnacked})`
+
+// TestBrowserLinkSilenceAndCuts: the page measures the round trip, notices
+// a path gone silent within seconds (no error ever comes), reconnects at
+// once, and what was typed into the dead connection reaches the program
+// once; lines typed while connections are reset arrive once each.
+func TestBrowserLinkSilenceAndCuts(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	base, err := url.Parse(d.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newSilenceProxy(t, base.Host)
+	p := openPage(t, ctx, "http://"+proxy.ln.Addr().String()+"/?"+url.Values{"command": {readLinesCommand}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.waitFor("the program", 30*time.Second, func(s *pageState) bool { return countLines(s.Lines, "READY") == 1 })
+	p.typeKeys("line 1\r")
+	p.waitFor("line 1", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:line 1") == 1 })
+	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
+
+	before := eval[linkCounters](p, linkCountersJS)
+	if proxy.silence() == 0 {
+		t.Fatal("no connection to silence")
+	}
+	silenced := time.Now()
+	p.typeKeys("line 2\r") // into the dead connection
+	waitCounters(t, p, "the dead link noticed", func(c linkCounters) bool { return c.DeadLinks > before.DeadLinks })
+	noticed := time.Since(silenced)
+	p.waitFor("line 2 after the reconnect", 20*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:line 2") == 1 })
+	live := time.Since(silenced)
+	if noticed > 5*time.Second {
+		t.Errorf("the page noticed the silent link after %s, want within 5 s", noticed)
+	}
+	t.Logf("silent link noticed after %s; line 2 on screen %s after the silence began", noticed.Round(10*time.Millisecond), live.Round(10*time.Millisecond))
+
+	// Lines typed while the connection is reset under them.
+	const lines = 40
+	for i := 3; i <= lines; i++ {
+		p.typeKeys(fmt.Sprintf("line %d\r", i))
+		if i%7 == 0 {
+			d.cut()
+		}
+	}
+	p.waitFor("the last line", 30*time.Second, func(s *pageState) bool { return countLines(s.Lines, fmt.Sprintf("got:line %d", lines)) == 1 })
+	time.Sleep(300 * time.Millisecond)
+	got := eval[[]string](p, bufferJS)
+	next := 1
+	for _, l := range got {
+		if !strings.HasPrefix(l, "got:") {
+			continue
+		}
+		if want := fmt.Sprintf("got:line %d", next); l != want {
+			t.Fatalf("%q where %q was due: input lost, doubled or reordered; buffer:\n%s", l, want, strings.Join(got, "\n"))
+		}
+		next++
+	}
+	if next != lines+1 {
+		t.Fatalf("%d lines reached the program, want %d", next-1, lines)
+	}
+	waitCounters(t, p, "every input taken", func(c linkCounters) bool { return c.Unacked == 0 })
+}
+
+func waitCounters(t *testing.T, p *browserPage, what string, cond func(linkCounters) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c := eval[linkCounters](p, linkCountersJS)
+		if cond(c) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s; counters %+v", what, c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
