@@ -207,14 +207,41 @@ func checkNoProcessWith(t *testing.T, arg string) {
 	}
 }
 
+// checkProcessGone fails the test if process pid (0: none) still runs,
+// zombies aside, after a grace period, and kills it.
+func checkProcessGone(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// The state follows the command's closing parenthesis.
+		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("session process %d outlived the daemon", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestCLIInTmuxAcrossDaemonUpgrade attaches the CLI, in tmux, to a real
 // rptyd on the vt backend and upgrades the daemon in place twice under
 // it. After a SIGUSR2 upgrade the pane shows the screen it showed before,
 // once the status line has flashed, with nothing doubled; keys
 // typed while a POST /upgrade execs the daemon reach the shell once each,
-// in order; the shell is the same process throughout.
+// in order; the shell is the same process throughout, and ends when the
+// upgraded daemon is killed.
 func TestCLIInTmuxAcrossDaemonUpgrade(t *testing.T) {
 	cli := buildCLI(t)
+	// Registered first, so it runs last, after the daemon is killed.
+	shellPID := 0
+	t.Cleanup(func() { checkProcessGone(t, shellPID) })
 	d := startRptyd(t, "--listen", "127.0.0.1:0", "--view-listen", "", "--http", "127.0.0.1:0", "--backend", "vt")
 	addr := d.waitLogged("serving reconnecting pty", nil, 1)[0]["addr"].(string)
 	httpAddr := d.waitLogged("serving http", nil, 1)[0]["addr"].(string)
@@ -248,6 +275,7 @@ func TestCLIInTmuxAcrossDaemonUpgrade(t *testing.T) {
 			pid = v
 		}
 	}
+	shellPID, _ = strconv.Atoi(pid)
 
 	// Upgrade 1, SIGUSR2, nothing typed: the pane comes back the same.
 	if err := d.cmd.Process.Signal(syscall.SIGUSR2); err != nil {

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,8 +54,12 @@ func upgradeCloses(logs *daemonLog, id string) int {
 // got by a delta, with nothing doubled; lines typed while a POST /upgrade
 // execs the daemon are held by the page and reach the shell once each, in
 // order. The daemon logs server_upgrade for the page's connection at each
-// upgrade, and the shell is the same process throughout.
+// upgrade, and the shell is the same process throughout, which ends when
+// the upgraded daemon is killed.
 func TestBrowserAcrossDaemonUpgrade(t *testing.T) {
+	// Registered first, so it runs last, after the daemon is killed.
+	shellPID := 0
+	t.Cleanup(func() { checkProcessGone(t, shellPID) })
 	ctx := startBrowser(t)
 	cmd, logs, _ := startDaemon(t, "--listen", "127.0.0.1:0", "--view-listen", "", "--http", "127.0.0.1:0", "--backend", "vt")
 	httpAddr := logs.find(t, "serving http", nil)["addr"].(string)
@@ -78,6 +84,7 @@ func TestBrowserAcrossDaemonUpgrade(t *testing.T) {
 			pid = v
 		}
 	}
+	shellPID, _ = strconv.Atoi(pid)
 	waitCounters(t, p, "the link extension", func(c linkCounters) bool { return c.Link != nil && *c.Link })
 	before := eval[pageScreen](p, screenJS)
 	flowBefore := eval[flowCounters](p, flowCountersJS)
@@ -207,6 +214,29 @@ func waitFlow(t *testing.T, p *browserPage, what string, cond func(flowCounters)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 20 s; counters %v", what, c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkProcessGone fails the test if process pid (0: none) still runs,
+// zombies aside, after a grace period, and kills it.
+func checkProcessGone(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// The state follows the command's closing parenthesis.
+		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("session process %d outlived the daemon", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
