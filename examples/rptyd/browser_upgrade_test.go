@@ -1,0 +1,243 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// screenJS is the page's whole buffer (as bufferJS) with the cursor's
+// place in it, so that an identical screen means identical text and an
+// identical cursor.
+const screenJS = `(() => {
+	const b = rpty.term.buffer.active;
+	const lines = [];
+	for (let i = 0; i < b.length; i++) {
+		const l = b.getLine(i);
+		lines.push(l ? l.translateToString(true).trimEnd() : '');
+	}
+	while (lines.length > 0 && lines[lines.length - 1] === '') lines.pop();
+	return {lines: lines, cursorX: b.cursorX, cursorY: b.baseY + b.cursorY};
+})()`
+
+type pageScreen struct {
+	Lines   []string `json:"lines"`
+	CursorX int      `json:"cursorX"`
+	CursorY int      `json:"cursorY"`
+}
+
+// upgradeCloses counts the daemon's "reconnecting pty closed" lines with
+// reason server_upgrade for session id.
+func upgradeCloses(logs *daemonLog, id string) int {
+	logs.mu.Lock()
+	defer logs.mu.Unlock()
+	n := 0
+	for _, line := range logs.lines {
+		f, _ := line["fields"].(map[string]any)
+		if line["msg"] == "reconnecting pty closed" && f["disconnect_reason"] == "server_upgrade" && f["session_id"] == id {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBrowserAcrossDaemonUpgrade runs the web page against a real rptyd
+// that upgrades in place twice under it. After a SIGUSR2 upgrade the
+// page's screen (scrollback, screen and cursor) is exactly the one before,
+// got by a delta, with nothing doubled; lines typed while a POST /upgrade
+// execs the daemon are held by the page and reach the shell once each, in
+// order. The daemon logs server_upgrade for the page's connection at each
+// upgrade, and the shell is the same process throughout, which ends when
+// the upgraded daemon is killed.
+func TestBrowserAcrossDaemonUpgrade(t *testing.T) {
+	// Registered first, so it runs last, after the daemon is killed.
+	shellPID := 0
+	t.Cleanup(func() { checkProcessGone(t, shellPID) })
+	ctx := startBrowser(t)
+	cmd, logs, _ := startDaemon(t, "--listen", "127.0.0.1:0", "--view-listen", "", "--http", "127.0.0.1:0", "--backend", "vt")
+	httpAddr := logs.find(t, "serving http", nil)["addr"].(string)
+	p := openPage(t, ctx, "http://"+httpAddr+"/?"+url.Values{"command": {testShell}, "backend": {"vt"}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	const restored = "reconnecting pty sessions restored"
+
+	// Some output, more than a screenful, and the shell's PID.
+	p.typeKeys("PS1='prompt> '; seq -f 'row-%g' 1 60; echo pid=$$\r")
+	s := p.waitFor("the output", 20*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "row-60") == 1 && lastNonEmpty(s.Lines) == "prompt>" &&
+			slices.ContainsFunc(s.Lines, func(l string) bool { return strings.HasPrefix(strings.TrimSpace(l), "pid=") })
+	})
+	id := s.SessionID
+	pid := ""
+	for _, l := range s.Lines {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(l), "pid="); ok {
+			pid = v
+		}
+	}
+	shellPID, _ = strconv.Atoi(pid)
+	waitCounters(t, p, "the link extension", func(c linkCounters) bool { return c.Link != nil && *c.Link })
+	before := eval[pageScreen](p, screenJS)
+	flowBefore := eval[flowCounters](p, flowCountersJS)
+	p.screenshot("before-upgrade.png")
+
+	// Upgrade 1, SIGUSR2, nothing typed: the page comes back to the same screen.
+	if err := cmd.Process.Signal(syscall.SIGUSR2); err != nil {
+		t.Fatal(err)
+	}
+	logs.waitCount(t, restored, 1)
+	p.waitFor("the page reconnected after the upgrade", 20*time.Second, func(s *pageState) bool {
+		return s.State == "connected" && s.Connects > flowBefore.Connects
+	})
+	// The reconnect has landed once the page counted a delta or a reset.
+	waitFlow(t, p, "the resume", func(c flowCounters) bool {
+		return c.Deltas+c.Resets+c.Plain > flowBefore.Deltas+flowBefore.Resets+flowBefore.Plain
+	})
+	after := eval[pageScreen](p, screenJS)
+	flowAfter := eval[flowCounters](p, flowCountersJS)
+	p.screenshot("after-upgrade.png")
+	if flowAfter.Deltas != flowBefore.Deltas+1 || flowAfter.Resets != flowBefore.Resets || flowAfter.Plain != 0 {
+		t.Errorf("the reconnect after the upgrade was not one delta: before %v; after %v", flowBefore, flowAfter)
+	}
+	if !slices.Equal(after.Lines, before.Lines) || after.CursorX != before.CursorX || after.CursorY != before.CursorY {
+		t.Errorf("the screen changed across the upgrade (cursor %d,%d, was %d,%d):\n%s",
+			after.CursorX, after.CursorY, before.CursorX, before.CursorY, lineDiff(after.Lines, before.Lines))
+	}
+	for i := 1; i <= 60; i++ {
+		if n := countLines(after.Lines, fmt.Sprintf("row-%d", i)); n != 1 {
+			t.Errorf("row-%d is on the page %d times after the upgrade, want once", i, n)
+		}
+	}
+
+	// Upgrade 2, POST /upgrade, typing throughout: each line once, in order.
+	flowBefore = eval[flowCounters](p, flowCountersJS)
+	posted := make(chan error, 1)
+	go func() {
+		resp, err := http.Post("http://"+httpAddr+"/upgrade", "", nil)
+		if err == nil {
+			resp.Body.Close()
+			err = fmt.Errorf("POST /upgrade answered %s; a successful upgrade has no answer", resp.Status)
+		}
+		posted <- err
+	}()
+	// A line counts as typed across the upgrade when the page was not
+	// connected as it began, or had reconnected by the time it ended.
+	type link struct {
+		State    string `json:"state"`
+		Connects int    `json:"connects"`
+	}
+	const linkJS = `({state: rpty.state, connects: rpty.connects})`
+	typed, disconnected, across := 0, 0, 0
+	for extra := 0; extra < 3; {
+		typed++
+		start := eval[link](p, linkJS)
+		p.typeKeys(fmt.Sprintf("echo got-$((%d+0))\r", typed))
+		end := eval[link](p, linkJS)
+		if start.State != "connected" {
+			disconnected++
+		}
+		if start.State != "connected" || end.Connects != start.Connects {
+			across++
+		}
+		if logs.count(restored) >= 2 {
+			extra++
+		}
+		if typed > 500 {
+			t.Fatal("the second upgrade did not finish while 500 lines were typed")
+		}
+	}
+	if err := <-posted; err == nil {
+		t.Fatal("POST /upgrade: no error")
+	}
+	t.Logf("%d lines typed across the POST /upgrade: %d began while the page was not connected, %d while it went away or came back",
+		typed, disconnected, across)
+	if across == 0 {
+		t.Error("no line was typed while the page reconnected after the upgrade: the test did not pin held input")
+	}
+	p.waitFor("the last line", 30*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, fmt.Sprintf("got-%d", typed)) == 1
+	})
+	waitCounters(t, p, "every input taken", func(c linkCounters) bool { return c.Unacked == 0 })
+	p.typeKeys("echo pid=$$ done\r")
+	p.waitFor("the shell's PID", 10*time.Second, func(s *pageState) bool {
+		return countLines(s.Lines, "pid="+pid+" done") == 1
+	})
+	if flowAfter = eval[flowCounters](p, flowCountersJS); flowAfter.Connects != flowBefore.Connects+1 ||
+		flowAfter.Deltas != flowBefore.Deltas+1 || flowAfter.Resets != flowBefore.Resets {
+		t.Errorf("the POST /upgrade did not cost the page exactly one reconnect with a delta: before %v; after %v", flowBefore, flowAfter)
+	}
+	got := eval[[]string](p, bufferJS)
+	next := 1
+	for _, l := range got {
+		if !strings.HasPrefix(l, "got-") {
+			continue
+		}
+		if want := fmt.Sprintf("got-%d", next); l != want {
+			t.Fatalf("%q where %q was due: input lost, doubled or reordered; buffer:\n%s", l, want, strings.Join(got, "\n"))
+		}
+		next++
+	}
+	if next != typed+1 {
+		t.Fatalf("%d lines reached the shell, want %d", next-1, typed)
+	}
+	p.screenshot("after-typing.png")
+	if n := upgradeCloses(logs, id); n != 2 {
+		t.Errorf("%d server_upgrade closes logged for the page's session %s, want 2", n, id)
+	}
+}
+
+func lastNonEmpty(lines []string) string {
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			return l
+		}
+	}
+	return ""
+}
+
+func waitFlow(t *testing.T, p *browserPage, what string, cond func(flowCounters) bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c := eval[flowCounters](p, flowCountersJS)
+		if cond(c) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20 s; counters %v", what, c)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkProcessGone fails the test if process pid (0: none) still runs,
+// zombies aside, after a grace period, and kills it.
+func checkProcessGone(t *testing.T, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// The state follows the command's closing parenthesis.
+		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("session process %d outlived the daemon", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
