@@ -272,6 +272,13 @@ func TestBrowserPredictiveEcho(t *testing.T) {
 		t.Errorf("with prediction a key reached the screen after %v at p95, want under 20 ms", got)
 	}
 	p.screenshot("predict-done.png")
+	// What a user sees while keys are in flight: the guesses underlined.
+	p.typeKeys("#")
+	time.Sleep(2 * rtt)
+	p.typeKeys(" typed-ahead")
+	p.screenshot("predict-in-flight.png")
+	p.pressCtrl('u')
+	time.Sleep(2 * rtt)
 
 	// Mispredictions: none may ever be drawn.
 	p.typeKeys("read -s -p 'Password: ' pw; echo; echo got-${#pw}\r")
