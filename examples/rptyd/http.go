@@ -22,7 +22,7 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/resume.js web/link.js web/style.css web/sessions.js web/sessions.css
+//go:embed web/index.html web/app.js web/resume.js web/link.js web/predict.js web/style.css web/sessions.js web/sessions.css
 //go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 

@@ -76,6 +76,9 @@
   term.loadAddon(new Unicode11Addon.Unicode11Addon());
   term.unicode.activeVersion = '11';
   term.open(document.getElementById('terminal'));
+  // Predictive echo over slow links (predict.js), timed by the link
+  // extension's heartbeats.
+  const predict = RptyPredict.attach(term, () => hooks.rtt, params);
 
   let sessionID = '';
   // rows and cols from the page's URL, when given: the terminal keeps them
@@ -145,6 +148,7 @@
     // The link extension: whether the current server has it, the last
     // heartbeat's round trip in ms, connections left for dead.
     link: null, rtt: 0, deadLinks: 0,
+    predict: predict,
   };
   Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
   Object.defineProperty(hooks, 'inputUnacked', { get: () => unacked.length });
@@ -339,6 +343,7 @@
   // resetTerminal resets xterm.js once everything written before has been
   // parsed, so no earlier output lands on the fresh terminal.
   function resetTerminal() {
+    predict.reset();
     term.write(EMPTY, () => term.reset());
   }
 
@@ -604,6 +609,7 @@
     // Ctrl-Z, Ctrl-\, or Ctrl-D for EOF) does not wait for xterm.js to
     // catch up: the new connection is opened at once, so that it stops a
     // flooding program without delay.
+    predict.typed(data);
     if (sendInput(data) || !holdInput) return;
     heldInput.push(data);
     if (resumeWhenDrained && SIGNAL_KEYS.test(data)) {
