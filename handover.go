@@ -83,6 +83,11 @@ type sessionState struct {
 	CloseDetail string
 	Ring        ringState
 	VT          *vtState // vt only
+	// Inputs is, per link ID, how much of that client's input the program
+	// has been given (the link extension): a client resends what it was
+	// not told was taken, and the new image must drop what was. Added in
+	// version 1 with no version change: an older reader ignores it.
+	Inputs map[string]uint64
 }
 
 // ringState is a session's replay ring: the last bytes of output and how

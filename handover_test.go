@@ -17,7 +17,8 @@ func testHandoverState() *handoverState {
 		Sessions: []sessionState{{
 			ID: uuid.New(), Backend: BackendBuffered, Command: "top", PID: 41, PTY: 7,
 			Started: time.Unix(1600000000, 0).UTC(), Height: 24, Width: 80,
-			Ring: ringState{Total: 5 << 20, Held: []byte("the last bytes")},
+			Ring:   ringState{Total: 5 << 20, Held: []byte("the last bytes")},
+			Inputs: map[string]uint64{"k3Jq9mVb2xWf0aZ8Lr5tQw": 43},
 		}, {
 			ID: uuid.New(), Backend: BackendVT, PID: 42, PTY: 8, Height: 50, Width: 132,
 			IdleDeadline: time.Unix(1700000300, 0).UTC(),
@@ -147,5 +148,28 @@ func TestEarlyVTStateIsUsedOnlyIfNothingChanged(t *testing.T) {
 	g.resized(30, 100)
 	if got := g.state(early); got == early || got.Height != 30 || got.Width != 100 {
 		t.Fatalf("a resize since the early snapshot is missing: %+v", got)
+	}
+}
+
+// TestHandedOverInputIsNotTakenTwice: what the program was given of a
+// client's input travels with the session, so input the client resends
+// to the new image (it was not told the old one took it) is dropped.
+func TestHandedOverInputIsNotTakenTwice(t *testing.T) {
+	const id = "k3Jq9mVb2xWf0aZ8Lr5tQw"
+	var written []byte
+	write := func(p []byte) (int, error) { written = append(written, p...); return len(p), nil }
+	var old inputStreams
+	in := &linkInput{id: id, st: old.get(id, 0)}
+	if err := in.write([]byte("abc"), write); err != nil {
+		t.Fatal(err)
+	}
+	var restored inputStreams
+	restored.restore(old.taken())
+	again := &linkInput{id: id, st: restored.get(id, 0)}
+	if err := again.write([]byte("abcdef"), write); err != nil {
+		t.Fatal(err)
+	}
+	if string(written) != "abcdef" {
+		t.Fatalf("the program got %q, want abcdef: resent input taken twice or lost", written)
 	}
 }

@@ -57,6 +57,35 @@ func (s *inputStreams) get(id string, from uint64) *inputStream {
 	return st
 }
 
+// taken is how much input the program has been given, per link ID (for
+// an upgrade's handover; the session is frozen, so no write is under way).
+func (s *inputStreams) taken() map[string]uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.streams) == 0 {
+		return nil
+	}
+	out := make(map[string]uint64, len(s.streams))
+	for id, st := range s.streams {
+		out[id] = st.taken.Load()
+	}
+	return out
+}
+
+// restore makes the streams of a handed-over session.
+func (s *inputStreams) restore(taken map[string]uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, n := range taken {
+		if s.streams == nil {
+			s.streams = map[string]*inputStream{}
+		}
+		st := &inputStream{used: time.Now()}
+		st.taken.Store(n)
+		s.streams[id] = st
+	}
+}
+
 // linkInput is one connection's view of its client's input stream: where
 // the next data byte it decodes belongs.
 type linkInput struct {

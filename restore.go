@@ -315,6 +315,7 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 	if !st.LastInput.IsZero() {
 		sess.lastInput.Store(st.LastInput.UnixNano())
 	}
+	sess.inputs.restore(st.Inputs)
 	remaining := s.cfg.Timeout
 	if !st.IdleDeadline.IsZero() {
 		remaining = max(0, time.Until(st.IdleDeadline))

@@ -288,6 +288,7 @@ func (s *session) state(now time.Time) sessionState {
 		ID: s.id, Backend: s.backend, Command: s.command,
 		Started: s.started, LastInput: unixNanoTime(s.lastInput.Load()),
 		Height: s.size.height, Width: s.size.width,
+		Inputs: s.inputs.taken(),
 	}
 	if s.srv.cfg.Timeout >= 0 {
 		if len(s.members) > 0 {
