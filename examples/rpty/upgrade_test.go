@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/reconnectingpty/reconnectingpty"
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 // rptyd is a daemon built from ../rptyd, run with a JSON log on stderr.
@@ -207,29 +208,6 @@ func checkNoProcessWith(t *testing.T, arg string) {
 	}
 }
 
-// checkProcessGone fails the test if process pid (0: none) still runs,
-// zombies aside, after a grace period, and kills it.
-func checkProcessGone(t *testing.T, pid int) {
-	t.Helper()
-	if pid <= 0 {
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		// The state follows the command's closing parenthesis.
-		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("session process %d outlived the daemon", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestCLIInTmuxAcrossDaemonUpgrade attaches the CLI, in tmux, to a real
 // rptyd on the vt backend and upgrades the daemon in place twice under
 // it. After a SIGUSR2 upgrade the pane shows the screen it showed before,
@@ -241,7 +219,7 @@ func TestCLIInTmuxAcrossDaemonUpgrade(t *testing.T) {
 	cli := buildCLI(t)
 	// Registered first, so it runs last, after the daemon is killed.
 	shellPID := 0
-	t.Cleanup(func() { checkProcessGone(t, shellPID) })
+	t.Cleanup(func() { rptytest.RequireProcessGone(t, shellPID) })
 	d := startRptyd(t, "--listen", "127.0.0.1:0", "--view-listen", "", "--http", "127.0.0.1:0", "--backend", "vt")
 	addr := d.waitLogged("serving reconnecting pty", nil, 1)[0]["addr"].(string)
 	httpAddr := d.waitLogged("serving http", nil, 1)[0]["addr"].(string)

@@ -4,13 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
 
 // screenJS is the page's whole buffer (as bufferJS) with the cursor's
@@ -59,7 +60,7 @@ func upgradeCloses(logs *daemonLog, id string) int {
 func TestBrowserAcrossDaemonUpgrade(t *testing.T) {
 	// Registered first, so it runs last, after the daemon is killed.
 	shellPID := 0
-	t.Cleanup(func() { checkProcessGone(t, shellPID) })
+	t.Cleanup(func() { rptytest.RequireProcessGone(t, shellPID) })
 	ctx := startBrowser(t)
 	cmd, logs, _ := startDaemon(t, "--listen", "127.0.0.1:0", "--view-listen", "", "--http", "127.0.0.1:0", "--backend", "vt")
 	httpAddr := logs.find(t, "serving http", nil)["addr"].(string)
@@ -214,29 +215,6 @@ func waitFlow(t *testing.T, p *browserPage, what string, cond func(flowCounters)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 20 s; counters %v", what, c)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// checkProcessGone fails the test if process pid (0: none) still runs,
-// zombies aside, after a grace period, and kills it.
-func checkProcessGone(t *testing.T, pid int) {
-	t.Helper()
-	if pid <= 0 {
-		return
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		// The state follows the command's closing parenthesis.
-		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Errorf("session process %d outlived the daemon", pid)
-			_ = syscall.Kill(pid, syscall.SIGKILL)
-			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

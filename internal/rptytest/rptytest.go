@@ -5,9 +5,14 @@ package rptytest
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/reconnectingpty/reconnectingpty"
 )
@@ -84,4 +89,27 @@ func StartServer(t testing.TB, cfg reconnectingpty.Config) *TrackingListener {
 		}
 	})
 	return ln
+}
+
+// RequireProcessGone fails the test if process pid (0: none) still runs,
+// zombies aside, after a grace period, and kills it.
+func RequireProcessGone(t testing.TB, pid int) {
+	t.Helper()
+	if pid <= 0 {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		// The state follows the command's closing parenthesis.
+		if err != nil || strings.HasPrefix(string(stat[strings.LastIndexByte(string(stat), ')')+1:]), " Z") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("session process %d outlived the daemon", pid)
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
