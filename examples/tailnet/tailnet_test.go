@@ -107,7 +107,7 @@ func TestTailnetSessionResumesAcrossARelayOutage(t *testing.T) {
 		return userNode.Dial(ctx, "tcp", agentAddr(agentIP.String()))
 	}, reconnectingpty.Init{ID: id, Height: 24, Width: 120, Command: "bash --norc --noprofile"},
 		client.Options{OnState: states.add, OnReset: func() { t.Error("the session was reset, not resumed") },
-			MaxBackoff: time.Second, DialTimeout: 3 * time.Second, ReadTimeout: 3 * time.Second})
+			DialTimeout: 3 * time.Second})
 	if err != nil {
 		t.Fatalf("attach through the tailnet: %v", err)
 	}
