@@ -44,23 +44,15 @@ type outageResult struct {
 // namespace of the test's own (packets dropped on arrival both ways: pure
 // silence, no reset, no ICMP), types during the outage, lets the path back
 // and measures what a user sees. RPTY_OUTAGES lists the outages (default
-// "5s"; e.g. "5s,60s,10m"); RPTY_OUTAGE_BEFORE=1 adds the behaviour
+// "5s"; e.g. "5s,60s,10m") and RPTY_OUTAGE_COUNT how many of each (default
+// 1; the p95 of the output's return over them must be within 1 s);
+// RPTY_OUTAGE_BEFORE=1 adds the behaviour
 // without the link extension and the TCP options (the "before" rows).
 func TestOutage(t *testing.T) {
 	if why := netnstest.Available(); why != "" {
 		t.Skip(why)
 	}
-	outages := []time.Duration{5 * time.Second}
-	if v := os.Getenv("RPTY_OUTAGES"); v != "" {
-		outages = nil
-		for _, s := range strings.Split(v, ",") {
-			d, err := time.ParseDuration(strings.TrimSpace(s))
-			if err != nil {
-				t.Fatalf("RPTY_OUTAGES: %v", err)
-			}
-			outages = append(outages, d)
-		}
-	}
+	outages := netnstest.Outages(t)
 	configs := []string{"after"}
 	if os.Getenv("RPTY_OUTAGE_BEFORE") == "1" {
 		configs = append([]string{"before", "old-client"}, configs...)
@@ -91,6 +83,25 @@ func TestOutage(t *testing.T) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %d / %d | %d of %d | %s |\n", r.config, r.outage,
 			durOr(r.noticed, "not during the outage"), r.live.Round(10*time.Millisecond), r.lost, r.repeated,
 			r.keysOnce, r.keys, heldText(r))
+	}
+	// The p95 of the output's return over the outages of each length.
+	live := map[time.Duration][]time.Duration{}
+	var lengths []time.Duration
+	for _, r := range rows {
+		if r.config != "after" {
+			continue
+		}
+		if _, ok := live[r.outage]; !ok {
+			lengths = append(lengths, r.outage)
+		}
+		live[r.outage] = append(live[r.outage], r.live)
+	}
+	for _, d := range lengths {
+		p := netnstest.P95(live[d])
+		fmt.Fprintf(&b, "after: output back after the network returned, p95 over %d outages of %s: %s\n", len(live[d]), d, p.Round(10*time.Millisecond))
+		if p > time.Second {
+			t.Errorf("%s outages: output came back %s (p95 over %d) after the network returned, want within 1 s", d, p, len(live[d]))
+		}
 	}
 	t.Log(b.String())
 }

@@ -179,6 +179,13 @@ func startBrowser(t *testing.T) context.Context {
 	if err != nil {
 		t.Skip("chromium not installed: apt-get install chromium")
 	}
+	return startBrowserAt(t, path)
+}
+
+// startBrowserAt is startBrowser with the program that runs chromium, for
+// a wrapper that starts it elsewhere (in a network namespace).
+func startBrowserAt(t *testing.T, path string) context.Context {
+	t.Helper()
 	profile := filepath.Join(t.TempDir(), "profile")
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(),
 		chromedp.ExecPath(path),

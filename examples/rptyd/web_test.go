@@ -49,6 +49,16 @@ type testDaemon struct {
 // config.
 func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *testDaemon {
 	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestDaemonOn(t, l, configure...)
+}
+
+// newTestDaemonOn is newTestDaemon serving on l.
+func newTestDaemonOn(t *testing.T, l net.Listener, configure ...func(*reconnectingpty.Config)) *testDaemon {
+	t.Helper()
 	logger := slogtest.Make(t, &slogtest.Options{IgnoreErrors: true}).Leveled(slog.LevelDebug)
 	reg := prometheus.NewRegistry()
 	metrics, err := reconnectingpty.NewMetrics(reg, "rptyd")
@@ -70,11 +80,6 @@ func newTestDaemon(t *testing.T, configure ...func(*reconnectingpty.Config)) *te
 	}
 	d := &testDaemon{t: t, srv: srv, hijacked: map[net.Conn]struct{}{}}
 	h := newHTTPHandler(srv, reg, logger)
-
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	d.base = "http://" + l.Addr().String() + "/"
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
