@@ -133,6 +133,9 @@ func TestBrowserOutage(t *testing.T) {
 	})
 	p.navigate("http://" + ln.Addr().String() + "/?" + url.Values{"command": {tickCommand}}.Encode())
 	p.waitFor("the ticks", 30*time.Second, func(s *pageState) bool { return s.State == "connected" && countLines(s.Lines, "tick 5") == 1 })
+	// A page that has been connected a while: the link extension is on
+	// and has measured the round trip.
+	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
 	if !eval[bool](p, watchOutageJS) {
 		t.Fatal("the outage watcher did not install")
 	}
@@ -169,6 +172,7 @@ func TestBrowserOutage(t *testing.T) {
 			return len(all) > 0 && all[len(all)-1] >= from+10
 		})
 		o := netnstest.Outage{Length: length, Noticed: -1, ServerHeld: -1}
+		rtt := eval[float64](p, "window.rpty.rtt")
 		blocked := time.Now()
 		if err := ns.Block(port); err != nil {
 			t.Fatal(err)
@@ -199,6 +203,14 @@ func TestBrowserOutage(t *testing.T) {
 				break
 			}
 		}
+		var timeline []string
+		for _, s := range w.States {
+			if s.T >= blocked.UnixMilli() {
+				timeline = append(timeline, fmt.Sprintf("%s at %+.2fs", s.S, time.UnixMilli(s.T).Sub(returned).Seconds()))
+			}
+		}
+		t.Logf("outage %d: round trip %.1f ms before it; the pill, from the network's return: %s",
+			i+1, rtt, strings.Join(timeline, ", "))
 		o.Keys = keys
 		for k := 1; k <= keys; k++ {
 			line := fmt.Sprintf("got:key %d.%d", i+1, k)

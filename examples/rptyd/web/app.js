@@ -23,13 +23,6 @@
   // nothing before it is taken for dead.
   const HEARTBEAT_MS = 1000;
   const LINK_TIMEOUT_MS = 3000;
-  // A reconnection still opening after this plus four round trips (as the
-  // link extension measured them) is given up and started again: its SYN
-  // was lost in an outage, and the kernel would send it again only 1, 2,
-  // 4 s... later, while a browser opens one WebSocket to a host at a time.
-  // Without a measured round trip (an old server) nothing is given up, so
-  // that a slow path still gets its connection.
-  const REDIAL_MS = 500;
   // The most input kept for the program while disconnected.
   const MAX_UNACKED = 1 << 20;
   // Flow control watermarks, in bytes handed to xterm.js but not yet
@@ -153,9 +146,8 @@
     // acks sent, and how often the window was full (the bridge then waits).
     acks: 0, windowFull: 0,
     // The link extension: whether the current server has it, the last
-    // heartbeat's round trip in ms, connections left for dead, and
-    // reconnections given up while opening (REDIAL_MS).
-    link: null, rtt: 0, deadLinks: 0, redials: 0,
+    // heartbeat's round trip in ms, connections left for dead.
+    link: null, rtt: 0, deadLinks: 0,
     predict: predict,
   };
   Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
@@ -370,15 +362,6 @@
     const sock = new WebSocket(bridgeURL('ws', from));
     sock.binaryType = 'arraybuffer';
     ws = sock;
-    if (attempt > 0 && hooks.rtt > 0) {
-      setTimeout(() => {
-        if (ws !== sock || sock.readyState !== WebSocket.CONNECTING) return;
-        hooks.redials++;
-        ws = null;
-        sock.close();
-        connect();
-      }, REDIAL_MS + 4 * hooks.rtt);
-    }
     connLink = null;
     pings.clear();
     const link = new RptyLink.Reader(linkID);
