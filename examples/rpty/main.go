@@ -113,6 +113,7 @@ func run(args []string) int {
 	view := fs.Bool("view", false, "watch the session --id read-only, through the daemon's view port")
 	viewAddr := fs.String("view-addr", defaultViewAddr, "the daemon's read-only view port (host:port), for --view")
 	httpAddr := fs.String("http", defaultHTTP, `with --view, the daemon's HTTP address, to check that the session exists; "" skips the check`)
+	predict := addPredictFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), usage, selfCommand(os.Args[0]))
 		fs.PrintDefaults()
@@ -147,6 +148,11 @@ func run(args []string) int {
 		return 2
 	}
 
+	if err := predict.check(); err != nil {
+		fmt.Fprintf(os.Stderr, "rpty: %v\n", err)
+		return 2
+	}
+
 	if *view {
 		*addr = *viewAddr
 	}
@@ -159,6 +165,7 @@ func run(args []string) int {
 		in:      os.Stdin,
 		out:     os.Stdout,
 		errOut:  os.Stderr,
+		predict: predict,
 	}
 	return s.run()
 }
@@ -179,6 +186,11 @@ type session struct {
 	// termFd is the terminal whose size is sent, or -1 if there is none.
 	termFd               int
 	outIsTerm, errIsTerm bool
+
+	// predict is the command line's prediction settings; pred, guarded
+	// by outMu, the predictor (predict.go), nil when not predicting.
+	predict predictFlags
+	pred    *predictor
 }
 
 // run connects, relays until the session ends, the user detaches, a
@@ -280,6 +292,14 @@ func (s *session) run() int {
 	}
 	// Undone first: whatever the session's programs switched on.
 	undo = append(undo, s.restoreModes)
+	s.startPredicting(s.predict, c, inIsTerm, height, width)
+	stopExpiring, expiringDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(expiringDone)
+		if s.pred != nil {
+			s.expireGuesses(stopExpiring)
+		}
+	}()
 
 	outDone := make(chan error, 1)
 	go func() {
@@ -320,6 +340,7 @@ loop:
 		case sig := <-sigs:
 			if sig == syscall.SIGWINCH {
 				if h, w := s.size(); h != 0 && !s.view {
+					s.predictResize(h, w)
 					_ = c.Resize(h, w)
 				}
 				continue
@@ -339,6 +360,8 @@ loop:
 	if inDone != nil && in.interruptible {
 		<-inDone
 	}
+	close(stopExpiring)
+	<-expiringDone
 	restore()
 	if s.errIsTerm {
 		// The session's output may have left the cursor mid-line and
@@ -439,7 +462,7 @@ func (s *session) clearScreen() {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	_, _ = io.WriteString(s.out, "\x1b[0m\x1b[H\x1b[2J")
+	_, _ = s.writeOut([]byte("\x1b[0m\x1b[H\x1b[2J"))
 }
 
 // resetScreen runs before the server redraws the session from scratch
@@ -451,7 +474,7 @@ func (s *session) resetScreen() {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	_, _ = io.WriteString(s.out, s.modes.resetSequence()+"\x1b[H\x1b[2J\x1b[3J")
+	_, _ = s.writeOut([]byte(s.modes.resetSequence() + "\x1b[H\x1b[2J\x1b[3J"))
 	s.modes = modeTracker{}
 }
 
@@ -474,8 +497,7 @@ type trackingWriter struct{ s *session }
 func (w trackingWriter) Write(p []byte) (int, error) {
 	w.s.outMu.Lock()
 	defer w.s.outMu.Unlock()
-	w.s.modes.scan(p)
-	return w.s.out.Write(p)
+	return w.s.writeOut(p)
 }
 
 var errDetach = errors.New("detach")
@@ -514,6 +536,7 @@ func (s *session) relayInput(in io.Reader, c *client.Client) error {
 			send = send[:0]
 		}
 		if len(send) > 0 {
+			s.predictTyped(send)
 			if _, werr := c.Write(send); werr != nil {
 				return xerrors.Errorf("send input: %w", werr)
 			}

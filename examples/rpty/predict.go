@@ -1,0 +1,319 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/vt"
+)
+
+// Predictive echo, as mosh does it and as the web page does
+// (examples/rptyd/web/predict.js, whose algorithm this mirrors): a printable
+// key typed at the end of the line is drawn at once on the user's terminal,
+// underlined, until the program's own echo puts the same character in the
+// same cell.
+//
+// The session's output is fed to a model of the screen (internal/vt) as it
+// is written to the terminal. Before each piece of output, every guess
+// shown is taken back by painting its cell again from the model (character,
+// attributes, link) and putting the pen and cursor back, so that the
+// terminal is always exactly what the program drew plus the guesses shown,
+// and the program's bytes land on the terminal as the program left it.
+//
+// Guesses are drawn only on the cursor's row, and moved to with CHA
+// (column only): the model's rows need not match the terminal's (it does
+// not know where on the screen rpty started), only the cursor's row, whose
+// content since the last line feed both got from the same bytes.
+//
+// Epochs: guesses are shown only once the program has confirmed one in
+// the current epoch. An epoch starts with rpty, with every key other than
+// a printable one, backspace or a cursor key, and with every wrong guess;
+// so a program that does not echo (a password prompt, stty -echo) or draws
+// keys elsewhere (readline's history search) never gets a guess shown.
+// Nothing is predicted on the alternate screen, in insert or origin mode,
+// with a charset other than ASCII, or mid-sequence.
+
+const (
+	defaultPredictThreshold = 30 * time.Millisecond
+	// predictStale is how long a guess may wait for its echo (or three
+	// round trips, if longer) before it is taken for wrong.
+	predictStale = time.Second
+)
+
+// predictMode is the -predict flag.
+type predictMode string
+
+const (
+	predictAuto predictMode = "auto" // while the round trip is at least the threshold
+	predictOn   predictMode = "on"
+	predictOff  predictMode = "off"
+)
+
+// guess is one predicted character: its cell (model screen row, column),
+// what the cell held when it was typed, and when.
+type guess struct {
+	ch     string
+	y, x   int
+	before string
+	at     time.Time
+}
+
+// predictStats count what the predictor did, for tests.
+type predictStats struct {
+	predicted, confirmed, wrong, stale, epochs int
+}
+
+// predictor keeps the model of the screen and the guesses. It is not safe
+// for concurrent use: the session calls it with its output lock held.
+type predictor struct {
+	mode      predictMode
+	threshold time.Duration
+	rtt       func() time.Duration
+	now       func() time.Time
+	model     *vt.Terminal
+
+	pending   []guess // this epoch's guesses, in typing order
+	confirmed bool    // the program confirmed one of this epoch's guesses
+	shift     int     // cursor keys typed since the last guess, as columns
+	shown     []guess // what is drawn on the terminal now
+	stats     predictStats
+}
+
+func newPredictor(mode predictMode, threshold time.Duration, rows, cols int, rtt func() time.Duration) *predictor {
+	return &predictor{
+		mode:      mode,
+		threshold: threshold,
+		rtt:       rtt,
+		now:       time.Now,
+		model:     vt.New(rows, cols, vt.Options{}),
+	}
+}
+
+// active reports whether keys are predicted now.
+func (p *predictor) active() bool {
+	switch p.mode {
+	case predictOff:
+		return false
+	case predictAuto:
+		if p.rtt() < p.threshold || p.rtt() <= 0 {
+			return false
+		}
+	}
+	return p.drawable()
+}
+
+// drawable reports whether the model's state lets a guess be drawn and
+// taken back exactly: the normal screen, text printed as itself in place,
+// the parser between sequences and the cursor not waiting to wrap.
+func (p *predictor) drawable() bool {
+	m := p.model
+	md := m.Modes()
+	_, x := m.Cursor()
+	_, cols := m.Size()
+	return !m.AltScreen() && !md.Insert && !md.Origin && m.PlainCharset() && m.Idle() && x < cols
+}
+
+func (p *predictor) newEpoch() {
+	if len(p.pending) > 0 || p.confirmed {
+		p.stats.epochs++
+	}
+	p.pending = p.pending[:0]
+	p.confirmed = false
+	p.shift = 0
+}
+
+// next is the cell the next printable key goes to.
+func (p *predictor) next() (y, x int) {
+	if n := len(p.pending); n > 0 {
+		last := p.pending[n-1]
+		return last.y, last.x + 1 + p.shift
+	}
+	y, x = p.model.Cursor()
+	return y, x + p.shift
+}
+
+// typed takes the keys the user typed, before they are sent, and returns
+// the bytes that update the guesses on the terminal.
+func (p *predictor) typed(keys []byte) []byte {
+	out := p.undo(nil)
+	if !p.active() {
+		p.newEpoch()
+		return out
+	}
+	for len(keys) > 0 {
+		n := p.key(keys)
+		if n == 0 {
+			// Anything else (Enter, Ctrl-anything, other escape
+			// sequences, non-ASCII): a new epoch, and nothing after it
+			// in this read is predicted (its bytes may be the rest of a
+			// sequence).
+			p.newEpoch()
+			break
+		}
+		keys = keys[n:]
+	}
+	return p.render(out)
+}
+
+// key predicts the key at the start of keys and returns its length, or 0
+// if it is not one that is predicted.
+func (p *predictor) key(keys []byte) int {
+	_, cols := p.model.Size()
+	switch {
+	case len(keys) >= 3 && keys[0] == 0x1b && (keys[1] == '[' || keys[1] == 'O') && (keys[2] == 'C' || keys[2] == 'D'):
+		if keys[2] == 'C' {
+			p.shift++
+		} else {
+			p.shift--
+		}
+		return 3
+	case keys[0] == 0x7f || keys[0] == '\b':
+		if len(p.pending) > 0 && p.shift == 0 {
+			p.pending = p.pending[:len(p.pending)-1]
+		} else {
+			p.newEpoch()
+		}
+		return 1
+	case keys[0] >= ' ' && keys[0] <= '~':
+		y, x := p.next()
+		if x < 0 || x >= cols-1 || !p.model.BlankFrom(y, x) {
+			p.newEpoch()
+			return 1
+		}
+		before, _ := p.model.Cell(y, x)
+		p.pending = append(p.pending, guess{ch: string(keys[0]), y: y, x: x, before: before, at: p.now()})
+		p.shift = 0
+		p.stats.predicted++
+		return 1
+	}
+	return 0
+}
+
+// output takes the session's output and returns what to write to the
+// terminal: the guesses taken back, the output, and the guesses still
+// unconfirmed drawn again.
+func (p *predictor) output(data []byte) []byte {
+	out := p.undo(make([]byte, 0, len(data)+64))
+	out = append(out, data...)
+	_, _ = p.model.Write(data)
+	p.reconcile()
+	return p.render(out)
+}
+
+// reconcile drops the guesses the program drew and ends the epoch on a
+// wrong or stale one.
+func (p *predictor) reconcile() {
+	if len(p.pending) == 0 && p.shift == 0 {
+		return
+	}
+	if !p.drawable() {
+		p.newEpoch()
+		return
+	}
+	cy, cx := p.model.Cursor()
+	for len(p.pending) > 0 {
+		g := p.pending[0]
+		ch, _ := p.model.Cell(g.y, g.x)
+		moved := cy != g.y || cx > g.x
+		if ch == g.ch && (g.before != g.ch || moved) {
+			p.pending = p.pending[1:]
+			p.confirmed = true
+			p.stats.confirmed++
+			continue
+		}
+		if moved {
+			// The program went past the cell and drew something else,
+			// or left the row.
+			p.stats.wrong++
+			p.newEpoch()
+		}
+		break
+	}
+	p.expire()
+	if len(p.pending) == 0 {
+		p.shift = 0
+	}
+}
+
+// expire ends the epoch if its oldest guess waited too long for its echo.
+func (p *predictor) expire() {
+	if len(p.pending) > 0 && p.now().Sub(p.pending[0].at) > max(predictStale, 3*p.rtt()) {
+		p.stats.stale++
+		p.newEpoch()
+	}
+}
+
+// tick is called now and then without output: a stale guess is taken
+// back.
+func (p *predictor) tick() []byte {
+	if len(p.pending) == 0 {
+		return nil
+	}
+	out := p.undo(nil)
+	p.expire()
+	return p.render(out)
+}
+
+// resize follows the terminal to a new size; the guesses are dropped.
+func (p *predictor) resize(rows, cols int) []byte {
+	out := p.undo(nil)
+	p.newEpoch()
+	p.model.Resize(rows, cols)
+	return out
+}
+
+// render appends the bytes that draw the guesses to show and notes them as
+// shown. The terminal's cursor and pen are the model's when it is called.
+func (p *predictor) render(out []byte) []byte {
+	if !p.confirmed || len(p.pending) == 0 || !p.active() {
+		return out
+	}
+	cy, _ := p.model.Cursor()
+	for _, g := range p.pending {
+		if text, w := p.model.Cell(g.y, g.x); g.y != cy || w != 1 || (text != "" && text != " ") {
+			// Only over a blank cell on the cursor's row, which undo
+			// paints again exactly.
+			break
+		}
+		out = cha(out, g.x)
+		// Underlined, outside any link the program has open.
+		out = append(out, "\x1b[0;4m\x1b]8;;\x1b\\"...)
+		out = append(out, g.ch...)
+		p.shown = append(p.shown, g)
+	}
+	if len(p.shown) == 0 {
+		return out
+	}
+	out = p.model.AppendPen(out)
+	_, x := p.next()
+	_, cols := p.model.Size()
+	return cha(out, min(max(x, 0), cols-1))
+}
+
+// undo appends the bytes that take back the guesses shown: their cells
+// painted again from the model, then the model's pen and cursor column.
+func (p *predictor) undo(out []byte) []byte {
+	if len(p.shown) == 0 {
+		return out
+	}
+	for _, g := range p.shown {
+		out = cha(out, g.x)
+		out = p.model.AppendCellPen(out, g.y, g.x)
+		if text, _ := p.model.Cell(g.y, g.x); text == "" {
+			out = append(out, "\x1b[X"...) // an empty cell: erase it
+		} else {
+			out = append(out, text...)
+		}
+	}
+	p.shown = p.shown[:0]
+	out = p.model.AppendPen(out)
+	_, x := p.model.Cursor()
+	return cha(out, x)
+}
+
+// cha appends CHA, moving the cursor to column x (from 0) on its row.
+func cha(out []byte, x int) []byte {
+	out = append(out, "\x1b["...)
+	out = strconv.AppendInt(out, int64(x+1), 10)
+	return append(out, 'G')
+}

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/vt"
+)
+
+// predictRig runs a predictor against two model terminals: term gets
+// every byte rpty writes (the user's terminal), ref only the program's
+// output (what a client without prediction shows).
+type predictRig struct {
+	t         *testing.T
+	p         *predictor
+	term, ref *vt.Terminal
+	rtt       time.Duration
+	clock     time.Time
+}
+
+func newPredictRig(t *testing.T, mode predictMode) *predictRig {
+	r := &predictRig{t: t, term: vt.New(6, 40, vt.Options{}), ref: vt.New(6, 40, vt.Options{}),
+		rtt: 150 * time.Millisecond, clock: time.Unix(1e9, 0)}
+	r.p = newPredictor(mode, defaultPredictThreshold, 6, 40, func() time.Duration { return r.rtt })
+	r.p.now = func() time.Time { return r.clock }
+	return r
+}
+
+func (r *predictRig) program(s string) {
+	_, _ = r.term.Write(r.p.output([]byte(s)))
+	_, _ = r.ref.Write([]byte(s))
+}
+
+func (r *predictRig) typeKeys(s string) { _, _ = r.term.Write(r.p.typed([]byte(s))) }
+
+// shownAt reports what the user's terminal shows at row y, column x and
+// whether it is underlined while the program's screen has nothing there.
+func (r *predictRig) shownAt(y, x int) (string, bool) {
+	text, _ := r.term.Cell(y, x)
+	pen := string(r.term.AppendCellPen(nil, y, x))
+	return text, strings.Contains(pen, ";4")
+}
+
+// requireExact fails unless the user's terminal is cell for cell, pen and
+// cursor, what the program drew.
+func (r *predictRig) requireExact(when string) {
+	r.t.Helper()
+	rows, cols := r.ref.Size()
+	for y := 0; y < rows; y++ {
+		for x := 0; x < cols; x++ {
+			gt, gw := r.term.Cell(y, x)
+			wt, ww := r.ref.Cell(y, x)
+			gp, wp := string(r.term.AppendCellPen(nil, y, x)), string(r.ref.AppendCellPen(nil, y, x))
+			if gt != wt || gw != ww || gp != wp {
+				r.t.Fatalf("%s: cell %d,%d is %q (width %d, pen %q), program drew %q (width %d, pen %q)",
+					when, y, x, gt, gw, gp, wt, ww, wp)
+			}
+		}
+	}
+	gy, gx := r.term.Cursor()
+	wy, wx := r.ref.Cursor()
+	if gy != wy || gx != wx {
+		r.t.Fatalf("%s: cursor at %d,%d, program's at %d,%d", when, gy, gx, wy, wx)
+	}
+	if gp, wp := string(r.term.AppendPen(nil)), string(r.ref.AppendPen(nil)); gp != wp {
+		r.t.Fatalf("%s: pen %q, program's %q", when, gp, wp)
+	}
+}
+
+func TestPredictorShowsKeysOnceTheEpochIsConfirmed(t *testing.T) {
+	r := newPredictRig(t, predictAuto)
+	r.program("$ ")
+	r.typeKeys("l")
+	if got, _ := r.shownAt(0, 2); got != "" {
+		t.Fatalf("first key of an epoch drawn before its echo: %q", got)
+	}
+	r.program("l")
+	r.requireExact("after the first echo")
+	r.typeKeys("s")
+	r.typeKeys(" ")
+	r.typeKeys("-")
+	if got, ul := r.shownAt(0, 3); got != "s" || !ul {
+		t.Fatalf("second key: cell shows %q (underlined %v), want an underlined s", got, ul)
+	}
+	if got, ul := r.shownAt(0, 5); got != "-" || !ul {
+		t.Fatalf("fourth key: cell shows %q (underlined %v), want an underlined -", got, ul)
+	}
+	if y, x := r.term.Cursor(); y != 0 || x != 6 {
+		t.Fatalf("cursor at %d,%d, want after the last guess (0,6)", y, x)
+	}
+	r.program("s")
+	if got, ul := r.shownAt(0, 3); got != "s" || ul {
+		t.Fatalf("confirmed key still marked: %q underlined %v", got, ul)
+	}
+	r.program(" -")
+	r.requireExact("after every echo")
+	r.typeKeys("\x7f")
+	r.typeKeys("l")
+	r.program("\b\x1b[Kl")
+	r.requireExact("after backspace")
+	r.typeKeys("\r")
+	r.program("\r\nfile\r\n$ ")
+	r.requireExact("after the command ran")
+	if r.p.stats.wrong != 0 {
+		t.Errorf("%d wrong guesses in an echoing shell", r.p.stats.wrong)
+	}
+}
+
+func TestPredictorDrawsNothingWhereTheProgramDoesNotEcho(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("password: ")
+	for _, k := range "secret" {
+		r.typeKeys(string(k))
+		r.requireExact("typing a password")
+	}
+	r.typeKeys("\r")
+	r.program("\r\n$ ")
+	r.requireExact("after the password")
+}
+
+func TestPredictorTakesBackAWrongGuess(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	// A red pen and an open link the program left on, which the guess
+	// must not disturb.
+	r.program("\x1b]8;;https://example.com/\x1b\\\x1b[31;1m> ")
+	r.typeKeys("a")
+	r.program("a")
+	r.typeKeys("bc")
+	if got, _ := r.shownAt(0, 3); got != "b" {
+		t.Fatalf("guess not drawn: %q", got)
+	}
+	// The program draws something else where the guesses are and moves on.
+	r.program("\rXYZW")
+	r.requireExact("after the wrong guess")
+	if r.p.stats.wrong != 1 {
+		t.Errorf("wrong guesses: %d, want 1", r.p.stats.wrong)
+	}
+	r.program("more text with the program's pen")
+	r.requireExact("after more output")
+}
+
+func TestPredictorRepaintsAttributesUnderAGuess(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	// Cells to the right blank but coloured (erased with a blue
+	// background), then the default pen.
+	r.program("\x1b[44m\x1b[K\x1b[0m$ ")
+	r.typeKeys("a")
+	r.program("a")
+	r.typeKeys("b")
+	if got, _ := r.shownAt(0, 3); got != "b" {
+		t.Fatalf("guess not drawn: %q", got)
+	}
+	r.typeKeys("\x7f")
+	r.requireExact("after backspace took the guess back")
+}
+
+func TestPredictorIsOffOnTheAlternateScreen(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("\x1b[?1049h\x1b[H~\r\n~\x1b[H")
+	r.typeKeys("i")
+	r.program("-- INSERT --")
+	for _, k := range "hello" {
+		r.typeKeys(string(k))
+		r.requireExact("typing in vim")
+	}
+	if r.p.stats.predicted != 0 {
+		t.Errorf("%d keys predicted on the alternate screen", r.p.stats.predicted)
+	}
+}
+
+func TestPredictorBelowTheThresholdPredictsNothing(t *testing.T) {
+	r := newPredictRig(t, predictAuto)
+	r.rtt = 2 * time.Millisecond
+	r.program("$ ")
+	for _, k := range "echo hi" {
+		r.typeKeys(string(k))
+		r.requireExact("typing on a fast link")
+		r.program(string(k))
+	}
+	if r.p.stats.predicted != 0 {
+		t.Errorf("%d keys predicted below the threshold", r.p.stats.predicted)
+	}
+}
+
+func TestPredictorGivesUpOnAStaleGuess(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("$ ")
+	r.typeKeys("a")
+	r.program("a")
+	r.typeKeys("b")
+	if got, _ := r.shownAt(0, 3); got != "b" {
+		t.Fatalf("guess not drawn: %q", got)
+	}
+	r.clock = r.clock.Add(500 * time.Millisecond)
+	_, _ = r.term.Write(r.p.tick())
+	if got, _ := r.shownAt(0, 3); got != "b" {
+		t.Fatalf("guess taken back early: %q", got)
+	}
+	r.clock = r.clock.Add(time.Second)
+	_, _ = r.term.Write(r.p.tick())
+	r.requireExact("after the guess went stale")
+	if r.p.stats.stale != 1 {
+		t.Errorf("stale guesses: %d, want 1", r.p.stats.stale)
+	}
+}
+
+func TestPredictorWaitsOutASequenceInProgress(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("$ a")
+	r.p.confirmed = true
+	r.program("\x1b[3") // the rest of the sequence is still on its way
+	r.typeKeys("b")
+	r.program("1mb")
+	r.requireExact("after the sequence ended")
+}
