@@ -296,6 +296,16 @@ func (p *predictor) undo(out []byte) []byte {
 	if len(p.shown) == 0 {
 		return out
 	}
+	if x0, ok := p.erasedFrom(); ok {
+		// The guesses stand on the end of the line that the program
+		// erased (or never wrote): erasing it again, as the program did,
+		// leaves it as the program left it, for terminals that keep
+		// erased cells apart from blanks written over too (tmux does).
+		out = cha(out, x0)
+		out = p.model.AppendCellPen(out, p.shown[0].y, x0)
+		out = append(out, "\x1b[K"...)
+		p.shown = p.shown[:0]
+	}
 	for _, g := range p.shown {
 		out = cha(out, g.x)
 		out = p.model.AppendCellPen(out, g.y, g.x)
@@ -309,6 +319,27 @@ func (p *predictor) undo(out []byte) []byte {
 	out = p.model.AppendPen(out)
 	_, x := p.model.Cursor()
 	return cha(out, x)
+}
+
+// erasedFrom returns the column of the leftmost guess shown if every cell
+// of its row from there on is empty, with the same attributes.
+func (p *predictor) erasedFrom() (int, bool) {
+	y, x0 := p.shown[0].y, p.shown[0].x
+	for _, g := range p.shown {
+		x0 = min(x0, g.x)
+	}
+	_, cols := p.model.Size()
+	pen := p.model.AppendCellPen(nil, y, x0)
+	var other []byte
+	for x := x0; x < cols; x++ {
+		if text, w := p.model.Cell(y, x); text != "" || w != 1 {
+			return 0, false
+		}
+		if other = p.model.AppendCellPen(other[:0], y, x); string(other) != string(pen) {
+			return 0, false
+		}
+	}
+	return x0, true
 }
 
 // cha appends CHA, moving the cursor to column x (from 0) on its row.
