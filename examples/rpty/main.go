@@ -27,6 +27,14 @@
 // longer holds that output (or does not know how to resume) is the screen
 // reset and repainted from the server's replay.
 //
+// Over a slow link rpty predicts the echo of typed keys, as mosh does
+// (predict.go, docs/prediction.md): with -predict auto (the default), while
+// the measured round trip is at least -predict-ms (30), a printable key
+// typed at the end of the line shows at once, underlined until the
+// program's own echo confirms it, and a wrong guess is taken back before
+// the program's next output. -predict on predicts at any round trip,
+// -predict off never.
+//
 // Detach: press Ctrl-\ and then d. The session keeps running on the
 // server, and rpty prints the command to reattach to it. To send Ctrl-\
 // itself to the session, press it twice. Ctrl-\ followed by any other key
@@ -487,7 +495,9 @@ func (s *session) restoreModes() {
 	}
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
-	_, _ = io.WriteString(s.out, s.modes.resetSequence())
+	// Through the predictor, stopped: a guess still shown is taken back.
+	s.stopPredicting()
+	_, _ = s.writeOut([]byte(s.modes.resetSequence()))
 }
 
 // trackingWriter writes session output to the terminal, noting the modes

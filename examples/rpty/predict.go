@@ -122,6 +122,13 @@ func (p *predictor) newEpoch() {
 	p.shift = 0
 }
 
+// stop ends prediction: no guess is drawn again, and those shown go with
+// the next output.
+func (p *predictor) stop() {
+	p.mode = predictOff
+	p.newEpoch()
+}
+
 // next is the cell the next printable key goes to.
 func (p *predictor) next() (y, x int) {
 	if n := len(p.pending); n > 0 {

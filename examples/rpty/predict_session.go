@@ -48,6 +48,14 @@ func (s *session) startPredicting(f predictFlags, c *client.Client, inIsTerm boo
 	})
 }
 
+// stopPredicting makes the predictor draw no more guesses; those shown go
+// with the next write. outMu must be held.
+func (s *session) stopPredicting() {
+	if s.pred != nil {
+		s.pred.stop()
+	}
+}
+
 // writeOut writes session output (or bytes of rpty's own that change the
 // screen as output would) to the terminal, through the predictor when
 // there is one. outMu must be held.

@@ -214,3 +214,19 @@ func TestPredictorWaitsOutASequenceInProgress(t *testing.T) {
 	r.program("1mb")
 	r.requireExact("after the sequence ended")
 }
+
+func TestPredictorTakesBackGuessesWhenStopped(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("$ ")
+	r.typeKeys("a")
+	r.program("a")
+	r.typeKeys("bc")
+	if got, _ := r.shownAt(0, 4); got != "c" {
+		t.Fatalf("guess not drawn: %q", got)
+	}
+	// What rpty does on its way out: no more guesses, then the modes'
+	// reset sequence goes through the predictor.
+	r.p.stop()
+	r.program("\x1b[?25h")
+	r.requireExact("after stopping")
+}
