@@ -310,11 +310,11 @@ func TestCLIPredictiveEcho(t *testing.T) {
 		p.waitFor("cat", func(s screen) bool { return s.cursor == "0,"+strconv.Itoa(rowOf(s, "$ stty -echo; cat")+1) })
 	}, a, b)
 	caps = a.watch(2*rtt, func() { a.typeSlowly("hidden", 40*time.Millisecond) })
-	for _, c := range caps {
+	for i, c := range caps {
 		rows := strings.Split(plain(c), "\n")
 		at := slices.IndexFunc(rows, func(r string) bool { return strings.HasPrefix(r, "$ stty -echo; cat") })
 		if at < 0 || strings.TrimSpace(strings.Join(rows[at+1:], "")) != "" || underlined(c) != "" {
-			t.Fatalf("cat under stty -echo: the pane showed a key:\n%s", c)
+			t.Fatalf("cat under stty -echo: the pane showed a key (capture %d of %d):\n%q", i, len(caps), c)
 		}
 	}
 	t.Logf("cat under stty -echo: %d captures, none showed a key", len(caps))

@@ -70,7 +70,11 @@ func (c *tmuxControl) reply() (string, error) {
 		line = strings.TrimSuffix(line, "\n")
 		switch {
 		case strings.HasPrefix(line, "%begin "):
-			in, lines = true, nil
+			// "%begin time number flags": flags 1 for a command of this
+			// client's, 0 for tmux's own (the attach's, which may come
+			// late), which are not replies.
+			f := strings.Fields(line)
+			in, lines = len(f) == 4 && f[3] == "1", nil
 		case in && (strings.HasPrefix(line, "%end ") || strings.HasPrefix(line, "%error ")):
 			return strings.Join(lines, "\n"), nil
 		case in:
