@@ -110,7 +110,11 @@ func (p *predictor) drawable() bool {
 	md := m.Modes()
 	_, x := m.Cursor()
 	_, cols := m.Size()
-	return !m.AltScreen() && !md.Insert && !md.Origin && m.PlainCharset() && m.Idle() && x < cols
+	// A link without an id cannot be opened again as the same link: the
+	// pen that holds one could not be put back.
+	uri, id := m.PenLink()
+	return !m.AltScreen() && !md.Insert && !md.Origin && m.PlainCharset() && m.Idle() && x < cols &&
+		(uri == "" || id != "")
 }
 
 func (p *predictor) newEpoch() {
@@ -277,7 +281,9 @@ func (p *predictor) render(out []byte) []byte {
 	}
 	cy, _ := p.model.Cursor()
 	for _, g := range p.pending {
-		if text, w := p.model.Cell(g.y, g.x); g.y != cy || w != 1 || (text != "" && text != " ") {
+		text, w := p.model.Cell(g.y, g.x)
+		uri, id := p.model.CellLink(g.y, g.x)
+		if g.y != cy || w != 1 || (text != "" && text != " ") || (uri != "" && id == "") {
 			// Only over a blank cell on the cursor's row, which undo
 			// paints again exactly.
 			break

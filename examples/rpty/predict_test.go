@@ -17,6 +17,8 @@ type predictRig struct {
 	term, ref *vt.Terminal
 	rtt       time.Duration
 	clock     time.Time
+	// termLog and refLog are the bytes each was fed, for xterm.js.
+	termLog, refLog [][]byte
 }
 
 func newPredictRig(t *testing.T, mode predictMode) *predictRig {
@@ -28,11 +30,21 @@ func newPredictRig(t *testing.T, mode predictMode) *predictRig {
 }
 
 func (r *predictRig) program(s string) {
-	_, _ = r.term.Write(r.p.output([]byte(s)))
+	r.toTerm(r.p.output([]byte(s)))
 	_, _ = r.ref.Write([]byte(s))
+	r.refLog = append(r.refLog, []byte(s))
 }
 
-func (r *predictRig) typeKeys(s string) { _, _ = r.term.Write(r.p.typed([]byte(s))) }
+func (r *predictRig) typeKeys(s string) { r.toTerm(r.p.typed([]byte(s))) }
+
+func (r *predictRig) tick() { r.toTerm(r.p.tick()) }
+
+func (r *predictRig) toTerm(b []byte) {
+	_, _ = r.term.Write(b)
+	if len(b) > 0 {
+		r.termLog = append(r.termLog, b)
+	}
+}
 
 // shownAt reports what the user's terminal shows at row y, column x and
 // whether it is underlined while the program's screen has nothing there.
@@ -123,7 +135,7 @@ func TestPredictorTakesBackAWrongGuess(t *testing.T) {
 	r := newPredictRig(t, predictOn)
 	// A red pen and an open link the program left on, which the guess
 	// must not disturb.
-	r.program("\x1b]8;;https://example.com/\x1b\\\x1b[31;1m> ")
+	r.program("\x1b]8;id=w;https://example.com/\x1b\\\x1b[31;1m> ")
 	r.typeKeys("a")
 	r.program("a")
 	r.typeKeys("bc")
@@ -193,12 +205,12 @@ func TestPredictorGivesUpOnAStaleGuess(t *testing.T) {
 		t.Fatalf("guess not drawn: %q", got)
 	}
 	r.clock = r.clock.Add(500 * time.Millisecond)
-	_, _ = r.term.Write(r.p.tick())
+	r.tick()
 	if got, _ := r.shownAt(0, 3); got != "b" {
 		t.Fatalf("guess taken back early: %q", got)
 	}
 	r.clock = r.clock.Add(time.Second)
-	_, _ = r.term.Write(r.p.tick())
+	r.tick()
 	r.requireExact("after the guess went stale")
 	if r.p.stats.stale != 1 {
 		t.Errorf("stale guesses: %d, want 1", r.p.stats.stale)

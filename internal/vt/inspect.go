@@ -102,3 +102,31 @@ func (t *Terminal) penWriter(dst []byte) *snapshotter {
 	dst = append(dst, "\x1b[0m\x1b]8;;\x1b\\"...)
 	return &snapshotter{t: t, out: dst, full: noCell}
 }
+
+// PenLink returns the OSC 8 link the pen holds, its target and id=
+// parameter, or "", "" for none. Opening a link without an id again (as
+// AppendPen does) makes a terminal start another link to the same target.
+func (t *Terminal) PenLink() (uri, id string) {
+	if t.pen.link == 0 {
+		return "", ""
+	}
+	d := t.ext.link(t.pen.link)
+	return d.uri, d.id
+}
+
+// CellLink returns the OSC 8 link of the cell at row and col, as PenLink.
+func (t *Terminal) CellLink(row, col int) (uri, id string) {
+	if row < 0 || row >= t.rows || col < 0 || col >= t.cols {
+		return "", ""
+	}
+	s := t.buf.lines[row].cells[col].attrs().slot()
+	if s == 0 {
+		return "", ""
+	}
+	l := t.ext.get(s).link
+	if l == 0 {
+		return "", ""
+	}
+	d := t.ext.link(l)
+	return d.uri, d.id
+}

@@ -22,6 +22,19 @@ func TestInspectReportsWhatWasDrawn(t *testing.T) {
 	if !term.BlankFrom(0, 6) || term.BlankFrom(0, 4) {
 		t.Errorf("BlankFrom(0, 6) = %v, BlankFrom(0, 4) = %v", term.BlankFrom(0, 6), term.BlankFrom(0, 4))
 	}
+	if uri, id := term.CellLink(0, 3); uri != "https://e.x/" || id != "x" {
+		t.Errorf("CellLink(0, 3) = %q, %q", uri, id)
+	}
+	if uri, id := term.CellLink(0, 2); uri != "" || id != "" {
+		t.Errorf("CellLink(0, 2) = %q, %q, want none", uri, id)
+	}
+	if uri, _ := term.PenLink(); uri != "" {
+		t.Errorf("PenLink() = %q after the link closed", uri)
+	}
+	_, _ = term.Write([]byte("\x1b]8;;https://open/\x1b\\"))
+	if uri, id := term.PenLink(); uri != "https://open/" || id != "" {
+		t.Errorf("PenLink() = %q, %q, want the open link", uri, id)
+	}
 	m := term.Modes()
 	if !m.Insert || m.CursorVisible || !m.AutoWrap || m.Origin || m.AppCursor {
 		t.Errorf("modes %+v", m)
