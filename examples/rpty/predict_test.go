@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 	"time"
@@ -192,6 +193,10 @@ func TestPredictorBelowTheThresholdPredictsNothing(t *testing.T) {
 	}
 	if r.p.stats.predicted != 0 {
 		t.Errorf("%d keys predicted below the threshold", r.p.stats.predicted)
+	}
+	// Nothing changes: the terminal got the program's bytes, no more.
+	if got, want := bytes.Join(r.termLog, nil), bytes.Join(r.refLog, nil); !bytes.Equal(got, want) {
+		t.Errorf("below the threshold the terminal got %q, the program wrote %q", got, want)
 	}
 }
 
