@@ -95,7 +95,8 @@ func (p *predictor) active() bool {
 	case predictOff:
 		return false
 	case predictAuto:
-		if p.rtt() < p.threshold || p.rtt() <= 0 {
+		// 0: no heartbeat answered yet (or a server without them).
+		if rtt := p.rtt(); rtt <= 0 || rtt < p.threshold {
 			return false
 		}
 	}
