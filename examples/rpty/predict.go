@@ -11,7 +11,8 @@ import (
 // (examples/rptyd/web/predict.js, whose algorithm this mirrors): a printable
 // key typed at the end of the line is drawn at once on the user's terminal,
 // underlined, until the program's own echo puts the same character in the
-// same cell.
+// same cell. Backspace takes back the last guess or, beyond the page,
+// blanks the character before the cursor until the program does.
 //
 // The session's output is fed to a model of the screen (internal/vt) as it
 // is written to the terminal. Before each piece of output, every guess
@@ -49,10 +50,12 @@ const (
 	predictOff  predictMode = "off"
 )
 
-// guess is one predicted character: its cell (model screen row, column),
-// what the cell held when it was typed, and when.
+// guess is one predicted character, or (erase) a character backspace
+// takes away: its cell (model screen row, column), what the cell held
+// when it was typed, and when.
 type guess struct {
 	ch     string
+	erase  bool
 	y, x   int
 	before string
 	at     time.Time
@@ -138,6 +141,9 @@ func (p *predictor) stop() {
 func (p *predictor) next() (y, x int) {
 	if n := len(p.pending); n > 0 {
 		last := p.pending[n-1]
+		if last.erase {
+			return last.y, last.x + p.shift
+		}
 		return last.y, last.x + 1 + p.shift
 	}
 	y, x = p.model.Cursor()
@@ -180,15 +186,28 @@ func (p *predictor) key(keys []byte) int {
 		}
 		return 3
 	case keys[0] == 0x7f || keys[0] == '\b':
-		if len(p.pending) > 0 && p.shift == 0 {
-			p.pending = p.pending[:len(p.pending)-1]
-		} else {
+		n := len(p.pending)
+		switch {
+		case p.shift != 0:
 			p.newEpoch()
+		case n > 0 && !p.pending[n-1].erase:
+			p.pending = p.pending[:n-1]
+		default:
+			// At the end of the line, the character before the cursor
+			// goes.
+			y, x := p.next()
+			if _, w := p.model.Cell(y, x-1); x < 1 || w != 1 || p.cellAhead(y, x-1) == "" || !p.blankFrom(y, x) {
+				p.newEpoch()
+				return 1
+			}
+			before, _ := p.model.Cell(y, x-1)
+			p.pending = append(p.pending, guess{erase: true, y: y, x: x - 1, before: before, at: p.now()})
+			p.stats.predicted++
 		}
 		return 1
 	case keys[0] >= ' ' && keys[0] <= '~':
 		y, x := p.next()
-		if x < 0 || x >= cols-1 || !p.model.BlankFrom(y, x) {
+		if x < 0 || x >= cols-1 || !p.blankFrom(y, x) {
 			p.newEpoch()
 			return 1
 		}
@@ -199,6 +218,33 @@ func (p *predictor) key(keys []byte) int {
 		return 1
 	}
 	return 0
+}
+
+// cellAhead is what cell x of row y will hold once the guesses pending
+// are confirmed: the model's text with the guesses laid over it.
+func (p *predictor) cellAhead(y, x int) string {
+	text, _ := p.model.Cell(y, x)
+	for _, g := range p.pending {
+		if g.y == y && g.x == x {
+			text = g.ch // "" for an erase
+		}
+	}
+	if text == " " {
+		return ""
+	}
+	return text
+}
+
+// blankFrom reports whether row y will hold no text from column x on once
+// the guesses pending are confirmed.
+func (p *predictor) blankFrom(y, x int) bool {
+	_, cols := p.model.Size()
+	for i := max(x, 0); i < cols; i++ {
+		if p.cellAhead(y, i) != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // output takes the session's output and returns what to write to the
@@ -226,6 +272,25 @@ func (p *predictor) reconcile() {
 	for len(p.pending) > 0 {
 		g := p.pending[0]
 		ch, _ := p.model.Cell(g.y, g.x)
+		if g.erase {
+			// Confirmed once the cell is blank and the cursor back on
+			// it; the row left is a wrong guess.
+			if cy != g.y {
+				p.stats.wrong++
+				p.newEpoch()
+				break
+			}
+			// Or the key typed after it is there already.
+			nextThere := len(p.pending) > 1 && !p.pending[1].erase && p.pending[1].x == g.x &&
+				ch == p.pending[1].ch && ch != g.before
+			if (ch == "" || ch == " ") && cx <= g.x || nextThere {
+				p.pending = p.pending[1:]
+				p.confirmed = true
+				p.stats.confirmed++
+				continue
+			}
+			break
+		}
 		moved := cy != g.y || cx > g.x
 		if ch == g.ch && (g.before != g.ch || moved) {
 			p.pending = p.pending[1:]
@@ -282,17 +347,23 @@ func (p *predictor) render(out []byte) []byte {
 	}
 	cy, _ := p.model.Cursor()
 	for _, g := range p.pending {
-		text, w := p.model.Cell(g.y, g.x)
+		_, w := p.model.Cell(g.y, g.x)
 		uri, id := p.model.CellLink(g.y, g.x)
-		if g.y != cy || w != 1 || (text != "" && text != " ") || (uri != "" && id == "") {
-			// Only over a blank cell on the cursor's row, which undo
+		if g.y != cy || w != 1 || (uri != "" && id == "") {
+			// Only over a narrow cell on the cursor's row, which undo
 			// paints again exactly.
 			break
 		}
 		out = cha(out, g.x)
-		// Underlined, outside any link the program has open.
-		out = append(out, "\x1b[0;4m\x1b]8;;\x1b\\"...)
-		out = append(out, g.ch...)
+		if g.erase {
+			// A blank, with the cell's own attributes.
+			out = p.model.AppendCellPen(out, g.y, g.x)
+			out = append(out, ' ')
+		} else {
+			// Underlined, outside any link the program has open.
+			out = append(out, "\x1b[0;4m\x1b]8;;\x1b\\"...)
+			out = append(out, g.ch...)
+		}
 		p.shown = append(p.shown, g)
 	}
 	if len(p.shown) == 0 {

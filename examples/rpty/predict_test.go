@@ -247,3 +247,38 @@ func TestPredictorTakesBackGuessesWhenStopped(t *testing.T) {
 	r.program("\x1b[?25h")
 	r.requireExact("after stopping")
 }
+
+func TestPredictorShowsBackspaceAtOnce(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("$ ")
+	r.typeKeys("l")
+	r.program("l")
+	r.typeKeys("s")
+	r.program("s")
+	r.typeKeys("\x7f")
+	if got, _ := r.shownAt(0, 3); got != " " {
+		t.Fatalf("backspace: cell 0,3 shows %q, want it blank at once", got)
+	}
+	if y, x := r.term.Cursor(); y != 0 || x != 3 {
+		t.Fatalf("backspace: cursor at %d,%d, want 0,3", y, x)
+	}
+	r.program("\b \b") // how readline erases
+	r.requireExact("after the backspace's echo")
+	// Backspace and a new key at once, echoed in one piece.
+	r.typeKeys("\x7fx")
+	if got, ul := r.shownAt(0, 2); got != "x" || !ul {
+		t.Fatalf("backspace then x: cell 0,2 shows %q (underlined %v), want an underlined x", got, ul)
+	}
+	r.program("\b\x1b[Kx")
+	r.requireExact("after backspace and a key")
+	// Nothing to take before the prompt's end: no guess.
+	r.typeKeys("\x7f")
+	r.program("\b\x1b[K")
+	r.typeKeys("\x7f")
+	r.requireExact("backspace at the prompt")
+	r.program("\a")
+	r.requireExact("after the bell")
+	if r.p.stats.wrong != 0 || r.p.stats.stale != 0 {
+		t.Errorf("wrong %d, stale %d, want none", r.p.stats.wrong, r.p.stats.stale)
+	}
+}

@@ -249,6 +249,8 @@ func TestCLIPredictiveEcho(t *testing.T) {
 	if p50 := pct(latB, 0.5); p50 < rtt*8/10 {
 		t.Errorf("not predicting: keystroke to glyph p50 %s, want about the round trip (%s)", p50, rtt)
 	}
+	// Backspace (predicted too) and the same keys again.
+	both(func(p *tmuxPane) { p.typeSlowly("\x7f\x7f\x7fime", 40*time.Millisecond) }, a, b)
 	both(func(p *tmuxPane) {
 		p.typeIn("\r")
 		p.waitFor("the command's output", hasRow("a-line-typed-at-the-prompt"))

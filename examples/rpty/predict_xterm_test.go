@@ -59,6 +59,9 @@ func TestPredictorLeavesXtermJSAsTheProgramDrew(t *testing.T) {
 	r.typeKeys("\x7f")
 	r.program("x\b\x1b[K")
 	checkpoint("a backspaced guess")
+	r.typeKeys("\x7f")
+	r.program("\b \b")
+	checkpoint("a backspace echoed")
 	r.typeKeys("\r")
 	r.program("\r\n")
 
