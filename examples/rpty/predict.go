@@ -79,7 +79,10 @@ type predictor struct {
 	confirmed bool    // the program confirmed one of this epoch's guesses
 	shift     int     // cursor keys typed since the last guess, as columns
 	shown     []guess // what is drawn on the terminal now
-	stats     predictStats
+	// moved says the terminal's cursor was moved off the model's by
+	// cursor keys, with no guess shown.
+	moved bool
+	stats predictStats
 }
 
 func newPredictor(mode predictMode, threshold time.Duration, rows, cols int, rtt func() time.Duration) *predictor {
@@ -342,7 +345,18 @@ func (p *predictor) resize(rows, cols int) []byte {
 // render appends the bytes that draw the guesses to show and notes them as
 // shown. The terminal's cursor and pen are the model's when it is called.
 func (p *predictor) render(out []byte) []byte {
-	if !p.confirmed || len(p.pending) == 0 || !p.active() {
+	if !p.confirmed || !p.active() {
+		return out
+	}
+	if len(p.pending) == 0 {
+		// Only cursor keys since the last echo: the cursor moves.
+		_, x := p.next()
+		_, cx := p.model.Cursor()
+		_, cols := p.model.Size()
+		if x = min(max(x, 0), cols-1); x != cx {
+			p.moved = true
+			out = cha(out, x)
+		}
 		return out
 	}
 	cy, _ := p.model.Cursor()
@@ -378,6 +392,11 @@ func (p *predictor) render(out []byte) []byte {
 // undo appends the bytes that take back the guesses shown: their cells
 // painted again from the model, then the model's pen and cursor column.
 func (p *predictor) undo(out []byte) []byte {
+	if p.moved {
+		p.moved = false
+		_, x := p.model.Cursor()
+		out = cha(out, x)
+	}
 	if len(p.shown) == 0 {
 		return out
 	}

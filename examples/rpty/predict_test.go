@@ -282,3 +282,26 @@ func TestPredictorShowsBackspaceAtOnce(t *testing.T) {
 		t.Errorf("wrong %d, stale %d, want none", r.p.stats.wrong, r.p.stats.stale)
 	}
 }
+
+func TestPredictorMovesTheCursorAtOnce(t *testing.T) {
+	r := newPredictRig(t, predictOn)
+	r.program("$ ")
+	r.typeKeys("a")
+	r.program("a")
+	r.typeKeys("b")
+	r.program("b")
+	r.typeKeys("\x1b[D")
+	if y, x := r.term.Cursor(); y != 0 || x != 3 {
+		t.Fatalf("left: cursor at %d,%d, want 0,3 at once", y, x)
+	}
+	r.program("\b")
+	r.requireExact("after the left key's echo")
+	r.typeKeys("\x1b[C\x1b[D\x1b[D")
+	if y, x := r.term.Cursor(); y != 0 || x != 2 {
+		t.Fatalf("right, left, left: cursor at %d,%d, want 0,2 at once", y, x)
+	}
+	// Output that is not the echo: the cursor goes back where the
+	// program has it first.
+	r.program("\a")
+	r.requireExact("after other output")
+}
