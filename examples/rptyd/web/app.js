@@ -743,9 +743,22 @@
     });
   }).observe(document.getElementById('terminal'));
 
-  // Coming back online or to the tab is a good moment to retry now.
+  // Coming back online (the browser's signal that the network changed)
+  // or to the tab is a good moment to retry now, and to give up a WebSocket
+  // still opening, whose SYN may have gone out on the old network.
   function retryNow() {
-    if (retryTimer) connect();
+    if (ended) return;
+    if (retryTimer) {
+      connect();
+      return;
+    }
+    const sock = ws;
+    if (sock && sock.readyState === WebSocket.CONNECTING && performance.now() - openedAt > OPEN_STUCK_MS) {
+      hooks.stuckOpens++;
+      ws = null;
+      sock.close();
+      connect();
+    }
   }
   window.addEventListener('online', retryNow);
   // Leaving the page hangs up (a page kept in the back/forward cache would
