@@ -5,8 +5,11 @@ package client_test
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/xerrors"
 
 	"github.com/reconnectingpty/reconnectingpty"
 	"github.com/reconnectingpty/reconnectingpty/client"
@@ -142,4 +145,68 @@ func linkFlap(t *testing.T, watch bool) time.Duration {
 	live := time.Since(up)
 	t.Logf("watch %v: output back %s after the link came up", watch, live.Round(time.Millisecond))
 	return live
+}
+
+// TestNetworkWatchEndsWithClose: the rtnetlink watch a reconnecting client
+// holds is closed, and its goroutine waited for, when the client is closed
+// in the middle of reconnecting (leakcheck then finds nothing left).
+func TestNetworkWatchEndsWithClose(t *testing.T) {
+	pd := newPipeDialer(t)
+	var mu sync.Mutex
+	var first net.Conn
+	opened, stopped := 0, 0
+	reconnecting := make(chan struct{}, 10)
+	opts := client.Options{
+		MinBackoff: time.Minute,
+		MaxBackoff: time.Minute,
+		OnState: func(ev client.Event) {
+			if ev.State == client.StateReconnecting {
+				reconnecting <- struct{}{}
+			}
+		},
+	}
+	client.SetNetworkWatch(&opts, func() (<-chan struct{}, func(), error) {
+		changed, stop, err := client.WatchNetwork()
+		if err != nil {
+			return nil, nil, err
+		}
+		mu.Lock()
+		opened++
+		mu.Unlock()
+		return changed, func() {
+			stop()
+			mu.Lock()
+			stopped++
+			mu.Unlock()
+		}, nil
+	})
+	dial := func(ctx context.Context) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil {
+			return nil, xerrors.New("no more connections")
+		}
+		c, err := pd.dial(ctx)
+		first = c
+		return c, err
+	}
+	c, err := client.Dial(context.Background(), dial, reconnectingpty.Init{Height: 24, Width: 80, Command: shellCommand}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := readOutput(c)
+	mu.Lock()
+	_ = first.Close()
+	mu.Unlock()
+	select {
+	case <-reconnecting:
+	case <-time.After(waitTimeout):
+		t.Fatal("the client did not start to reconnect")
+	}
+	closeClient(t, c, out)
+	mu.Lock()
+	defer mu.Unlock()
+	if opened != 1 || stopped != 1 {
+		t.Errorf("network watch opened %d times and stopped %d times, want once each", opened, stopped)
+	}
 }
