@@ -492,6 +492,7 @@
 
     sock.onopen = () => {
       stopProbing();
+      fromProbe = false;
       wsOpened.push(performance.now());
       opened = true;
       attempt = 0;
