@@ -205,7 +205,7 @@ func Dial(ctx context.Context, dial DialFunc, init reconnectingpty.Init, opts Op
 	}
 	c.offset = init.Offset
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	conn, done, err := c.connect(ctx, c.resumeInit(init))
+	conn, done, err := c.connect(ctx, c.resumeInit(init), nil)
 	if err != nil {
 		c.cancel()
 		return nil, err

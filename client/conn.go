@@ -39,17 +39,25 @@ func (c *Client) resumeInit(init reconnectingpty.Init) reconnectingpty.Init {
 // once. A dial whose SYN was lost in an outage waits for the kernel's next
 // retransmission (1, 2, 4 s... apart); a fresh attempt every second means
 // that one goes out within a second of the network's return.
+//
+// A signal that the network changed (netChanged, see watchNetwork) starts
+// an attempt at once, giving up the oldest pending one if need be (its
+// SYN may have gone out on a path that no longer exists), at most every
+// kickSpacing so that a burst of changes costs one dial.
 const (
 	redialEvery     = time.Second
 	maxDialAttempts = 4
+	kickSpacing     = 100 * time.Millisecond
 )
 
 // connect dials and sends init, racing attempts (see redialEvery): the
 // first to connect wins, the others are cancelled. ctx bounds the dials
 // only. The dial function's context lives on with the connection until
-// done is called (see DialFunc).
-func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (net.Conn, context.CancelFunc, error) {
+// done is called (see DialFunc). netChanged, if not nil, signals a
+// network change.
+func (c *Client) connect(ctx context.Context, init reconnectingpty.Init, netChanged <-chan struct{}) (net.Conn, context.CancelFunc, error) {
 	type result struct {
+		id   int
 		conn net.Conn
 		done context.CancelFunc
 		err  error
@@ -57,26 +65,46 @@ func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (net.Co
 	raceCtx, stopRace := context.WithCancel(ctx)
 	defer stopRace()
 	results := make(chan result)
-	pending := 0
+	// The pending attempts, oldest first; kicked: given up for a newer
+	// one on a network change, so its error says nothing.
+	type attempt struct {
+		id     int
+		cancel context.CancelFunc
+		kicked bool
+	}
+	var pending []*attempt
+	nextID := 0
 	start := func() {
-		pending++
+		id := nextID
+		nextID++
+		attemptCtx, cancel := context.WithCancel(raceCtx)
+		pending = append(pending, &attempt{id: id, cancel: cancel})
 		go func() {
-			conn, done, err := c.connectOnce(raceCtx, init)
-			results <- result{conn, done, err}
+			conn, done, err := c.connectOnce(attemptCtx, init)
+			results <- result{id, conn, done, err}
 		}()
 	}
 	start()
 	tick := time.NewTicker(redialEvery)
 	defer tick.Stop()
+	var lastKick time.Time
 	var won *result
 	var firstErr error
-	for pending > 0 {
+	for len(pending) > 0 {
 		select {
 		case r := <-results:
-			pending--
+			kicked := false
+			for i, a := range pending {
+				if a.id == r.id {
+					a.cancel()
+					kicked = a.kicked
+					pending = append(pending[:i], pending[i+1:]...)
+					break
+				}
+			}
 			switch {
 			case r.err != nil:
-				if firstErr == nil {
+				if firstErr == nil && !kicked {
 					firstErr = r.err
 				}
 			case won == nil:
@@ -87,13 +115,34 @@ func (c *Client) connect(ctx context.Context, init reconnectingpty.Init) (net.Co
 				r.done()
 			}
 		case <-tick.C:
-			if won == nil && pending < maxDialAttempts {
+			if won == nil && len(pending) < maxDialAttempts {
 				start()
 			}
+		case <-netChanged:
+			if won != nil || time.Since(lastKick) < kickSpacing {
+				continue
+			}
+			lastKick = time.Now()
+			if len(pending) >= maxDialAttempts {
+				// Its result still comes, as a cancelled dial.
+				for _, a := range pending {
+					if !a.kicked {
+						a.kicked = true
+						a.cancel()
+						break
+					}
+				}
+			}
+			start()
+			tick.Reset(redialEvery)
 		}
 	}
 	if won != nil {
 		return won.conn, won.done, nil
+	}
+	if firstErr == nil {
+		// Only when every attempt was given up, which the newest never is.
+		firstErr = xerrors.New("dial: every attempt was given up")
 	}
 	return nil, nil, firstErr
 }
@@ -183,6 +232,20 @@ func (c *Client) run(conn net.Conn, done context.CancelFunc, gen uint64) {
 // MaxAttempts is used up; in the last two cases it finishes the client and
 // returns nil.
 func (c *Client) reconnect(failures *int, why error) (net.Conn, context.CancelFunc, uint64) {
+	// Where the platform tells of network changes (Linux: rtnetlink), one
+	// means the path may be back: redial at once. Without it the redial
+	// interval (MaxBackoff, redialEvery) bounds the wait.
+	var netChanged <-chan struct{}
+	if !c.opts.DisableNetworkWatch {
+		watch := watchNetwork
+		if c.opts.watchNetwork != nil {
+			watch = c.opts.watchNetwork
+		}
+		if ch, stop, err := watch(); err == nil {
+			netChanged = ch
+			defer stop()
+		}
+	}
 	for {
 		if c.opts.MaxAttempts > 0 && *failures >= c.opts.MaxAttempts {
 			c.finish(xerrors.Errorf("reconnect: gave up after %d attempts without output: %w", *failures, why))
@@ -198,11 +261,14 @@ func (c *Client) reconnect(failures *int, why error) (net.Conn, context.CancelFu
 			c.finish(ErrClosed)
 			return nil, nil, 0
 		case <-t.C:
+		case <-netChanged:
+			// The path may be back: no reason to wait out the backoff.
+			t.Stop()
 		}
 		c.mu.Lock()
 		init, gen := c.init, c.sizeGen
 		c.mu.Unlock()
-		conn, done, err := c.connect(c.ctx, c.resumeInit(init))
+		conn, done, err := c.connect(c.ctx, c.resumeInit(init), netChanged)
 		if err != nil {
 			if c.ctx.Err() != nil {
 				c.finish(ErrClosed)

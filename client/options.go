@@ -66,6 +66,15 @@ type Options struct {
 	// link extension too (docs/network.md). Default: 5 s; -1 leaves the
 	// socket alone.
 	TCPUserTimeout time.Duration
+	// DisableNetworkWatch stops the Client from listening, while it
+	// reconnects, for the platform's signal that the network changed
+	// (Linux: rtnetlink link, address and route messages), on which it
+	// redials at once instead of waiting out the redial interval.
+	DisableNetworkWatch bool
+
+	// watchNetwork replaces the platform's watchNetwork, for tests that
+	// watch a network namespace of their own.
+	watchNetwork func() (changed <-chan struct{}, stop func(), err error)
 }
 
 func (o Options) withDefaults() Options {

@@ -41,7 +41,8 @@ const statusCatchingUp websocket.StatusCode = 4001
 
 // newHTTPHandler serves the web terminal on / (its page and vendored
 // scripts), its WebSocket bridge on /ws, the session list and close on
-// /sessions (see sessionsAPI), and the Prometheus metrics of reg on
+// /sessions (see sessionsAPI), the page's probe of the path on /alive, and
+// the Prometheus metrics of reg on
 // /metrics. The paths the page uses are relative, so the handler also
 // works mounted under a prefix with http.StripPrefix.
 //
@@ -59,6 +60,7 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	api := &sessionsAPI{srv: srv, logger: logger.Named("sessions")}
 	mux.HandleFunc("GET /sessions", api.list)
 	mux.HandleFunc("DELETE /sessions/{id}", api.close)
+	mux.HandleFunc("GET /alive", alive)
 	web, err := fs.Sub(webFiles, "web")
 	if err != nil {
 		// fs.Sub fails only on an invalid path name, which "web" is not.
@@ -66,6 +68,16 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	}
 	mux.Handle("/", staticHeaders(http.FileServerFS(web)))
 	return mux
+}
+
+// alive answers the page's probe of the path while it reconnects
+// (app.js, PROBE_PATH): an empty 204, never cached, on a connection that is
+// closed after it, so that the next probe opens a fresh one rather than
+// reuse a connection that may have died since.
+func alive(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Connection", "close")
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // staticHeaders adds the headers the page wants: a content security policy

@@ -405,6 +405,15 @@ func TestWebPageAndMetrics(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, "rptyd_") {
 		t.Errorf("metrics: %s, no rptyd_ metric in:\n%s", resp.Status, body)
 	}
+
+	// The page's probe of the path while it reconnects: empty, never
+	// cached, and on a connection of its own (a pooled one may have died
+	// with the path).
+	resp, body = get("alive")
+	if resp.StatusCode != http.StatusNoContent || body != "" || !resp.Close || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("alive: %s, body %q, close %v, Cache-Control %q; want an empty 204, no-store, Connection: close",
+			resp.Status, body, resp.Close, resp.Header.Get("Cache-Control"))
+	}
 }
 
 func TestWebSocketBridge(t *testing.T) {

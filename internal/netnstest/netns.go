@@ -138,5 +138,12 @@ func (ns *NS) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	return c, err
 }
 
+// Run runs a command (ip, nft...) inside the namespace.
+func (ns *NS) Run(args ...string) error { return ns.run(args...) }
+
+// Do runs f on a thread inside the namespace: sockets it opens (a
+// listener, a dial, an rtnetlink subscription) belong to the namespace.
+func (ns *NS) Do(f func()) error { return ns.do(f) }
+
 // Name is the namespace's name, for ip netns exec.
 func (ns *NS) Name() string { return ns.name }

@@ -23,6 +23,31 @@
   // nothing before it is taken for dead.
   const HEARTBEAT_MS = 1000;
   const LINK_TIMEOUT_MS = 3000;
+  // While reconnecting, the page also asks the daemon whether the path is
+  // back, with a small HTTP request (PROBE_PATH) every PROBE_EVERY_MS,
+  // given up after PROBE_TIMEOUT_MS. A WebSocket opened over a dead path
+  // is stuck until the kernel's next SYN retransmission (1, 3, 7, 15 s...
+  // after it began), and the browser opens one WebSocket to a host at a
+  // time; new WebSockets cannot be the probe, since chromium delays every
+  // new one by up to 5 s once a page has had many fail
+  // (services/network/websocket_throttler.cc). When a probe is answered
+  // and the WebSocket has been opening longer than OPEN_STUCK_MS (plus
+  // four round trips; a healthy handshake takes a few), it is given up
+  // and a new one opened at once.
+  const PROBE_PATH = 'alive';
+  const PROBE_EVERY_MS = 250;
+  const PROBE_TIMEOUT_MS = 500;
+  const OPEN_STUCK_MS = 1000;
+  // Before the path is known to be back, a WebSocket opening for
+  // REOPEN_MS (its SYN and the kernel's first retransmission, 1 s later)
+  // is also replaced, for a new SYN every second, as long as chromium's
+  // throttle stays small: it delays a new WebSocket by 1-5 s times
+  // 2^(pending + failed/(succeeded+1)) / 2^16, counting the last 2-4
+  // minutes, so the page keeps its own count and replaces only while the
+  // exponent stays at most THROTTLE_EXP (a delay under 40 ms).
+  const REOPEN_MS = 2000;
+  const THROTTLE_WINDOW_MS = 4 * 60 * 1000;
+  const THROTTLE_EXP = 9;
   // The most input kept for the program while disconnected.
   const MAX_UNACKED = 1 << 20;
   // Flow control watermarks, in bytes handed to xterm.js but not yet
@@ -87,6 +112,18 @@
   let ws = null;
   let attempt = 0;
   let retryTimer = 0;
+  // Probing the path: from a lost (or failed) connection until the next
+  // one opens. shortcut: a probe's answer may cut the backoff short (not
+  // when the connection that failed was itself opened on an answer).
+  let probeTimer = 0;
+  let probeSeq = 0;
+  let shortcut = true;
+  let fromProbe = false;
+  let openedAt = 0;
+  // When this page's WebSockets failed (closed before they opened) and
+  // opened, over the throttle's window.
+  const wsFailed = [];
+  const wsOpened = [];
   let state = '';
   let ended = false;
   // The size the server knows, so a resize is sent only when it changes.
@@ -148,6 +185,9 @@
     // The link extension: whether the current server has it, the last
     // heartbeat's round trip in ms, connections left for dead.
     link: null, rtt: 0, deadLinks: 0,
+    // Probes of the path sent while reconnecting, and answered; opening
+    // WebSockets given up for a new one on an answer.
+    probes: 0, probeAnswers: 0, stuckOpens: 0, reopens: 0,
     predict: predict,
   };
   Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
@@ -347,10 +387,12 @@
     term.write(EMPTY, () => term.reset());
   }
 
-  function connect() {
+  function connect(onAnswer) {
     clearTimeout(retryTimer);
     retryTimer = 0;
     if (ended) return;
+    fromProbe = onAnswer === true;
+    openedAt = performance.now();
     if (attempt > 0) setState('reconnecting', 'reconnecting…');
     // The init carries this size; remember it for the open.
     const rows = term.rows;
@@ -442,12 +484,16 @@
       console.error('rptyd: resume header: ' + why);
       offset = null;
       ws = null;
+      stopProbing();
       sock.close(1000, 'bad resume header');
       setState('error', 'error: the server sent a resume header the page cannot use (' + why + '); reload to start over');
       return false;
     }
 
     sock.onopen = () => {
+      stopProbing();
+      fromProbe = false;
+      wsOpened.push(performance.now());
       opened = true;
       attempt = 0;
       hooks.connects++;
@@ -528,6 +574,7 @@
       send({ ping: pingSeq });
     }, HEARTBEAT_MS);
     sock.onclose = (ev) => {
+      if (!opened) wsFailed.push(performance.now());
       if (ws !== sock) return;
       ws = null;
       if (!opened) {
@@ -556,6 +603,7 @@
       .then((res) => (res.status === 400 ? res.text() : null))
       .then((msg) => {
         if (msg !== null) {
+          stopProbing();
           setState('error', 'error: ' + msg.trim());
         } else {
           scheduleReconnect();
@@ -571,12 +619,77 @@
     const cap = Math.min(MAX_DELAY_MS, MIN_DELAY_MS * Math.pow(2, attempt));
     const delay = cap / 2 + Math.random() * cap / 2;
     attempt++;
+    shortcut = !fromProbe;
     setState('reconnecting', 'reconnecting in ' + Math.ceil(delay / 1000) + 's…');
     retryTimer = setTimeout(connect, delay);
+    if (!probeTimer) probeTimer = setInterval(probe, PROBE_EVERY_MS);
+  }
+
+  // probe asks the daemon whether the path is back; any answer (a 404
+  // from an embedder without the endpoint included) says it is. Each
+  // probe is given up soon: one whose SYN was lost would wait seconds for
+  // its retransmission, while the next probe's SYN may get through.
+  // chromium keeps a connection attempt going after its request is given
+  // up, up to six per host and kind of request (until it connects, or
+  // for 60 s), so alternating requests with and without credentials
+  // doubles the attempts in flight.
+  function probe() {
+    reopenIfStuck();
+    hooks.probes++;
+    probeSeq++;
+    fetch(PROBE_PATH, {
+      cache: 'no-store',
+      credentials: probeSeq % 2 === 0 ? 'same-origin' : 'omit',
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+    }).then(pathAnswered, () => {});
+  }
+
+  // pathAnswered: the daemon answered a probe, so the path is back. A
+  // reconnection waiting out its backoff goes now; a WebSocket stuck
+  // opening is given up for a new one.
+  function pathAnswered() {
+    if (!probeTimer || ended) return;
+    hooks.probeAnswers++;
+    if (retryTimer) {
+      if (shortcut) connect(true);
+      return;
+    }
+    const sock = ws;
+    if (sock && sock.readyState === WebSocket.CONNECTING &&
+        performance.now() - openedAt > OPEN_STUCK_MS + 4 * hooks.rtt) {
+      hooks.stuckOpens++;
+      ws = null;
+      sock.close();
+      connect(true);
+    }
+  }
+
+  // reopenIfStuck replaces a WebSocket opening for REOPEN_MS while the
+  // browser's throttle allows (see THROTTLE_EXP).
+  function reopenIfStuck() {
+    const sock = ws;
+    if (!sock || sock.readyState !== WebSocket.CONNECTING || ended) return;
+    const now = performance.now();
+    if (now - openedAt < REOPEN_MS) return;
+    for (const l of [wsFailed, wsOpened]) {
+      while (l.length > 0 && now - l[0] > THROTTLE_WINDOW_MS) l.shift();
+    }
+    // This one fails when closed, and the new one is pending.
+    if (1 + Math.floor((wsFailed.length + 1) / (wsOpened.length + 1)) > THROTTLE_EXP) return;
+    hooks.reopens++;
+    ws = null;
+    sock.close();
+    connect(fromProbe);
+  }
+
+  function stopProbing() {
+    clearInterval(probeTimer);
+    probeTimer = 0;
   }
 
   function sessionEnded() {
     ended = true;
+    stopProbing();
     setState('ended', 'session ended — press Enter for a new one');
     // Dim note, cursor hidden: nothing here takes input any more. The
     // reset before the next session brings the cursor back.
@@ -631,15 +744,29 @@
     });
   }).observe(document.getElementById('terminal'));
 
-  // Coming back online or to the tab is a good moment to retry now.
+  // Coming back online (the browser's signal that the network changed)
+  // or to the tab is a good moment to retry now, and to give up a WebSocket
+  // still opening, whose SYN may have gone out on the old network.
   function retryNow() {
-    if (retryTimer) connect();
+    if (ended) return;
+    if (retryTimer) {
+      connect();
+      return;
+    }
+    const sock = ws;
+    if (sock && sock.readyState === WebSocket.CONNECTING && performance.now() - openedAt > OPEN_STUCK_MS) {
+      hooks.stuckOpens++;
+      ws = null;
+      sock.close();
+      connect();
+    }
   }
   window.addEventListener('online', retryNow);
   // Leaving the page hangs up (a page kept in the back/forward cache would
   // otherwise stay attached, and counted, while nobody sees it); coming
   // back to it reconnects.
   window.addEventListener('pagehide', () => {
+    stopProbing();
     const sock = ws;
     ws = null;
     if (sock) sock.close(1000);
