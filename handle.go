@@ -167,19 +167,31 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {
-		var v any
-		loaded := true
-		if readOnly {
-			v, loaded = s.sessions.Load(init.ID)
-			if !loaded {
-				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+		v, loaded := s.sessions.Load(init.ID)
+		if !loaded {
+			// Sessions an upgrade handed over are all registered
+			// before the server serves; one not found may still be
+			// among them only while they are being restored.
+			if !s.waitRestored() {
+				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, ErrServerClosed
 			}
-		} else {
-			v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+			if readOnly {
+				v, loaded = s.sessions.Load(init.ID)
+				if !loaded {
+					return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+				}
+			} else {
+				v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+			}
 		}
 		sess := v.(*session)
 		if !loaded {
 			s.startSession(sess, init, backend, req.height, req.width, logger)
+		}
+		if sess.restoreNow != nil {
+			// Handed over and perhaps not rebuilt yet: rather than
+			// wait for its turn, rebuild it now.
+			sess.restoreNow()
 		}
 		<-sess.ready
 		if sess.err != nil {

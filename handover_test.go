@@ -173,3 +173,26 @@ func TestHandedOverInputIsNotTakenTwice(t *testing.T) {
 		t.Fatalf("the program got %q, want abcdef: resent input taken twice or lost", written)
 	}
 }
+
+// The state an upgrade writes into its mapped memory file is byte for byte
+// the one encodeHandover writes, and reads back the same.
+func TestMappedHandoverStateIsTheEncodedOne(t *testing.T) {
+	st := testHandoverState()
+	want := encoded(t, st)
+	meta, blobs, err := describeHandover(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := make([]byte, encodedHandoverSize(meta, blobs))
+	encodeHandoverMapped(mem, meta, blobs)
+	if !bytes.Equal(mem, want) {
+		t.Fatalf("mapped state differs from the encoded one:\n%q\n%q", mem, want)
+	}
+	got, err := decodeHandoverBytes(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Sessions[1].VT.Snapshot, st.Sessions[1].VT.Snapshot) || !bytes.Equal(got.Sessions[0].Ring.Held, st.Sessions[0].Ring.Held) {
+		t.Fatalf("read back %+v, want %+v", got.Sessions, st.Sessions)
+	}
+}
