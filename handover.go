@@ -83,6 +83,11 @@ type sessionState struct {
 	CloseDetail string
 	Ring        ringState
 	VT          *vtState // vt only
+	// Screen is a screen session's (whose PTY is its gate's
+	// descriptor). Added with no version change: a reader that does not
+	// know it refuses the backend, and so the state, and ends the
+	// sessions cleanly.
+	Screen *screenState
 	// Inputs is, per link ID, how much of that client's input the program
 	// has been given (the link extension): a client resends what it was
 	// not told was taken, and the new image must drop what was. Added in

@@ -131,8 +131,11 @@ func readHandover(env handoverEnv) (st *handoverState, mapped []byte, err error)
 		if !isChild(s.PID) {
 			return nil, nil, xerrors.Errorf("session %s: process %d is not a child of this process", s.ID, s.PID)
 		}
-		if s.Backend != BackendBuffered && s.Backend != BackendVT {
+		if s.Backend != BackendBuffered && s.Backend != BackendVT && s.Backend != BackendScreen {
 			return nil, nil, xerrors.Errorf("session %s: backend %q cannot be handed over", s.ID, s.Backend)
+		}
+		if s.Backend == BackendScreen && s.Screen == nil {
+			return nil, nil, xerrors.Errorf("session %s: a screen session without its state", s.ID)
 		}
 		if s.Backend == BackendVT && s.VT == nil {
 			return nil, nil, xerrors.Errorf("session %s: a vt session without its terminal", s.ID)
@@ -371,6 +374,28 @@ func (s *Server) parseRestored(gs []*vtGreeting) {
 func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *vtGreeting {
 	logger := s.logger.With(slog.F("session_id", s.logID(st.ID)))
 	sess.logger = logger
+	s.mu.Lock()
+	s.live++
+	s.restored++
+	s.wg.Add(1) // done by sess.ended
+	s.mu.Unlock()
+	onDone := func() {
+		s.mu.Lock()
+		s.restored--
+		s.mu.Unlock()
+		sess.ended()
+	}
+	if st.Backend == BackendScreen {
+		// (FindProcess does not fail for a PID on Linux: the check that
+		// the daemon is a child was made when the state was read.)
+		sc, _ := s.screen.restoreScreen(st.Screen, st.PID, ptmx, logger, onDone)
+		if !st.LastOutput.IsZero() {
+			sc.last.Store(st.LastOutput.UnixNano())
+		}
+		sess.ownDisplays = true
+		s.restoreCommon(sess, st, sc)
+		return nil
+	}
 	// FindProcess opens a pidfd for a child that is still ours: waiting
 	// for it works as for one this image started.
 	proc, _ := os.FindProcess(st.PID)
@@ -380,17 +405,7 @@ func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *
 		vg = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
 		g = vg
 	}
-	s.mu.Lock()
-	s.live++
-	s.restored++
-	s.wg.Add(1) // done by sess.ended
-	s.mu.Unlock()
-	ps := newPTYSession(s, st.Backend, g, ptmx, proc, logger, func() {
-		s.mu.Lock()
-		s.restored--
-		s.mu.Unlock()
-		sess.ended()
-	})
+	ps := newPTYSession(s, st.Backend, g, ptmx, proc, logger, onDone)
 	ps.reattached = make(chan struct{})
 	ps.ring.restore(st.Ring.Total, st.Ring.Held)
 	if !st.LastOutput.IsZero() {
@@ -399,7 +414,20 @@ func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *
 	// (The terminal was made at its size: no resize, which would parse
 	// the snapshot now.)
 	ps.startReading() // nobody is owed the first bytes
-	sess.rpty = ps
+	s.restoreCommon(sess, st, ps)
+	ps.start()
+	logger.Debug(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
+		slog.F("pid", st.PID), slog.F("height", st.Height), slog.F("width", st.Width), slog.F("output_offset", st.Ring.Total))
+	if st.Closing {
+		ps.close(disconnect{reason: st.CloseReason, detail: st.CloseDetail})
+	}
+	return vg
+}
+
+// restoreCommon gives a restored session what is the same for every
+// backend, and makes it ready.
+func (s *Server) restoreCommon(sess *session, st sessionState, r rpty) {
+	sess.rpty = r
 	sess.started = st.Started
 	sess.backend = st.Backend
 	sess.command = st.Command
@@ -417,16 +445,9 @@ func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *
 	sess.mu.Unlock()
 	s.metrics.sessionStarted(sess.backend)
 	sess.stopShutdown = afterFunc(s.ctx, func() {
-		ps.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
+		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
 	})
 	close(sess.ready)
-	ps.start()
-	logger.Debug(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
-		slog.F("pid", st.PID), slog.F("height", st.Height), slog.F("width", st.Width), slog.F("output_offset", st.Ring.Total))
-	if st.Closing {
-		ps.close(disconnect{reason: st.CloseReason, detail: st.CloseDetail})
-	}
-	return vg
 }
 
 // restore makes the ring hold held as the last of total bytes written.

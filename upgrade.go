@@ -54,10 +54,19 @@ type upgradeRun struct {
 
 // carried is one session an upgrade is taking along.
 type carried struct {
-	sess  *session
-	ps    *ptySession
-	pause *readerPause
-	fd    int // the PTY master's descriptor, inheritable
+	sess   *session
+	ps     *ptySession    // in-process sessions
+	screen *screenSession // or screen's
+	pause  *readerPause
+	fd     int // the PTY master's (screen: the gate's) descriptor, inheritable
+}
+
+// pid is the carried session's process: its program's, or screen's daemon.
+func (c carried) pid() int {
+	if c.screen != nil {
+		return c.screen.pid()
+	}
+	return c.ps.pid()
 }
 
 // Upgrade hands every live session to a new program image in this same
@@ -76,7 +85,6 @@ type carried struct {
 // serves again exactly as before: the same sessions, the same listeners;
 // only the connections were closed, and their clients reconnect.
 //
-// Screen sessions are not carried: while one lives, Upgrade refuses.
 // Nothing else in the process may start children while Upgrade runs: they
 // would inherit the sessions' terminals.
 func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
@@ -134,23 +142,6 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 
 // upgradable refuses an upgrade that would lose sessions.
 func (s *Server) upgradable() error {
-	var err error
-	s.sessions.Range(func(_, v any) bool {
-		sess := v.(*session)
-		select {
-		case <-sess.ready:
-		default:
-			return true
-		}
-		if _, ok := sess.rpty.(*screenSession); ok && sess.err == nil {
-			err = xerrors.Errorf("upgrade: session %s runs on screen, which an upgrade does not carry yet", s.logID(sess.id))
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.restored > 0 && (s.starter == nil || !s.starter.onMain) {
@@ -260,6 +251,13 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 			return true // refused: it was to start after the upgrade began
 		}
 		if sess.err != nil {
+			return true
+		}
+		if sc, ok := sess.rpty.(*screenSession); ok {
+			// Its daemon holds the program's output: nothing to
+			// quiesce here.
+			sess.freeze()
+			up.carried = append(up.carried, carried{sess: sess, screen: sc, fd: -1})
 			return true
 		}
 		ps, ok := sess.rpty.(*ptySession)
@@ -391,11 +389,30 @@ func (up *upgrade) writeState() error {
 	states := make([]taken, len(up.carried))
 	onEveryCPU(len(up.carried), func(i int) {
 		t := &states[i]
-		ps := up.carried[i].ps
-		t.ring, t.vt, t.ended = ps.state(up.early[ps])
+		if ps := up.carried[i].ps; ps != nil {
+			t.ring, t.vt, t.ended = ps.state(up.early[ps])
+		}
 	})
 	kept := up.carried[:0]
 	for i, c := range up.carried {
+		if c.screen != nil {
+			scr, fd, ended, err := c.screen.screenCarry()
+			if ended || err != nil {
+				c.sess.thaw()
+				if err != nil {
+					up.carried = append(kept, up.carried[i+1:]...)
+					return xerrors.Errorf("upgrade: %w", err)
+				}
+				continue
+			}
+			c.fd = fd
+			kept = append(kept, c)
+			ss := c.sess.state(now)
+			ss.PID, ss.PTY, ss.Screen = c.screen.pid(), fd, scr
+			ss.LastOutput = c.screen.lastOutput()
+			st.Sessions = append(st.Sessions, ss)
+			continue
+		}
 		ring, vt, ended := states[i].ring, states[i].vt, states[i].ended
 		if ended {
 			// Its process is reaped already: nothing to carry.
@@ -477,7 +494,7 @@ func (up *upgrade) carryListeners(ls map[string]net.Listener) error {
 func (up *upgrade) env(env []string, now time.Time) []string {
 	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now}
 	for _, c := range up.carried {
-		h.sessions = append(h.sessions, envSession{pid: c.ps.pid(), pty: c.fd})
+		h.sessions = append(h.sessions, envSession{pid: c.pid(), pty: c.fd})
 	}
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
@@ -498,6 +515,13 @@ func (up *upgrade) undo() {
 		_ = up.state.Close()
 	}
 	for _, c := range up.carried {
+		if c.screen != nil {
+			if c.fd >= 0 {
+				c.screen.uncarry()
+			}
+			c.sess.thaw()
+			continue
+		}
 		if c.fd >= 0 {
 			_, _ = setInheritable(c.ps.ptmx, false)
 		}
