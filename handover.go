@@ -163,55 +163,13 @@ func appendHandoverHeader(dst []byte, metaLen, blobLen uint64, sum uint32) []byt
 	return binary.BigEndian.AppendUint32(dst, sum)
 }
 
-// encodeHandoverMapped lays st out in mem, which encodedHandoverSize says
-// how long it must be (the memory file, mapped): the description, then
-// the bytes copied on every CPU, then the checksum of both and the header.
-func encodeHandoverMapped(mem []byte, meta []byte, blobs [][]byte) {
-	body := mem[handoverHeaderLen:]
-	copy(body, meta)
-	offs := make([]int, len(blobs))
-	at := len(meta)
-	for i, b := range blobs {
-		offs[i] = at
-		at += len(b)
-	}
-	onEveryCPU(len(blobs), func(i int) { copy(body[offs[i]:], blobs[i]) })
-	sum := crc32.Checksum(body[:at], crcTable)
-	appendHandoverHeader(mem[:0], uint64(len(meta)), uint64(at-len(meta)), sum)
-}
-
-// encodedHandoverSize is the length of the state that meta and blobs make.
-func encodedHandoverSize(meta []byte, blobs [][]byte) int {
-	n := handoverHeaderLen + len(meta)
-	for _, b := range blobs {
-		n += len(b)
-	}
-	return n
-}
-
-// decodeHandover reads a state, refusing one of a version it does not
-// know, a truncated one and one whose checksum does not match.
-func decodeHandover(r io.Reader) (*handoverState, error) {
-	hdr := make([]byte, handoverHeaderLen)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, xerrors.Errorf("read handover state header: %w", err)
-	}
-	metaLen, blobLen, err := checkHandoverHeader(hdr)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, uint64(handoverHeaderLen)+metaLen+blobLen)
-	copy(buf, hdr)
-	if _, err := io.ReadFull(r, buf[handoverHeaderLen:]); err != nil {
-		return nil, xerrors.Errorf("read handover state (%d bytes): %w", len(buf)-handoverHeaderLen, err)
-	}
-	return decodeHandoverBytes(buf)
-}
-
 // checkHandoverHeader checks a state's header and returns the lengths of
 // its description and of its bytes.
 func checkHandoverHeader(hdr []byte) (metaLen, blobLen uint64, err error) {
-	if len(hdr) < handoverHeaderLen || string(hdr[:len(handoverMagic)]) != handoverMagic {
+	if len(hdr) < handoverHeaderLen {
+		return 0, 0, xerrors.Errorf("handover state header: %d bytes of %d: %w", len(hdr), handoverHeaderLen, io.ErrUnexpectedEOF)
+	}
+	if string(hdr[:len(handoverMagic)]) != handoverMagic {
 		return 0, 0, xerrors.New("not a handover state (bad magic)")
 	}
 	rest := hdr[len(handoverMagic):]
@@ -227,9 +185,10 @@ func checkHandoverHeader(hdr []byte) (metaLen, blobLen uint64, err error) {
 	return metaLen, blobLen, nil
 }
 
-// decodeHandoverBytes decodes a whole state held in memory (read, or the
-// memory file mapped): the sessions' output and snapshots it returns are
-// slices of buf, not copies.
+// decodeHandoverBytes decodes a whole state held in memory (the memory
+// file, mapped), refusing one of a version it does not know, a truncated
+// one and one whose checksum does not match. The sessions' output and
+// snapshots it returns are slices of buf, not copies.
 func decodeHandoverBytes(buf []byte) (*handoverState, error) {
 	metaLen, blobLen, err := checkHandoverHeader(buf)
 	if err != nil {

@@ -215,12 +215,17 @@ func (h *Handover) Close() error {
 	return nil
 }
 
-// Restore takes back the sessions an upgrade handed over, before the
-// server serves anything: the same IDs, commands, backends, processes,
-// sizes, output (offsets included, so that a resuming client gets the
-// bytes it missed), vt terminals and inactivity deadlines. Connections
-// were not carried: clients reconnect. It can be called once per
-// Handover, and only on a server that has no session yet.
+// Restore takes back the sessions an upgrade handed over: the same IDs,
+// commands, backends, processes, sizes, output (offsets included, so that
+// a resuming client gets the bytes it missed), vt terminals, screen
+// sessions and inactivity deadlines. Connections were not carried:
+// clients reconnect. Call it before Serve; it returns at once, having
+// registered every session, and rebuilds them in the background, so that
+// the server serves meanwhile: a connection to a session not rebuilt yet
+// rebuilds it first, and one naming an ID the handover does not have
+// waits until every session is back (so that no session is started
+// twice). It can be called once per Handover, and only on a server that
+// has no session yet.
 func (s *Server) Restore(ctx context.Context, h *Handover) error {
 	if h == nil {
 		return nil

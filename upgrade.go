@@ -1,6 +1,7 @@
 package reconnectingpty
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"os"
@@ -126,8 +127,6 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 			slog.F("quiesce", up.quiesced.Sub(up.disconnected).String()),
 			slog.F("write", up.written.Sub(up.quiesced).String()),
 			slog.F("write_taken", up.taken.Sub(up.quiesced).String()),
-			slog.F("write_described", up.described.Sub(up.taken).String()),
-			slog.F("write_mapped", up.mapped.Sub(up.described).String()),
 			slog.F("state_bytes", up.stateBytes),
 			slog.F("path", opts.Path),
 		}
@@ -186,9 +185,9 @@ type upgrade struct {
 
 	snapshotted, disconnected, quiesced, written time.Time
 	stateBytes                                   int64
-	// Within write: the sessions' states taken, described, the memory
-	// file mapped (the rest is copying).
-	taken, described, mapped time.Time
+	// taken is when, within write, the sessions' states were taken (the
+	// rest is encoding and writing them).
+	taken time.Time
 }
 
 // prepare does everything but the exec.
@@ -440,31 +439,21 @@ func (up *upgrade) writeState() error {
 	up.carried = kept
 	st.Written = time.Now()
 	up.taken = st.Written
-	meta, blobs, err := describeHandover(st)
-	if err != nil {
-		return xerrors.Errorf("upgrade: %w", err)
-	}
 	fd, err := unix.MemfdCreate("reconnectingpty-handover", 0) // no close-on-exec
 	if err != nil {
 		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
 	}
 	up.state, up.stateFD = os.NewFile(uintptr(fd), "reconnectingpty-handover"), fd
-	up.described = time.Now()
-	// Mapped, so that each byte is copied once, on every CPU.
-	size := encodedHandoverSize(meta, blobs)
-	if err := unix.Ftruncate(fd, int64(size)); err != nil {
-		return xerrors.Errorf("upgrade: size the state's memory file (%d bytes): %w", size, err)
+	w := bufio.NewWriterSize(up.state, 1<<20)
+	if err := encodeHandover(w, st); err != nil {
+		return xerrors.Errorf("upgrade: %w", err)
 	}
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
-	if err != nil {
-		return xerrors.Errorf("upgrade: map the state's memory file (%d bytes): %w", size, err)
+	if err := w.Flush(); err != nil {
+		return xerrors.Errorf("upgrade: write the state: %w", err)
 	}
-	up.mapped = time.Now()
-	encodeHandoverMapped(mem, meta, blobs)
-	if err := unix.Munmap(mem); err != nil {
-		return xerrors.Errorf("upgrade: unmap the state's memory file: %w", err)
+	if fi, err := up.state.Stat(); err == nil {
+		up.stateBytes = fi.Size()
 	}
-	up.stateBytes = int64(size)
 	return nil
 }
 
