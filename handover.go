@@ -237,6 +237,10 @@ type handoverEnv struct {
 	state     int
 	sessions  []envSession
 	listeners map[string]int
+	// conns are connections accepted and not served yet (see
+	// upgradeconns.go); a reader that does not know the field leaves
+	// them open, unserved.
+	conns []int
 }
 
 type envSession struct{ pid, pty int }
@@ -246,8 +250,8 @@ type envSession struct{ pid, pty int }
 var listenerName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // String is the variable's value: "v1 state=FD at=UNIXNANO
-// sessions=PID:FD,... listeners=NAME:FD,...". A reader ignores a field it
-// does not know.
+// sessions=PID:FD,... listeners=NAME:FD,... conns=FD,...". A reader
+// ignores a field it does not know.
 func (e handoverEnv) String() string {
 	var b strings.Builder
 	b.WriteString("v1 state=")
@@ -270,6 +274,15 @@ func (e handoverEnv) String() string {
 		}
 		first = false
 		b.WriteString(name + ":" + strconv.Itoa(fd))
+	}
+	if len(e.conns) > 0 {
+		b.WriteString(" conns=")
+		for i, fd := range e.conns {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(fd))
+		}
 	}
 	return b.String()
 }
@@ -318,6 +331,14 @@ func parseHandoverEnv(v string) (handoverEnv, error) {
 					return e, xerrors.Errorf("%s: listener %q: want NAME:FD", HandoverEnv, item)
 				}
 				e.listeners[name] = fd
+			}
+		case "conns":
+			for _, item := range list {
+				fd, err := strconv.Atoi(item)
+				if err != nil || fd < 0 {
+					return e, xerrors.Errorf("%s: connection %q: want FD", HandoverEnv, item)
+				}
+				e.conns = append(e.conns, fd)
 			}
 		default:
 			// A later release may add fields; this one ignores them.

@@ -86,6 +86,7 @@ func TestHandoverEnvRoundTrips(t *testing.T) {
 		execAt: time.Unix(0, 1700000000123456789), state: 3,
 		sessions:  []envSession{{pid: 100, pty: 4}, {pid: 101, pty: 5}},
 		listeners: map[string]int{"rpty": 6, "http.v2": 7},
+		conns:     []int{8, 9},
 	}
 	got, err := parseHandoverEnv(e.String() + " future=field")
 	if err != nil {
@@ -94,7 +95,7 @@ func TestHandoverEnvRoundTrips(t *testing.T) {
 	if !reflect.DeepEqual(got, e) || !got.execAt.Equal(e.execAt) {
 		t.Fatalf("parsed %+v, want %+v", got, e)
 	}
-	for _, bad := range []string{"", "v2 state=3", "v1", "v1 state=x", "v1 state=3 sessions=1", "v1 state=3 listeners=a b:4", "v1 state=3 listeners=sp ace:4"} {
+	for _, bad := range []string{"", "v2 state=3", "v1", "v1 state=x", "v1 state=3 sessions=1", "v1 state=3 listeners=a b:4", "v1 state=3 listeners=sp ace:4", "v1 state=3 conns=x"} {
 		if _, err := parseHandoverEnv(bad); err == nil {
 			t.Errorf("%q parsed; want an error", bad)
 		}

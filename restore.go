@@ -30,6 +30,10 @@ type Handover struct {
 	sessions  []sessionState
 	ptys      map[int]*os.File // by descriptor number
 	restored  bool
+	// conns are the connections the previous image had accepted and not
+	// served (see upgradeconns.go): Restore serves them, or Close closes
+	// them.
+	conns []net.Conn
 	// mapped is the state's memory, which the sessions' output and
 	// snapshots are slices of: Restore takes it (and unmaps it once every
 	// session has its copy), or Close unmaps it.
@@ -77,6 +81,15 @@ func Inherited() (*Handover, error) {
 			continue
 		}
 		h.listeners[name] = l
+	}
+	for _, fd := range env.conns {
+		unix.CloseOnExec(fd)
+		f := os.NewFile(uintptr(fd), "carried connection")
+		nc, err := net.FileConn(f)
+		_ = f.Close()
+		if err == nil {
+			h.conns = append(h.conns, nc)
+		}
 	}
 	st, mapped, err := readHandover(env)
 	if err != nil {
@@ -212,6 +225,10 @@ func (h *Handover) Close() error {
 		_ = unix.Munmap(h.mapped)
 		h.mapped = nil
 	}
+	for _, nc := range h.conns {
+		_ = nc.Close()
+	}
+	h.conns = nil
 	return nil
 }
 
@@ -257,6 +274,10 @@ func (s *Server) Restore(ctx context.Context, h *Handover) error {
 		s.logger.Warn(ctx, "reconnecting pty restore: could not run the process starter on the main thread; a further upgrade is refused while restored sessions live")
 	}
 	s.restoreInBackground(ctx, h)
+	// After the sessions are registered: their inits find them.
+	conns := h.conns
+	h.conns = nil
+	s.serveCarried(ctx, conns)
 	return nil
 }
 

@@ -227,6 +227,9 @@ func (s *Server) goServe(ctx context.Context, nc net.Conn) bool {
 		s.refuse(ctx, nc, *refused)
 		return refused.reason != DisconnectServerShutdown
 	}
+	s.mu.Lock() // an upgrade reads it under mu
+	c.fromServe = true
+	s.mu.Unlock()
 	go s.handle(ctx, c)
 	return true
 }

@@ -185,6 +185,10 @@ type upgrade struct {
 
 	snapshotted, disconnected, quiesced, written time.Time
 	stateBytes                                   int64
+	// conns are the copies of the connections carried (not served yet),
+	// and connFDs their descriptors, inheritable.
+	conns   []*os.File
+	connFDs []int
 	// taken is when, within write, the sessions' states were taken (the
 	// rest is encoding and writing them).
 	taken time.Time
@@ -234,14 +238,15 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		}
 	}
 	up.locked = true
-	if err := s.closeConnsForUpgrade(ctx); err != nil {
+	conns, err := s.closeConnsForUpgrade(ctx)
+	if err != nil {
 		return err
 	}
+	up.conns = conns
 	up.disconnected = time.Now()
 	if err := s.upgradable(); err != nil {
 		return err
 	}
-	var err error
 	s.sessions.Range(func(_, v any) bool {
 		sess := v.(*session)
 		select {
@@ -281,6 +286,13 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		return err
 	}
 	up.written = time.Now()
+	for _, f := range up.conns {
+		fd, err := setInheritable(f, true)
+		if err != nil {
+			return xerrors.Errorf("upgrade: carry a connection: %w", err)
+		}
+		up.connFDs = append(up.connFDs, fd)
+	}
 	return up.carryListeners(opts.Listeners)
 }
 
@@ -343,15 +355,24 @@ func (up *upgrade) takeEarlyStates() {
 // output and end of stream, so that its client does not reconnect and
 // start the command again; one that does not take it within a second is
 // cut off.
-func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
+//
+// A connection Serve accepted whose client has sent nothing yet is carried
+// instead (see upgradeconns.go): its socket's copy is returned, and its
+// client sees nothing.
+func (s *Server) closeConnsForUpgrade(ctx context.Context) ([]*os.File, error) {
 	d := disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}
+	taken := map[*conn]*os.File{}
 	s.mu.Lock()
 	for c := range s.conns {
+		if f, ok := takeForCarry(c); ok {
+			taken[c] = f
+		}
 		if c.end(d) {
 			c.interrupt()
 		}
 	}
 	s.mu.Unlock()
+
 	grace := time.Now().Add(time.Second)
 	for {
 		s.mu.Lock()
@@ -363,11 +384,20 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		if n == 0 {
-			return nil
+			var carried []*os.File
+			for c, f := range taken {
+				if keepCarried(c, f) {
+					carried = append(carried, f)
+				}
+			}
+			return carried, nil
 		}
 		select {
 		case <-ctx.Done():
-			return xerrors.Errorf("upgrade: wait for %d connections to close: %w", n, ctx.Err())
+			for _, f := range taken {
+				resetFile(f)
+			}
+			return nil, xerrors.Errorf("upgrade: wait for %d connections to close: %w", n, ctx.Err())
 		case <-time.After(time.Millisecond):
 		}
 	}
@@ -481,7 +511,7 @@ func (up *upgrade) carryListeners(ls map[string]net.Listener) error {
 
 // env is the new image's environment: env with HandoverEnv set.
 func (up *upgrade) env(env []string, now time.Time) []string {
-	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now}
+	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now, conns: up.connFDs}
 	for _, c := range up.carried {
 		h.sessions = append(h.sessions, envSession{pid: c.pid(), pty: c.fd})
 	}
@@ -499,6 +529,10 @@ func (up *upgrade) undo() {
 	s := up.s
 	for _, f := range up.lnFiles {
 		_ = f.Close()
+	}
+	// Their clients reconnect to this image, as the others do.
+	for _, f := range up.conns {
+		resetFile(f)
 	}
 	if up.state != nil {
 		_ = up.state.Close()

@@ -240,6 +240,40 @@ func TestUpgrade(t *testing.T) {
 		}
 	})
 
+	// A brand-new client whose connection the old image accepted and had
+	// not served yet (it sent nothing before the upgrade) is served by
+	// the new image, not reset.
+	t.Run("ConnectionNotServedYetIsCarried", func(t *testing.T) {
+		d := startDaemon(t, oldBin)
+		c := dialStream(t, d.rpty, reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80})
+		c.waitFor("a prompt", func(b []byte) bool { return len(b) > 0 })
+		quiet, err := net.Dial("tcp", d.rpty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer quiet.Close()
+		// Accepted by the old image's Serve, which waits for its init.
+		time.Sleep(300 * time.Millisecond)
+		before := d.lineCount()
+		if err := d.upgrade(newBin); err != "" {
+			t.Fatalf("upgrade: %s", err)
+		}
+		_, at := d.waitLineAt("MARKER new ", before)
+		d.waitLine("READY ", at)
+		if got := d.closes(before, at, reconnectingpty.DisconnectServerUpgrade); len(got) != 1 {
+			t.Errorf("the old image logged %d server_upgrade closes, want 1 (the attached client's)", len(got))
+		}
+		init := reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, Command: "echo carried-$((6*7))"}
+		if err := reconnectingpty.WriteInit(quiet, init); err != nil {
+			t.Fatalf("init on the carried connection: %v", err)
+		}
+		_ = quiet.SetReadDeadline(time.Now().Add(30 * time.Second))
+		out, err := io.ReadAll(quiet)
+		if !bytes.Contains(out, []byte("carried-42")) {
+			t.Fatalf("the carried connection got %q (%v), want its session's output", out, err)
+		}
+	})
+
 	t.Run("UnderConnectionChurn", func(t *testing.T) {
 		d := startDaemon(t, oldBin)
 		stop := make(chan struct{})
