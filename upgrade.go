@@ -197,13 +197,12 @@ type upgrade struct {
 // prepare does everything but the exec.
 func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	s := up.s
-	up.takeEarlyStates()
-	up.snapshotted = time.Now()
 	// Accept returns at once (a deadline in the past); Serve then waits
 	// for the upgrade's outcome. Connections arriving meanwhile wait in
 	// the backlog, for the new image. One accepted just before is served
 	// as any connection already there: closed below, and its client
-	// resumes.
+	// resumes; or carried to the new image if its client sent nothing
+	// yet (see closeConnsForUpgrade).
 	held := 0
 	for _, l := range up.listeners {
 		if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
@@ -227,6 +226,13 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		case <-time.After(100 * time.Microsecond):
 		}
 	}
+	// Serve stops accepting before the snapshots, which take a while:
+	// from the upgrade's start no session is started (see startSession),
+	// and a new client accepted meanwhile would only be refused, while in
+	// the backlog it waits for the new image. (Connections already
+	// attached are served on until the disconnect below.)
+	up.takeEarlyStates()
+	up.snapshotted = time.Now()
 	// Sessions that are starting or ending finish first (an ending one
 	// ends its connections with its own reason); none starts or ends
 	// after this.
