@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,14 @@ type conn struct {
 	onInterrupt []func()
 	// sessionEnded is set when the output ended because the session did.
 	sessionEnded bool
+
+	// fromServe is set for a connection Serve accepted (not ServeConn's),
+	// which an upgrade may carry to the new image while it has sent
+	// nothing (see upgradeconns.go); preInit counts the bytes read
+	// before the init was, and carried is set once an upgrade took it.
+	fromServe bool
+	preInit   atomic.Int64
+	carried   bool
 }
 
 // failWrite records that writing output failed. The close is not

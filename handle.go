@@ -53,9 +53,9 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	sessionEnded := c.sessionEnded
+	sessionEnded, carried := c.sessionEnded, c.carried
 	c.mu.Unlock()
-	if !sessionEnded && d.reason != DisconnectGraceful {
+	if !sessionEnded && !carried && d.reason != DisconnectGraceful {
 		// A clean EOF tells a client its session is over. Any other close
 		// (a slow consumer cut off, a protocol error) resets a TCP
 		// connection instead, so that a client reconnects rather than
@@ -73,6 +73,11 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 	s.mu.Unlock()
 	s.connCount.Add(-1)
 	s.metrics.connectionsActive.Dec()
+	if carried {
+		// Not closed for its client: the new image serves it.
+		logger.Debug(ctx, "reconnecting pty connection carried to the new image")
+		return
+	}
 	s.logClose(ctx, logger, disconnected, d)
 }
 
@@ -82,7 +87,7 @@ func (s *Server) serve(ctx context.Context, c *conn, logger slog.Logger) (discon
 	if s.cfg.InitTimeout > 0 {
 		c.setReadDeadline(time.Now().Add(s.cfg.InitTimeout))
 	}
-	init, err := ReadInit(c)
+	init, err := ReadInit(preInitReader{c})
 	s.initDone(c)
 	if err != nil {
 		s.metrics.errors.WithLabelValues(errorTypeInit).Inc()
@@ -167,19 +172,31 @@ func (s *Server) attach(c *conn, init Init, backend BackendType, req attachReque
 	// A session found just as it ends cannot be attached to; the retry
 	// starts a fresh one in its place.
 	for attempt := 0; ; attempt++ {
-		var v any
-		loaded := true
-		if readOnly {
-			v, loaded = s.sessions.Load(init.ID)
-			if !loaded {
-				return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+		v, loaded := s.sessions.Load(init.ID)
+		if !loaded {
+			// Sessions an upgrade handed over are all registered
+			// before the server serves; one not found may still be
+			// among them only while they are being restored.
+			if !s.waitRestored() {
+				return nil, disconnect{reason: DisconnectServerShutdown, detail: "server closed"}, ErrServerClosed
 			}
-		} else {
-			v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+			if readOnly {
+				v, loaded = s.sessions.Load(init.ID)
+				if !loaded {
+					return nil, disconnect{reason: DisconnectStartFailed, detail: "read-only connection: no live session with this ID"}, ErrSessionNotFound
+				}
+			} else {
+				v, loaded = s.sessions.LoadOrStore(init.ID, newSession(s, init.ID))
+			}
 		}
 		sess := v.(*session)
 		if !loaded {
 			s.startSession(sess, init, backend, req.height, req.width, logger)
+		}
+		if sess.restoreNow != nil {
+			// Handed over and perhaps not rebuilt yet: rather than
+			// wait for its turn, rebuild it now.
+			sess.restoreNow()
 		}
 		<-sess.ready
 		if sess.err != nil {

@@ -83,6 +83,11 @@ type sessionState struct {
 	CloseDetail string
 	Ring        ringState
 	VT          *vtState // vt only
+	// Screen is a screen session's (whose PTY is its gate's
+	// descriptor). Added with no version change: a reader that does not
+	// know it refuses the backend, and so the state, and ends the
+	// sessions cleanly.
+	Screen *screenState
 	// Inputs is, per link ID, how much of that client's input the program
 	// has been given (the link extension): a client resends what it was
 	// not told was taken, and the new image must drop what was. Added in
@@ -103,8 +108,28 @@ type byteRange struct{ Off, Len uint64 }
 
 // encodeHandover writes st with its header.
 func encodeHandover(w io.Writer, st *handoverState) error {
-	// The description refers to the bytes, which follow it as they are.
-	var blobs [][]byte
+	meta, blobs, err := describeHandover(st)
+	if err != nil {
+		return err
+	}
+	sum := crc32.Update(0, crcTable, meta)
+	var blobLen uint64
+	for _, b := range blobs {
+		sum = crc32.Update(sum, crcTable, b)
+		blobLen += uint64(len(b))
+	}
+	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, sum)
+	for _, b := range append([][]byte{hdr, meta}, blobs...) {
+		if _, err := w.Write(b); err != nil {
+			return xerrors.Errorf("write handover state: %w", err)
+		}
+	}
+	return nil
+}
+
+// describeHandover gob-encodes st's description, which refers to the
+// bytes (blobs, in order) by offset: they follow it as they are.
+func describeHandover(st *handoverState) (meta []byte, blobs [][]byte, err error) {
 	var at uint64
 	place := func(b []byte) byteRange {
 		r := byteRange{Off: at, Len: uint64(len(b))}
@@ -123,68 +148,72 @@ func encodeHandover(w io.Writer, st *handoverState) error {
 		}
 		desc.Sessions[i] = s
 	}
-	var meta bytes.Buffer
-	if err := gob.NewEncoder(&meta).Encode(&desc); err != nil {
-		return xerrors.Errorf("encode handover state: %w", err)
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(&desc); err != nil {
+		return nil, nil, xerrors.Errorf("encode handover state: %w", err)
 	}
-	sum := crc32.Update(0, crcTable, meta.Bytes())
-	for _, b := range blobs {
-		sum = crc32.Update(sum, crcTable, b)
-	}
-	hdr := make([]byte, 0, handoverHeaderLen)
-	hdr = append(hdr, handoverMagic...)
-	hdr = binary.BigEndian.AppendUint32(hdr, handoverVersion)
-	hdr = binary.BigEndian.AppendUint64(hdr, uint64(meta.Len()))
-	hdr = binary.BigEndian.AppendUint64(hdr, at)
-	hdr = binary.BigEndian.AppendUint32(hdr, sum)
-	for _, b := range append([][]byte{hdr, meta.Bytes()}, blobs...) {
-		if _, err := w.Write(b); err != nil {
-			return xerrors.Errorf("write handover state: %w", err)
-		}
-	}
-	return nil
+	return buf.Bytes(), blobs, nil
 }
 
-// decodeHandover reads a state, refusing one of a version it does not
-// know, a truncated one and one whose checksum does not match.
-func decodeHandover(r io.Reader) (*handoverState, error) {
-	hdr := make([]byte, handoverHeaderLen)
-	if _, err := io.ReadFull(r, hdr); err != nil {
-		return nil, xerrors.Errorf("read handover state header: %w", err)
+func appendHandoverHeader(dst []byte, metaLen, blobLen uint64, sum uint32) []byte {
+	dst = append(dst, handoverMagic...)
+	dst = binary.BigEndian.AppendUint32(dst, handoverVersion)
+	dst = binary.BigEndian.AppendUint64(dst, metaLen)
+	dst = binary.BigEndian.AppendUint64(dst, blobLen)
+	return binary.BigEndian.AppendUint32(dst, sum)
+}
+
+// checkHandoverHeader checks a state's header and returns the lengths of
+// its description and of its bytes.
+func checkHandoverHeader(hdr []byte) (metaLen, blobLen uint64, err error) {
+	if len(hdr) < handoverHeaderLen {
+		return 0, 0, xerrors.Errorf("handover state header: %d bytes of %d: %w", len(hdr), handoverHeaderLen, io.ErrUnexpectedEOF)
 	}
 	if string(hdr[:len(handoverMagic)]) != handoverMagic {
-		return nil, xerrors.New("not a handover state (bad magic)")
+		return 0, 0, xerrors.New("not a handover state (bad magic)")
 	}
 	rest := hdr[len(handoverMagic):]
 	version := binary.BigEndian.Uint32(rest)
-	metaLen := binary.BigEndian.Uint64(rest[4:])
-	blobLen := binary.BigEndian.Uint64(rest[12:])
-	sum := binary.BigEndian.Uint32(rest[20:])
+	metaLen = binary.BigEndian.Uint64(rest[4:])
+	blobLen = binary.BigEndian.Uint64(rest[12:])
 	if version < handoverOldest || version > handoverVersion {
-		return nil, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
+		return 0, 0, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
 	}
 	if metaLen > maxHandoverSize || blobLen > maxHandoverSize-metaLen {
-		return nil, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
+		return 0, 0, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
 	}
-	buf := make([]byte, metaLen+blobLen)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, xerrors.Errorf("read handover state (%d bytes): %w", len(buf), err)
+	return metaLen, blobLen, nil
+}
+
+// decodeHandoverBytes decodes a whole state held in memory (the memory
+// file, mapped), refusing one of a version it does not know, a truncated
+// one and one whose checksum does not match. The sessions' output and
+// snapshots it returns are slices of buf, not copies.
+func decodeHandoverBytes(buf []byte) (*handoverState, error) {
+	metaLen, blobLen, err := checkHandoverHeader(buf)
+	if err != nil {
+		return nil, err
 	}
-	if got := crc32.Checksum(buf, crcTable); got != sum {
+	sum := binary.BigEndian.Uint32(buf[len(handoverMagic)+20:])
+	body := buf[handoverHeaderLen:]
+	if uint64(len(body)) < metaLen+blobLen {
+		return nil, xerrors.Errorf("read handover state: %d bytes of %d: %w", len(body), metaLen+blobLen, io.ErrUnexpectedEOF)
+	}
+	body = body[:metaLen+blobLen]
+	if got := crc32.Checksum(body, crcTable); got != sum {
 		return nil, xerrors.Errorf("handover state is corrupt: checksum %08x, header says %08x", got, sum)
 	}
 	var st handoverState
-	if err := gob.NewDecoder(bytes.NewReader(buf[:metaLen])).Decode(&st); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(body[:metaLen])).Decode(&st); err != nil {
 		return nil, xerrors.Errorf("decode handover state: %w", err)
 	}
-	blobs := buf[metaLen:]
+	blobs := body[metaLen:]
 	take := func(r byteRange) ([]byte, error) {
 		if r.Off > uint64(len(blobs)) || r.Len > uint64(len(blobs))-r.Off {
 			return nil, xerrors.Errorf("handover state refers to bytes %d+%d of %d", r.Off, r.Len, len(blobs))
 		}
 		return blobs[r.Off : r.Off+r.Len : r.Off+r.Len], nil
 	}
-	var err error
 	for i := range st.Sessions {
 		s := &st.Sessions[i]
 		if s.Ring.Held, err = take(s.Ring.HeldAt); err != nil {
@@ -208,6 +237,10 @@ type handoverEnv struct {
 	state     int
 	sessions  []envSession
 	listeners map[string]int
+	// conns are connections accepted and not served yet (see
+	// upgradeconns.go); a reader that does not know the field leaves
+	// them open, unserved.
+	conns []int
 }
 
 type envSession struct{ pid, pty int }
@@ -217,8 +250,8 @@ type envSession struct{ pid, pty int }
 var listenerName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // String is the variable's value: "v1 state=FD at=UNIXNANO
-// sessions=PID:FD,... listeners=NAME:FD,...". A reader ignores a field it
-// does not know.
+// sessions=PID:FD,... listeners=NAME:FD,... conns=FD,...". A reader
+// ignores a field it does not know.
 func (e handoverEnv) String() string {
 	var b strings.Builder
 	b.WriteString("v1 state=")
@@ -241,6 +274,15 @@ func (e handoverEnv) String() string {
 		}
 		first = false
 		b.WriteString(name + ":" + strconv.Itoa(fd))
+	}
+	if len(e.conns) > 0 {
+		b.WriteString(" conns=")
+		for i, fd := range e.conns {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.Itoa(fd))
+		}
 	}
 	return b.String()
 }
@@ -289,6 +331,14 @@ func parseHandoverEnv(v string) (handoverEnv, error) {
 					return e, xerrors.Errorf("%s: listener %q: want NAME:FD", HandoverEnv, item)
 				}
 				e.listeners[name] = fd
+			}
+		case "conns":
+			for _, item := range list {
+				fd, err := strconv.Atoi(item)
+				if err != nil || fd < 0 {
+					return e, xerrors.Errorf("%s: connection %q: want FD", HandoverEnv, item)
+				}
+				e.conns = append(e.conns, fd)
 			}
 		default:
 			// A later release may add fields; this one ignores them.

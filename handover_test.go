@@ -41,7 +41,7 @@ func encoded(t *testing.T, st *handoverState) []byte {
 
 func TestHandoverStateRoundTrips(t *testing.T) {
 	st := testHandoverState()
-	got, err := decodeHandover(bytes.NewReader(encoded(t, st)))
+	got, err := decodeHandoverBytes(encoded(t, st))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestHandoverStateRefusesDamage(t *testing.T) {
 		{"absurd length", func(b []byte) []byte { binary.BigEndian.PutUint64(b[12:], 1<<62); return b }, "over the"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeHandover(bytes.NewReader(tc.damage(bytes.Clone(good))))
+			_, err := decodeHandoverBytes(tc.damage(bytes.Clone(good)))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("decode: %v, want an error saying %q", err, tc.want)
 			}
@@ -86,6 +86,7 @@ func TestHandoverEnvRoundTrips(t *testing.T) {
 		execAt: time.Unix(0, 1700000000123456789), state: 3,
 		sessions:  []envSession{{pid: 100, pty: 4}, {pid: 101, pty: 5}},
 		listeners: map[string]int{"rpty": 6, "http.v2": 7},
+		conns:     []int{8, 9},
 	}
 	got, err := parseHandoverEnv(e.String() + " future=field")
 	if err != nil {
@@ -94,7 +95,7 @@ func TestHandoverEnvRoundTrips(t *testing.T) {
 	if !reflect.DeepEqual(got, e) || !got.execAt.Equal(e.execAt) {
 		t.Fatalf("parsed %+v, want %+v", got, e)
 	}
-	for _, bad := range []string{"", "v2 state=3", "v1", "v1 state=x", "v1 state=3 sessions=1", "v1 state=3 listeners=a b:4", "v1 state=3 listeners=sp ace:4"} {
+	for _, bad := range []string{"", "v2 state=3", "v1", "v1 state=x", "v1 state=3 sessions=1", "v1 state=3 listeners=a b:4", "v1 state=3 listeners=sp ace:4", "v1 state=3 conns=x"} {
 		if _, err := parseHandoverEnv(bad); err == nil {
 			t.Errorf("%q parsed; want an error", bad)
 		}
@@ -171,5 +172,20 @@ func TestHandedOverInputIsNotTakenTwice(t *testing.T) {
 	}
 	if string(written) != "abcdef" {
 		t.Fatalf("the program got %q, want abcdef: resent input taken twice or lost", written)
+	}
+}
+
+// The new image reads the state where it lies (the memory file, mapped):
+// its bytes are slices of that memory, not copies.
+func TestHandoverStateReadInPlace(t *testing.T) {
+	st := testHandoverState()
+	mem := encoded(t, st)
+	got, err := decodeHandoverBytes(mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := got.Sessions[0].Ring.Held
+	if &held[0] != &mem[len(mem)-len(held)-len(st.Sessions[1].Ring.Held)-len(st.Sessions[1].VT.Snapshot)] {
+		t.Error("the ring's bytes were copied, not read in place")
 	}
 }

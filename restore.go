@@ -2,13 +2,11 @@ package reconnectingpty
 
 import (
 	"context"
-	"io"
 	"net"
 	"os"
 	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,6 +30,14 @@ type Handover struct {
 	sessions  []sessionState
 	ptys      map[int]*os.File // by descriptor number
 	restored  bool
+	// conns are the connections the previous image had accepted and not
+	// served (see upgradeconns.go): Restore serves them, or Close closes
+	// them.
+	conns []net.Conn
+	// mapped is the state's memory, which the sessions' output and
+	// snapshots are slices of: Restore takes it (and unmaps it once every
+	// session has its copy), or Close unmaps it.
+	mapped []byte
 }
 
 // Inherited returns what an upgrade (Server.Upgrade) handed to this
@@ -76,12 +82,21 @@ func Inherited() (*Handover, error) {
 		}
 		h.listeners[name] = l
 	}
-	st, err := readHandover(env)
+	for _, fd := range env.conns {
+		unix.CloseOnExec(fd)
+		f := os.NewFile(uintptr(fd), "carried connection")
+		nc, err := net.FileConn(f)
+		_ = f.Close()
+		if err == nil {
+			h.conns = append(h.conns, nc)
+		}
+	}
+	st, mapped, err := readHandover(env)
 	if err != nil {
 		n := endRefused(env.sessions)
 		return h, xerrors.Errorf("refused the reconnecting pty state handed over by an upgrade: %w; its %d sessions were ended", err, n)
 	}
-	h.Written, h.sessions = st.Written, st.Sessions
+	h.Written, h.sessions, h.mapped = st.Written, st.Sessions, mapped
 	for _, s := range env.sessions {
 		h.ptys[s.pty] = os.NewFile(uintptr(s.pty), "/dev/ptmx")
 	}
@@ -89,34 +104,57 @@ func Inherited() (*Handover, error) {
 	return h, lnErr
 }
 
-// readHandover reads the state and checks it against the variable and the
-// process's children.
-func readHandover(env handoverEnv) (*handoverState, error) {
+// readHandover maps the state (its pages are the memory file's: nothing
+// is copied) and checks it against the variable and the process's
+// children. The sessions' output and snapshots are slices of the mapping,
+// which the caller unmaps once it no longer needs them.
+func readHandover(env handoverEnv) (st *handoverState, mapped []byte, err error) {
 	f := os.NewFile(uintptr(env.state), "reconnectingpty-handover")
 	defer f.Close()
-	st, err := decodeHandover(io.NewSectionReader(f, 0, maxHandoverSize))
+	fi, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, nil, xerrors.Errorf("read handover state: %w", err)
+	}
+	size := fi.Size()
+	if size < int64(handoverHeaderLen) || size > maxHandoverSize {
+		return nil, nil, xerrors.Errorf("read handover state: %d bytes is not a state", size)
+	}
+	mapped, err = unix.Mmap(env.state, 0, int(size), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, nil, xerrors.Errorf("map handover state (%d bytes): %w", size, err)
+	}
+	defer func() {
+		if err != nil {
+			_ = unix.Munmap(mapped)
+			mapped = nil
+		}
+	}()
+	st, err = decodeHandoverBytes(mapped)
+	if err != nil {
+		return nil, nil, err
 	}
 	if len(st.Sessions) != len(env.sessions) {
-		return nil, xerrors.Errorf("the state has %d sessions, %s names %d", len(st.Sessions), HandoverEnv, len(env.sessions))
+		return nil, nil, xerrors.Errorf("the state has %d sessions, %s names %d", len(st.Sessions), HandoverEnv, len(env.sessions))
 	}
 	for i, s := range st.Sessions {
 		e := env.sessions[i]
 		if s.PID != e.pid || s.PTY != e.pty {
-			return nil, xerrors.Errorf("session %s: the state says process %d on descriptor %d, %s says %d on %d", s.ID, s.PID, s.PTY, HandoverEnv, e.pid, e.pty)
+			return nil, nil, xerrors.Errorf("session %s: the state says process %d on descriptor %d, %s says %d on %d", s.ID, s.PID, s.PTY, HandoverEnv, e.pid, e.pty)
 		}
 		if !isChild(s.PID) {
-			return nil, xerrors.Errorf("session %s: process %d is not a child of this process", s.ID, s.PID)
+			return nil, nil, xerrors.Errorf("session %s: process %d is not a child of this process", s.ID, s.PID)
 		}
-		if s.Backend != BackendBuffered && s.Backend != BackendVT {
-			return nil, xerrors.Errorf("session %s: backend %q cannot be handed over", s.ID, s.Backend)
+		if s.Backend != BackendBuffered && s.Backend != BackendVT && s.Backend != BackendScreen {
+			return nil, nil, xerrors.Errorf("session %s: backend %q cannot be handed over", s.ID, s.Backend)
+		}
+		if s.Backend == BackendScreen && s.Screen == nil {
+			return nil, nil, xerrors.Errorf("session %s: a screen session without its state", s.ID)
 		}
 		if s.Backend == BackendVT && s.VT == nil {
-			return nil, xerrors.Errorf("session %s: a vt session without its terminal", s.ID)
+			return nil, nil, xerrors.Errorf("session %s: a vt session without its terminal", s.ID)
 		}
 	}
-	return st, nil
+	return st, mapped, nil
 }
 
 // isChild reports whether pid is an unreaped child of this process.
@@ -183,15 +221,28 @@ func (h *Handover) Close() error {
 			killAndReap(procs, s.PID)
 		}
 	}
+	if h.mapped != nil {
+		_ = unix.Munmap(h.mapped)
+		h.mapped = nil
+	}
+	for _, nc := range h.conns {
+		_ = nc.Close()
+	}
+	h.conns = nil
 	return nil
 }
 
-// Restore takes back the sessions an upgrade handed over, before the
-// server serves anything: the same IDs, commands, backends, processes,
-// sizes, output (offsets included, so that a resuming client gets the
-// bytes it missed), vt terminals and inactivity deadlines. Connections
-// were not carried: clients reconnect. It can be called once per
-// Handover, and only on a server that has no session yet.
+// Restore takes back the sessions an upgrade handed over: the same IDs,
+// commands, backends, processes, sizes, output (offsets included, so that
+// a resuming client gets the bytes it missed), vt terminals, screen
+// sessions and inactivity deadlines. Connections were not carried:
+// clients reconnect. Call it before Serve; it returns at once, having
+// registered every session, and rebuilds them in the background, so that
+// the server serves meanwhile: a connection to a session not rebuilt yet
+// rebuilds it first, and one naming an ID the handover does not have
+// waits until every session is back (so that no session is started
+// twice). It can be called once per Handover, and only on a server that
+// has no session yet.
 func (s *Server) Restore(ctx context.Context, h *Handover) error {
 	if h == nil {
 		return nil
@@ -222,63 +273,155 @@ func (s *Server) Restore(ctx context.Context, h *Handover) error {
 	if len(h.sessions) > 0 && !onMain {
 		s.logger.Warn(ctx, "reconnecting pty restore: could not run the process starter on the main thread; a further upgrade is refused while restored sessions live")
 	}
-	began := time.Now()
-	var parse []*vtGreeting
-	for _, st := range h.sessions {
-		if g := s.restoreSession(st, h.ptys[st.PTY]); g != nil {
-			parse = append(parse, g)
-		}
-	}
-	s.parseRestored(parse)
-	s.logger.Info(ctx, "reconnecting pty sessions restored",
-		slog.F("sessions", len(h.sessions)),
-		slog.F("write_to_exec", h.execAt.Sub(h.Written).String()),
-		slog.F("exec", h.inherited.Sub(h.execAt).String()),
-		slog.F("read", h.read.String()),
-		slog.F("restore", time.Since(began).String()))
+	s.restoreInBackground(ctx, h)
+	// After the sessions are registered: their inits find them.
+	conns := h.conns
+	h.conns = nil
+	s.serveCarried(ctx, conns)
 	return nil
 }
 
+// restoreInBackground registers every handed-over session at once and
+// rebuilds them on every CPU in the background, so that the server serves
+// from the moment Restore returns: an attach to a session not rebuilt yet
+// rebuilds it itself (or waits for the worker doing so), and an init
+// naming an ID the handover does not have waits until every session is
+// back (see waitRestored). Until then an upgrade waits too (the restore
+// holds upgradeMu). h.mu is held.
+func (s *Server) restoreInBackground(ctx context.Context, h *Handover) {
+	began := time.Now()
+	mapped := h.mapped
+	h.mapped = nil
+	if len(h.sessions) == 0 {
+		if mapped != nil {
+			_ = unix.Munmap(mapped)
+		}
+		s.logger.Info(ctx, "reconnecting pty sessions restored",
+			slog.F("sessions", 0),
+			slog.F("write_to_exec", h.execAt.Sub(h.Written).String()),
+			slog.F("exec", h.inherited.Sub(h.execAt).String()),
+			slog.F("read", h.read.String()),
+			slog.F("register", time.Since(began).String()),
+			slog.F("restore", time.Since(began).String()))
+		return
+	}
+	sessions := make([]*session, len(h.sessions))
+	greetings := make([]*vtGreeting, len(h.sessions))
+	for i, st := range h.sessions {
+		sess := newSession(s, st.ID)
+		ptmx := h.ptys[st.PTY]
+		var once sync.Once
+		sess.restoreNow = func() {
+			once.Do(func() { greetings[i] = s.restoreSession(sess, st, ptmx) })
+		}
+		sessions[i] = sess
+	}
+	done := make(chan struct{})
+	s.upgradeMu.RLock()
+	s.mu.Lock()
+	s.restoring = done
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		s.sessions.Store(sess.id, sess)
+	}
+	registered := time.Since(began)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		// On all CPUs but one, which is left to the clients
+		// reconnecting meanwhile (their attaches rebuild their own
+		// sessions first).
+		inParallel(len(sessions), runtime.GOMAXPROCS(0)-1, func(i int) { sessions[i].restoreNow() })
+		// Every session has its copies: the state's memory can go.
+		if mapped != nil {
+			_ = unix.Munmap(mapped)
+		}
+		s.upgradeMu.RUnlock()
+		close(done)
+		s.logger.Info(ctx, "reconnecting pty sessions restored",
+			slog.F("sessions", len(sessions)),
+			slog.F("write_to_exec", h.execAt.Sub(h.Written).String()),
+			slog.F("exec", h.inherited.Sub(h.execAt).String()),
+			slog.F("read", h.read.String()),
+			slog.F("register", registered.String()),
+			slog.F("restore", time.Since(began).String()))
+		var parse []*vtGreeting
+		for _, g := range greetings {
+			if g != nil {
+				parse = append(parse, g)
+			}
+		}
+		// Each session's restoreNow keeps greetings: it must not keep
+		// the terminals of sessions that end.
+		clear(greetings)
+		s.parseRestored(parse)
+	}()
+}
+
+// waitRestored waits, for an init naming an ID that has no session, until
+// every handed-over session is back, so that a session is never started
+// twice. It reports false if the server closed first.
+func (s *Server) waitRestored() bool {
+	s.mu.Lock()
+	done := s.restoring
+	s.mu.Unlock()
+	if done == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
 // parseRestored has the restored vt terminals parse their snapshots in the
-// background, on as many goroutines as there are CPUs, so that the server
-// serves at once and an attach seldom has to wait for a parse.
+// background, so that the server serves at once and an attach seldom has
+// to wait for a parse. One goroutine: the other CPUs are left to the
+// clients reconnecting meanwhile, whose resume needs no parse.
 func (s *Server) parseRestored(gs []*vtGreeting) {
 	if len(gs) == 0 {
 		return
 	}
-	next := make(chan *vtGreeting, len(gs))
-	for _, g := range gs {
-		next <- g
-	}
-	close(next)
 	began := time.Now()
-	var left atomic.Int64
-	workers := min(len(gs), runtime.GOMAXPROCS(0))
-	left.Store(int64(workers))
-	for range workers {
-		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			for g := range next {
-				if s.ctx.Err() != nil {
-					return
-				}
-				g.parse()
-			}
-			if left.Add(-1) == 0 {
-				s.logger.Info(s.ctx, "reconnecting pty restored terminals parsed",
-					slog.F("terminals", len(gs)), slog.F("took", time.Since(began).String()))
-			}
-		}()
+	for _, g := range gs {
+		if s.ctx.Err() != nil {
+			return
+		}
+		g.parse()
 	}
+	s.logger.Info(s.ctx, "reconnecting pty restored terminals parsed",
+		slog.F("terminals", len(gs)), slog.F("took", time.Since(began).String()))
 }
 
 // restoreSession takes one session back and starts serving it; it returns
 // its vt greeting, if it has one.
-func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
-	sess := newSession(s, st.ID)
+func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *vtGreeting {
 	logger := s.logger.With(slog.F("session_id", s.logID(st.ID)))
 	sess.logger = logger
+	s.mu.Lock()
+	s.live++
+	s.restored++
+	s.wg.Add(1) // done by sess.ended
+	s.mu.Unlock()
+	onDone := func() {
+		s.mu.Lock()
+		s.restored--
+		s.mu.Unlock()
+		sess.ended()
+	}
+	if st.Backend == BackendScreen {
+		// (FindProcess does not fail for a PID on Linux: the check that
+		// the daemon is a child was made when the state was read.)
+		sc, _ := s.screen.restoreScreen(st.Screen, st.PID, ptmx, logger, onDone)
+		if !st.LastOutput.IsZero() {
+			sc.last.Store(st.LastOutput.UnixNano())
+		}
+		sess.ownDisplays = true
+		s.restoreCommon(sess, st, sc)
+		return nil
+	}
 	// FindProcess opens a pidfd for a child that is still ours: waiting
 	// for it works as for one this image started.
 	proc, _ := os.FindProcess(st.PID)
@@ -288,17 +431,7 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 		vg = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
 		g = vg
 	}
-	s.mu.Lock()
-	s.live++
-	s.restored++
-	s.wg.Add(1) // done by sess.ended
-	s.mu.Unlock()
-	ps := newPTYSession(s, st.Backend, g, ptmx, proc, logger, func() {
-		s.mu.Lock()
-		s.restored--
-		s.mu.Unlock()
-		sess.ended()
-	})
+	ps := newPTYSession(s, st.Backend, g, ptmx, proc, logger, onDone)
 	ps.reattached = make(chan struct{})
 	ps.ring.restore(st.Ring.Total, st.Ring.Held)
 	if !st.LastOutput.IsZero() {
@@ -307,7 +440,20 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 	// (The terminal was made at its size: no resize, which would parse
 	// the snapshot now.)
 	ps.startReading() // nobody is owed the first bytes
-	sess.rpty = ps
+	s.restoreCommon(sess, st, ps)
+	ps.start()
+	logger.Debug(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
+		slog.F("pid", st.PID), slog.F("height", st.Height), slog.F("width", st.Width), slog.F("output_offset", st.Ring.Total))
+	if st.Closing {
+		ps.close(disconnect{reason: st.CloseReason, detail: st.CloseDetail})
+	}
+	return vg
+}
+
+// restoreCommon gives a restored session what is the same for every
+// backend, and makes it ready.
+func (s *Server) restoreCommon(sess *session, st sessionState, r rpty) {
+	sess.rpty = r
 	sess.started = st.Started
 	sess.backend = st.Backend
 	sess.command = st.Command
@@ -323,19 +469,11 @@ func (s *Server) restoreSession(st sessionState, ptmx *os.File) *vtGreeting {
 	sess.mu.Lock()
 	sess.timer = sess.newIdleTimerFor(remaining)
 	sess.mu.Unlock()
-	s.sessions.Store(st.ID, sess)
 	s.metrics.sessionStarted(sess.backend)
 	sess.stopShutdown = afterFunc(s.ctx, func() {
-		ps.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
+		r.close(disconnect{reason: DisconnectServerShutdown, detail: "server closed"})
 	})
 	close(sess.ready)
-	ps.start()
-	logger.Debug(s.ctx, "reconnecting pty session restored", slog.F("backend", string(st.Backend)),
-		slog.F("pid", st.PID), slog.F("height", st.Height), slog.F("width", st.Width), slog.F("output_offset", st.Ring.Total))
-	if st.Closing {
-		ps.close(disconnect{reason: st.CloseReason, detail: st.CloseDetail})
-	}
-	return vg
 }
 
 // restore makes the ring hold held as the last of total bytes written.

@@ -3,6 +3,7 @@ package reconnectingpty
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,13 +142,20 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 	if cmd.SysProcAttr != nil {
 		daemon.SysProcAttr.Credential = cmd.SysProcAttr.Credential
 	}
-	stderr := &cappedBuffer{max: 4 << 10}
-	daemon.Stdout = stderr
-	daemon.Stderr = stderr
-	// Should anything the daemon started keep its output pipe open, Wait
-	// must still return once the daemon itself is gone.
-	daemon.WaitDelay = time.Second
-	if err := h.srv.startProcess(daemon); err != nil {
+	// The daemon's own output goes to a file, not a pipe: a pipe's
+	// reading end would not survive an upgrade's exec, and a daemon
+	// writing to it after would get EPIPE.
+	outPath := filepath.Join(dir, name+".out")
+	s.files = append(s.files, outPath)
+	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fail(xerrors.Errorf("create screen daemon output: %w", err))
+	}
+	daemon.Stdout = out
+	daemon.Stderr = out
+	err = h.srv.startProcess(daemon)
+	_ = out.Close() // the daemon has its own
+	if err != nil {
 		return fail(xerrors.Errorf("start screen daemon: %w", err))
 	}
 	s.daemon = daemon
@@ -170,11 +178,23 @@ func (h *screenHost) start(id uuid.UUID, cmd *exec.Cmd, height, width uint16, lo
 			<-s.daemonDone
 		}
 		s.killWindow(false)
-		return fail(xerrors.Errorf("start screen daemon: %w (output: %q)", err, stderr.String()))
+		return fail(xerrors.Errorf("start screen daemon: %w (output: %q)", err, readCapped(outPath, 4<<10)))
 	}
 	s.logger = s.logger.With(slog.F("pid", daemon.Process.Pid))
 	go s.run()
 	return s, nil
+}
+
+// readCapped returns up to max bytes from the start of the file at path.
+func readCapped(path string, max int) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b := make([]byte, max)
+	n, _ := io.ReadFull(f, b)
+	return b[:n]
 }
 
 // programArgs is the command line the wrapper runs. A login shell is asked

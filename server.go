@@ -89,6 +89,9 @@ type Server struct {
 	upgrading *upgradeRun
 	// listeners are those Serve accepts on; guarded by mu.
 	listeners map[net.Listener]struct{}
+	// restoring is closed once every session Restore took over is
+	// rebuilt; nil without a Restore. Guarded by mu.
+	restoring chan struct{}
 	// restored counts the sessions Restore took over; guarded by mu.
 	restored int
 }
@@ -224,6 +227,9 @@ func (s *Server) goServe(ctx context.Context, nc net.Conn) bool {
 		s.refuse(ctx, nc, *refused)
 		return refused.reason != DisconnectServerShutdown
 	}
+	s.mu.Lock() // an upgrade reads it under mu
+	c.fromServe = true
+	s.mu.Unlock()
 	go s.handle(ctx, c)
 	return true
 }

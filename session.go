@@ -62,6 +62,10 @@ type session struct {
 	// terminal of its own (screen): each writable connection's size goes
 	// to its own attachment, and the size policy does not apply.
 	ownDisplays bool
+	// restoreNow, for a session an upgrade handed over, rebuilds it
+	// unless that is done or under way, and returns once it is done; set
+	// before the session is registered, nil for any other.
+	restoreNow func()
 	// gone is closed once the session has ended and its ID is free.
 	gone chan struct{}
 	// stopShutdown stops the server's shutdown from closing the session,

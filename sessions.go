@@ -92,7 +92,13 @@ func backendName(r rpty) BackendType {
 func (s *Server) Sessions() []SessionInfo {
 	var out []SessionInfo
 	s.sessions.Range(func(_, v any) bool {
-		if info, ok := v.(*session).info(); ok {
+		sess := v.(*session)
+		if sess.restoreNow != nil {
+			// Handed over by an upgrade: live, and perhaps not
+			// rebuilt yet.
+			sess.restoreNow()
+		}
+		if info, ok := sess.info(); ok {
 			out = append(out, info)
 		}
 		return true

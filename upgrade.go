@@ -55,10 +55,19 @@ type upgradeRun struct {
 
 // carried is one session an upgrade is taking along.
 type carried struct {
-	sess  *session
-	ps    *ptySession
-	pause *readerPause
-	fd    int // the PTY master's descriptor, inheritable
+	sess   *session
+	ps     *ptySession    // in-process sessions
+	screen *screenSession // or screen's
+	pause  *readerPause
+	fd     int // the PTY master's (screen: the gate's) descriptor, inheritable
+}
+
+// pid is the carried session's process: its program's, or screen's daemon.
+func (c carried) pid() int {
+	if c.screen != nil {
+		return c.screen.pid()
+	}
+	return c.ps.pid()
 }
 
 // Upgrade hands every live session to a new program image in this same
@@ -77,7 +86,6 @@ type carried struct {
 // serves again exactly as before: the same sessions, the same listeners;
 // only the connections were closed, and their clients reconnect.
 //
-// Screen sessions are not carried: while one lives, Upgrade refuses.
 // Nothing else in the process may start children while Upgrade runs: they
 // would inherit the sessions' terminals.
 func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
@@ -118,6 +126,7 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 			slog.F("disconnect", up.disconnected.Sub(up.snapshotted).String()),
 			slog.F("quiesce", up.quiesced.Sub(up.disconnected).String()),
 			slog.F("write", up.written.Sub(up.quiesced).String()),
+			slog.F("write_taken", up.taken.Sub(up.quiesced).String()),
 			slog.F("state_bytes", up.stateBytes),
 			slog.F("path", opts.Path),
 		}
@@ -132,23 +141,6 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 
 // upgradable refuses an upgrade that would lose sessions.
 func (s *Server) upgradable() error {
-	var err error
-	s.sessions.Range(func(_, v any) bool {
-		sess := v.(*session)
-		select {
-		case <-sess.ready:
-		default:
-			return true
-		}
-		if _, ok := sess.rpty.(*screenSession); ok && sess.err == nil {
-			err = xerrors.Errorf("upgrade: session %s runs on screen, which an upgrade does not carry yet", s.logID(sess.id))
-			return false
-		}
-		return true
-	})
-	if err != nil {
-		return err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.restored > 0 && (s.starter == nil || !s.starter.onMain) {
@@ -193,18 +185,24 @@ type upgrade struct {
 
 	snapshotted, disconnected, quiesced, written time.Time
 	stateBytes                                   int64
+	// conns are the copies of the connections carried (not served yet),
+	// and connFDs their descriptors, inheritable.
+	conns   []*os.File
+	connFDs []int
+	// taken is when, within write, the sessions' states were taken (the
+	// rest is encoding and writing them).
+	taken time.Time
 }
 
 // prepare does everything but the exec.
 func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	s := up.s
-	up.takeEarlyStates()
-	up.snapshotted = time.Now()
 	// Accept returns at once (a deadline in the past); Serve then waits
 	// for the upgrade's outcome. Connections arriving meanwhile wait in
 	// the backlog, for the new image. One accepted just before is served
 	// as any connection already there: closed below, and its client
-	// resumes.
+	// resumes; or carried to the new image if its client sent nothing
+	// yet (see closeConnsForUpgrade).
 	held := 0
 	for _, l := range up.listeners {
 		if d, ok := l.(interface{ SetDeadline(time.Time) error }); ok {
@@ -228,6 +226,13 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		case <-time.After(100 * time.Microsecond):
 		}
 	}
+	// Serve stops accepting before the snapshots, which take a while:
+	// from the upgrade's start no session is started (see startSession),
+	// and a new client accepted meanwhile would only be refused, while in
+	// the backlog it waits for the new image. (Connections already
+	// attached are served on until the disconnect below.)
+	up.takeEarlyStates()
+	up.snapshotted = time.Now()
 	// Sessions that are starting or ending finish first (an ending one
 	// ends its connections with its own reason); none starts or ends
 	// after this.
@@ -239,14 +244,15 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		}
 	}
 	up.locked = true
-	if err := s.closeConnsForUpgrade(ctx); err != nil {
+	conns, err := s.closeConnsForUpgrade(ctx)
+	if err != nil {
 		return err
 	}
+	up.conns = conns
 	up.disconnected = time.Now()
 	if err := s.upgradable(); err != nil {
 		return err
 	}
-	var err error
 	s.sessions.Range(func(_, v any) bool {
 		sess := v.(*session)
 		select {
@@ -255,6 +261,13 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 			return true // refused: it was to start after the upgrade began
 		}
 		if sess.err != nil {
+			return true
+		}
+		if sc, ok := sess.rpty.(*screenSession); ok {
+			// Its daemon holds the program's output: nothing to
+			// quiesce here.
+			sess.freeze()
+			up.carried = append(up.carried, carried{sess: sess, screen: sc, fd: -1})
 			return true
 		}
 		ps, ok := sess.rpty.(*ptySession)
@@ -279,19 +292,30 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		return err
 	}
 	up.written = time.Now()
+	for _, f := range up.conns {
+		fd, err := setInheritable(f, true)
+		if err != nil {
+			return xerrors.Errorf("upgrade: carry a connection: %w", err)
+		}
+		up.connFDs = append(up.connFDs, fd)
+	}
 	return up.carryListeners(opts.Listeners)
 }
 
 // onEveryCPU calls f(0) to f(n-1) on as many goroutines as there are CPUs,
 // and returns when all have returned.
-func onEveryCPU(n int, f func(i int)) {
+func onEveryCPU(n int, f func(i int)) { inParallel(n, runtime.GOMAXPROCS(0), f) }
+
+// inParallel calls f(0) to f(n-1) on up to workers goroutines, and returns
+// when all have returned.
+func inParallel(n, workers int, f func(i int)) {
 	next := make(chan int, n)
 	for i := range n {
 		next <- i
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for range min(n, runtime.GOMAXPROCS(0)) {
+	for range min(n, max(1, workers)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -337,15 +361,24 @@ func (up *upgrade) takeEarlyStates() {
 // output and end of stream, so that its client does not reconnect and
 // start the command again; one that does not take it within a second is
 // cut off.
-func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
+//
+// A connection Serve accepted whose client has sent nothing yet is carried
+// instead (see upgradeconns.go): its socket's copy is returned, and its
+// client sees nothing.
+func (s *Server) closeConnsForUpgrade(ctx context.Context) ([]*os.File, error) {
 	d := disconnect{reason: DisconnectServerUpgrade, detail: "the server is upgrading; reconnect"}
+	taken := map[*conn]*os.File{}
 	s.mu.Lock()
 	for c := range s.conns {
+		if f, ok := takeForCarry(c); ok {
+			taken[c] = f
+		}
 		if c.end(d) {
 			c.interrupt()
 		}
 	}
 	s.mu.Unlock()
+
 	grace := time.Now().Add(time.Second)
 	for {
 		s.mu.Lock()
@@ -357,11 +390,20 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) error {
 		}
 		s.mu.Unlock()
 		if n == 0 {
-			return nil
+			var carried []*os.File
+			for c, f := range taken {
+				if keepCarried(c, f) {
+					carried = append(carried, f)
+				}
+			}
+			return carried, nil
 		}
 		select {
 		case <-ctx.Done():
-			return xerrors.Errorf("upgrade: wait for %d connections to close: %w", n, ctx.Err())
+			for _, f := range taken {
+				resetFile(f)
+			}
+			return nil, xerrors.Errorf("upgrade: wait for %d connections to close: %w", n, ctx.Err())
 		case <-time.After(time.Millisecond):
 		}
 	}
@@ -382,11 +424,30 @@ func (up *upgrade) writeState() error {
 	states := make([]taken, len(up.carried))
 	onEveryCPU(len(up.carried), func(i int) {
 		t := &states[i]
-		ps := up.carried[i].ps
-		t.ring, t.vt, t.ended = ps.state(up.early[ps])
+		if ps := up.carried[i].ps; ps != nil {
+			t.ring, t.vt, t.ended = ps.state(up.early[ps])
+		}
 	})
 	kept := up.carried[:0]
 	for i, c := range up.carried {
+		if c.screen != nil {
+			scr, fd, ended, err := c.screen.screenCarry()
+			if ended || err != nil {
+				c.sess.thaw()
+				if err != nil {
+					up.carried = append(kept, up.carried[i+1:]...)
+					return xerrors.Errorf("upgrade: %w", err)
+				}
+				continue
+			}
+			c.fd = fd
+			kept = append(kept, c)
+			ss := c.sess.state(now)
+			ss.PID, ss.PTY, ss.Screen = c.screen.pid(), fd, scr
+			ss.LastOutput = c.screen.lastOutput()
+			st.Sessions = append(st.Sessions, ss)
+			continue
+		}
 		ring, vt, ended := states[i].ring, states[i].vt, states[i].ended
 		if ended {
 			// Its process is reaped already: nothing to carry.
@@ -413,6 +474,7 @@ func (up *upgrade) writeState() error {
 	}
 	up.carried = kept
 	st.Written = time.Now()
+	up.taken = st.Written
 	fd, err := unix.MemfdCreate("reconnectingpty-handover", 0) // no close-on-exec
 	if err != nil {
 		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
@@ -455,9 +517,9 @@ func (up *upgrade) carryListeners(ls map[string]net.Listener) error {
 
 // env is the new image's environment: env with HandoverEnv set.
 func (up *upgrade) env(env []string, now time.Time) []string {
-	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now}
+	h := handoverEnv{state: up.stateFD, listeners: up.lnFDs, execAt: now, conns: up.connFDs}
 	for _, c := range up.carried {
-		h.sessions = append(h.sessions, envSession{pid: c.ps.pid(), pty: c.fd})
+		h.sessions = append(h.sessions, envSession{pid: c.pid(), pty: c.fd})
 	}
 	out := make([]string, 0, len(env)+1)
 	for _, kv := range env {
@@ -474,10 +536,21 @@ func (up *upgrade) undo() {
 	for _, f := range up.lnFiles {
 		_ = f.Close()
 	}
+	// Their clients reconnect to this image, as the others do.
+	for _, f := range up.conns {
+		resetFile(f)
+	}
 	if up.state != nil {
 		_ = up.state.Close()
 	}
 	for _, c := range up.carried {
+		if c.screen != nil {
+			if c.fd >= 0 {
+				c.screen.uncarry()
+			}
+			c.sess.thaw()
+			continue
+		}
 		if c.fd >= 0 {
 			_, _ = setInheritable(c.ps.ptmx, false)
 		}

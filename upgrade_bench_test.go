@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +24,8 @@ import (
 // 1,000 lines of scrollback, 100 of them with a resuming client attached.
 // It reports the phases the two images log, the state's size per session,
 // and how long after the upgrade request the clients had resumed (their
-// delta header received).
+// delta header received). UPGRADE_BENCH_CPUPROFILE=FILE has the new
+// image write a CPU profile of its first 3 seconds to FILE.
 //
 //	go test -run '^$' -bench BenchmarkUpgrade -benchtime 5x .
 func BenchmarkUpgrade(b *testing.B) {
@@ -36,7 +38,7 @@ func BenchmarkUpgrade(b *testing.B) {
 			if n > 0 {
 				probe = ids[0]
 			}
-			var serve, quiesce, write, exec, read, restore, background time.Duration
+			var serve, quiesce, write, exec, read, register, restore, background time.Duration
 			var resumed, blackout []time.Duration
 			var snapshot time.Duration
 			var stateBytes float64
@@ -46,7 +48,12 @@ func BenchmarkUpgrade(b *testing.B) {
 				var start time.Time
 				upgrade := func() {
 					start = time.Now()
-					if err := d.upgrade(bin); err != "" {
+					var env []string
+					if p := os.Getenv("UPGRADE_BENCH_CPUPROFILE"); p != "" && n > 0 {
+						// The new image profiles its first seconds.
+						env = append(env, "UPGRADED_CPUPROFILE="+p)
+					}
+					if err := d.upgrade(bin, env...); err != "" {
 						b.Fatalf("upgrade: %s", err)
 					}
 					// The listener was carried: this connect waits in
@@ -69,13 +76,16 @@ func BenchmarkUpgrade(b *testing.B) {
 				b.StopTimer()
 				d.waitLine("READY ", before)
 				up := d.logFields(before, "reconnecting pty upgrade: executing the new image")
-				rs := d.logFields(before, "reconnecting pty sessions restored")
+				// (Logged once every session is rebuilt, which may be
+				// after the new image serves.)
+				rs := d.waitLogFields(before, "reconnecting pty sessions restored")
 				b.Logf("old image: %v; new image: %v", up, rs)
 				quiesce += parseDuration(b, up["quiesce"])
 				snapshot += parseDuration(b, up["snapshot"])
 				write += parseDuration(b, up["write"])
 				stateBytes = up["state_bytes"].(float64)
 				restore += parseDuration(b, rs["restore"])
+				register += parseDuration(b, rs["register"])
 				read += parseDuration(b, rs["read"])
 				exec += parseDuration(b, rs["exec"])
 				if n > 0 {
@@ -93,7 +103,8 @@ func BenchmarkUpgrade(b *testing.B) {
 			b.ReportMetric(per(write), "ms-write")
 			b.ReportMetric(per(exec), "ms-exec")
 			b.ReportMetric(per(read), "ms-read")
-			b.ReportMetric(per(restore), "ms-restore")
+			b.ReportMetric(per(register), "ms-register")
+			b.ReportMetric(per(restore), "ms-restore-background")
 			b.ReportMetric(per(background), "ms-parse-in-background")
 			if n > 0 {
 				b.ReportMetric(stateBytes/float64(n), "state-B/session")

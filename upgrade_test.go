@@ -6,7 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,6 +187,90 @@ func TestUpgrade(t *testing.T) {
 		fresh.waitEOF()
 		if got := string(fresh.output()); got != "0 1 2 3 " {
 			t.Errorf("a new session's process has descriptors %q, want its standard streams and ls's own (0 1 2 3)", got)
+		}
+	})
+
+	// Screen sessions cross too: their daemons are children of the
+	// process, and the new image adopts their directory.
+	t.Run("ScreenSessionsAnswer", func(t *testing.T) {
+		if _, err := exec.LookPath("screen"); err != nil {
+			t.Skip("screen is not installed")
+		}
+		d := startDaemon(t, oldBin)
+		init := reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, BackendType: "screen"}
+		c := dialStream(t, d.rpty, init)
+		shellPID := regexp.MustCompile(`shell-(\d+)-42`)
+		if _, err := c.c.Write([]byte("echo shell-$$-$((6*7))\r")); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor("the screen session answering", func(b []byte) bool { return shellPID.Match(b) })
+		shell := shellPID.FindSubmatch(c.output())[1]
+		pids := d.pids()
+		before := d.lineCount()
+		if err := d.upgrade(newBin); err != "" {
+			t.Fatalf("upgrade: %s", err)
+		}
+		_, at := d.waitLineAt("MARKER new ", before)
+		d.waitLine("READY ", at)
+		if got := d.closes(before, at, reconnectingpty.DisconnectServerUpgrade); len(got) != 1 {
+			t.Errorf("the old image logged %d server_upgrade closes, want 1", len(got))
+		}
+		after := d.pids()
+		if pid, ok := after[init.ID]; !ok || pid != pids[init.ID] || !processAlive(pid) {
+			t.Fatalf("screen daemon after the upgrade: %d (known %v), was %d", pid, ok, pids[init.ID])
+		}
+		// The client reconnected (screen always redraws) and the same
+		// shell answers it.
+		if _, err := c.c.Write([]byte("echo after-$$-$((6*7))\r")); err != nil {
+			t.Fatal(err)
+		}
+		same := []byte("after-" + string(shell) + "-42")
+		c.waitFor("the same shell answering after the upgrade", func(b []byte) bool { return bytes.Contains(b, same) })
+		// A second client sees the same window.
+		late := dialStream(t, d.rpty, init)
+		late.waitFor("the late client's screen", func(b []byte) bool { return bytes.Contains(b, same) })
+		// And the new image starts screen sessions of its own.
+		fresh := dialStream(t, d.rpty, reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, BackendType: "screen"})
+		if _, err := fresh.c.Write([]byte("echo fresh-$((6*7))\r")); err != nil {
+			t.Fatal(err)
+		}
+		fresh.waitFor("a new screen session", func(b []byte) bool { return bytes.Contains(b, []byte("fresh-42")) })
+		if n := len(d.pids()); n != 2 {
+			t.Errorf("%d sessions, want 2", n)
+		}
+	})
+
+	// A brand-new client whose connection the old image accepted and had
+	// not served yet (it sent nothing before the upgrade) is served by
+	// the new image, not reset.
+	t.Run("ConnectionNotServedYetIsCarried", func(t *testing.T) {
+		d := startDaemon(t, oldBin)
+		c := dialStream(t, d.rpty, reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80})
+		c.waitFor("a prompt", func(b []byte) bool { return len(b) > 0 })
+		quiet, err := net.Dial("tcp", d.rpty)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer quiet.Close()
+		// Accepted by the old image's Serve, which waits for its init.
+		time.Sleep(300 * time.Millisecond)
+		before := d.lineCount()
+		if err := d.upgrade(newBin); err != "" {
+			t.Fatalf("upgrade: %s", err)
+		}
+		_, at := d.waitLineAt("MARKER new ", before)
+		d.waitLine("READY ", at)
+		if got := d.closes(before, at, reconnectingpty.DisconnectServerUpgrade); len(got) != 1 {
+			t.Errorf("the old image logged %d server_upgrade closes, want 1 (the attached client's)", len(got))
+		}
+		init := reconnectingpty.Init{ID: uuid.New(), Height: 24, Width: 80, Command: "echo carried-$((6*7))"}
+		if err := reconnectingpty.WriteInit(quiet, init); err != nil {
+			t.Fatalf("init on the carried connection: %v", err)
+		}
+		_ = quiet.SetReadDeadline(time.Now().Add(30 * time.Second))
+		out, err := io.ReadAll(quiet)
+		if !bytes.Contains(out, []byte("carried-42")) {
+			t.Fatalf("the carried connection got %q (%v), want its session's output", out, err)
 		}
 	})
 

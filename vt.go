@@ -71,6 +71,10 @@ type vtGreeting struct {
 	// resizes counts the resizes: with parsed, it tells whether the
 	// terminal changed since a snapshot.
 	resizes uint64
+
+	// restored is for a terminal an upgrade handed over (vtrestored.go);
+	// under mu.
+	restored restoredTerm
 }
 
 func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
@@ -93,6 +97,7 @@ func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 // waits for it, so memory stays bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
+	g.restored.quiet = false
 	// (Not busy, the reader parses it itself in afterOutput: a restored
 	// terminal's pending snapshot may be longer than vtParseAhead.)
 	for len(g.pending) >= vtParseAhead && g.busy {
@@ -129,6 +134,7 @@ func (g *vtGreeting) catchUp() {
 			g.spare = batch[:0]
 		}
 		batch, g.pending = g.pending, nil
+		g.restored.applyAnswering(g.term)
 		if len(batch) == 0 {
 			// An idle session keeps no more than a keystroke's echo
 			// needs; a burst allocates afresh.
@@ -212,6 +218,9 @@ func (g *vtGreeting) finish() {
 }
 
 func (g *vtGreeting) resized(height, width uint16) {
+	if g.sameSizeIfQuiet(height, width) {
+		return
+	}
 	g.claim()
 	defer g.release()
 	g.term.Resize(int(height), int(width))
@@ -221,6 +230,9 @@ func (g *vtGreeting) resized(height, width uint16) {
 // attached hands query answering to the clients while any is attached:
 // their terminals answer, and two answers would confuse the program.
 func (g *vtGreeting) attached(n int) {
+	if g.deferAnswering(n == 0) {
+		return
+	}
 	g.claim()
 	defer g.release()
 	g.term.SetAnswerQueries(n == 0)
@@ -248,6 +260,9 @@ func (*vtGreeting) exactRedraw() {}
 // output again, or its terminal would answer the query a second time and
 // the program read the answer as typed keys.
 func (g *vtGreeting) answeredThrough() uint64 {
+	if n, ok := g.answeredIfQuiet(); ok {
+		return n
+	}
 	g.claim()
 	defer g.release()
 	return g.answered
@@ -298,21 +313,3 @@ func (g *vtGreeting) state(early *vtState) *vtState {
 		resizes: g.resizes,
 	}
 }
-
-// restoreVTGreeting is the greeting of a handed-over vt session: a fresh
-// emulator that the old one's snapshot brings to the same state. The
-// snapshot waits as output not yet parsed, so that restoring costs no
-// parsing: whoever next takes the terminal parses it first (see claim),
-// or parse does, in the background.
-func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
-	g := newVTGreeting(st.Height, st.Width, scrollback)
-	// A snapshot holds no query, so the emulator answers none of it.
-	g.pending = st.Snapshot
-	g.parsed = st.Parsed - uint64(len(st.Snapshot))
-	g.answered = st.Answered
-	g.snapshotLen = len(st.Snapshot)
-	return g
-}
-
-// parse parses whatever output waits, if nobody is.
-func (g *vtGreeting) parse() { g.afterOutput() }

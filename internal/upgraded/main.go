@@ -17,6 +17,8 @@
 //
 // UPGRADED_CORRUPT=checksum or =version makes it damage the handed-over
 // state before reading it, as a broken upgrade would.
+// UPGRADED_CPUPROFILE=FILE writes a CPU profile of its first 3 seconds to
+// FILE (for BenchmarkUpgrade).
 package main
 
 import (
@@ -28,8 +30,10 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,6 +60,14 @@ func run() error {
 		if err := corrupt(how); err != nil {
 			return err
 		}
+	}
+	if p := os.Getenv("UPGRADED_CPUPROFILE"); p != "" {
+		_ = os.Unsetenv("UPGRADED_CPUPROFILE")
+		stopProfile, err := profileFor(p, 3*time.Second)
+		if err != nil {
+			return err
+		}
+		defer stopProfile()
 	}
 	h, err := reconnectingpty.Inherited()
 	if err != nil {
@@ -141,6 +153,28 @@ func serveControl(ctx context.Context, srv *reconnectingpty.Server, ctl, ln net.
 		}
 		_ = c.Close()
 	}
+}
+
+// profileFor writes a CPU profile to path until d has passed or the
+// returned function is called, whichever comes first.
+func profileFor(path string, d time.Duration) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			pprof.StopCPUProfile()
+			_ = f.Close()
+		})
+	}
+	time.AfterFunc(d, stop)
+	return stop, nil
 }
 
 // corrupt damages the handed-over state in place: a flipped payload byte

@@ -1,0 +1,54 @@
+package reconnectingpty
+
+import (
+	"bytes"
+	"testing"
+)
+
+// TestResumingARestoredTerminalNeedsNoParse pins that a client resuming a
+// handed-over vt session that had no output since (the answered count,
+// the attach, a resize to the same size) does not wait for its snapshot
+// to be parsed, and that the answering the attach asked for is applied
+// before the terminal parses anything after.
+func TestResumingARestoredTerminalNeedsNoParse(t *testing.T) {
+	g := newVTGreeting(24, 80, 100)
+	g.output([]byte("hello\r\n\x1b[c")) // a query, answered: nobody attached
+	g.afterOutput()
+	st := g.state(nil)
+	g.finish()
+	if st.Answered == 0 {
+		t.Fatal("the query was not answered before the handover")
+	}
+
+	var answers []byte
+	r := restoreVTGreeting(st, 100)
+	defer r.finish()
+	r.answerWith(func(p []byte) { answers = append(answers, p...) })
+	if got := r.answeredThrough(); got != st.Answered {
+		t.Fatalf("answeredThrough %d, want the handed-over %d", got, st.Answered)
+	}
+	r.resized(24, 80)
+	r.attached(1) // a client answers from now on
+	r.mu.Lock()
+	waiting := len(r.pending)
+	r.mu.Unlock()
+	if waiting != len(st.Snapshot) {
+		t.Fatalf("%d bytes wait to be parsed, want the snapshot's %d: something parsed it", waiting, len(st.Snapshot))
+	}
+
+	// Output after the attach: the client answers its query, not the
+	// emulator.
+	r.output([]byte("\x1b[c"))
+	r.afterOutput()
+	if len(answers) > 0 {
+		t.Fatalf("the emulator answered %q while a client was attached", answers)
+	}
+	if got := r.state(nil); !bytes.Contains(got.Snapshot, []byte("hello")) {
+		t.Fatalf("restored screen lost its text: %q", got.Snapshot)
+	}
+	// A resize to another size is a change, parsed as any other.
+	r.resized(30, 100)
+	if got := r.state(nil); got.Height != 30 || got.Width != 100 {
+		t.Fatalf("resize lost: %+v", got)
+	}
+}
