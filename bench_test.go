@@ -158,3 +158,33 @@ func serverRateWith(b *testing.B, backend BackendType, readers, stalled int, que
 	}
 	return slowest
 }
+
+// BenchmarkRelayVTBuffered compares the vt backend's relay with
+// buffered's in the same iteration: a bare PTY read, then one client
+// reading through each backend, in an order that rotates every iteration
+// so that neither always follows the other; it reports the medians over
+// the iterations of each against the bare PTY and of vt against
+// buffered. Run with:
+//
+//	go test -run '^$' -bench RelayVTBuffered -benchtime 6x .
+func BenchmarkRelayVTBuffered(b *testing.B) {
+	var vtBare, bufBare, vtBuf []float64
+	for i := 0; i < b.N; i++ {
+		bare := bareRate(b)
+		var vt, buf float64
+		if i%2 == 0 {
+			buf = serverRate(b, BackendBuffered, 1, 0)
+			vt = serverRate(b, BackendVT, 1, 0)
+		} else {
+			vt = serverRate(b, BackendVT, 1, 0)
+			buf = serverRate(b, BackendBuffered, 1, 0)
+		}
+		vtBare = append(vtBare, vt/bare)
+		bufBare = append(bufBare, buf/bare)
+		vtBuf = append(vtBuf, vt/buf)
+	}
+	b.ReportMetric(median(bufBare), "buffered-x-bare")
+	b.ReportMetric(median(vtBare), "vt-x-bare")
+	b.ReportMetric(median(vtBuf), "vt-x-buffered")
+}
+
