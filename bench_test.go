@@ -187,4 +187,3 @@ func BenchmarkRelayVTBuffered(b *testing.B) {
 	b.ReportMetric(median(vtBare), "vt-x-bare")
 	b.ReportMetric(median(vtBuf), "vt-x-buffered")
 }
-
