@@ -60,6 +60,9 @@ type vtGreeting struct {
 	busy    bool       // term is in use
 	stopped bool       // finish was called: no more compaction or parser
 	timer   sync.WaitGroup
+	// onReader has afterOutput parse on the reader's goroutine instead
+	// (Server.vtParseOnReader, for benchmarks); set before any output.
+	onReader bool
 	// parsing is true while a parser goroutine (see afterOutput) runs;
 	// parsers counts it for finish to wait for.
 	parsing bool
@@ -119,6 +122,10 @@ func (g *vtGreeting) output(p []byte) {
 // goroutine: it starts the parser unless someone has the terminal (who
 // parses it, or starts the parser on release).
 func (g *vtGreeting) afterOutput() {
+	if g.onReader {
+		g.parse()
+		return
+	}
 	g.mu.Lock()
 	g.startParserLocked()
 	g.mu.Unlock()
@@ -306,7 +313,9 @@ func (g *vtGreeting) title() string {
 // core's fan-out and resume ring, and a terminal emulator that greets every
 // attaching connection with the program's current screen.
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
-	return startPTYSession(s, BackendVT, newVTGreeting(height, width, s.cfg.ScrollbackLines), cmd, height, width, logger, onDone)
+	g := newVTGreeting(height, width, s.cfg.ScrollbackLines)
+	g.onReader = s.vtParseOnReader
+	return startPTYSession(s, BackendVT, g, cmd, height, width, logger, onDone)
 }
 
 // vtState is a vt session's terminal as an upgrade hands it over.
