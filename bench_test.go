@@ -89,11 +89,17 @@ func serverRate(b *testing.B, backend BackendType, readers, stalled int) float64
 // clients turned off if queueAll is set.
 func serverRateWith(b *testing.B, backend BackendType, readers, stalled int, queueAll bool) float64 {
 	b.Helper()
+	return serverRateOn(b, backend, readers, stalled, func(srv *Server) { srv.queueAllOutput = queueAll })
+}
+
+// serverRateOn is serverRate on a server that setup adjusts first.
+func serverRateOn(b *testing.B, backend BackendType, readers, stalled int, setup func(*Server)) float64 {
+	b.Helper()
 	srv, err := NewServer(Config{Backend: backend, Commander: LocalCommander{Shell: "/bin/sh"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv.queueAllOutput = queueAll
+	setup(srv)
 	addr, stop := serveLoopback(b, srv)
 	defer stop()
 
@@ -157,4 +163,45 @@ func serverRateWith(b *testing.B, backend BackendType, readers, stalled int, que
 		slowest = min(slowest, r)
 	}
 	return slowest
+}
+
+// BenchmarkRelayVTBuffered compares the vt backend's relay with
+// buffered's in the same iteration: a bare PTY read, then one client
+// reading through buffered, through vt, and through vt with the reader
+// parsing each chunk itself (the design before the parser goroutine), in
+// an order that rotates every iteration; it reports the medians over the
+// iterations of each against the bare PTY and of each vt against
+// buffered. Run with:
+//
+//	go test -run '^$' -bench RelayVTBuffered -benchtime 6x .
+func BenchmarkRelayVTBuffered(b *testing.B) {
+	runs := []struct {
+		name    string
+		backend BackendType
+		setup   func(*Server)
+	}{
+		{"buffered", BackendBuffered, func(*Server) {}},
+		{"vt", BackendVT, func(*Server) {}},
+		{"vt-reader-parses", BackendVT, func(s *Server) { s.vtParseOnReader = true }},
+	}
+	xBare := make([][]float64, len(runs))
+	xBuf := make([][]float64, len(runs))
+	for i := 0; i < b.N; i++ {
+		bare := bareRate(b)
+		rates := make([]float64, len(runs))
+		for k := range runs {
+			r := runs[(i+k)%len(runs)]
+			rates[(i+k)%len(runs)] = serverRateOn(b, r.backend, 1, 0, r.setup)
+		}
+		for k := range runs {
+			xBare[k] = append(xBare[k], rates[k]/bare)
+			xBuf[k] = append(xBuf[k], rates[k]/rates[0])
+		}
+	}
+	for k, r := range runs {
+		b.ReportMetric(median(xBare[k]), r.name+"-x-bare")
+		if k > 0 {
+			b.ReportMetric(median(xBuf[k]), r.name+"-x-buffered")
+		}
+	}
 }

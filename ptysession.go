@@ -45,7 +45,8 @@ const (
 // exact, with nothing missed or repeated.
 type greeting interface {
 	// output sees every chunk of output, in order, once the ring holds it.
-	// It may work on a copy later (vt parses in afterOutput), as long as
+	// It may work on a copy later (vt parses it on a goroutine that
+	// afterOutput starts), as long as
 	// every other method sees the effect of all the output given before
 	// it was called.
 	output(p []byte)
@@ -74,7 +75,9 @@ type answerer interface {
 
 // outputWorker is implemented by a greeting with work to do on output
 // that should not hold up the clients (vt's parsing): the reader calls
-// afterOutput, without the core's lock, once it has relayed each chunk.
+// afterOutput, without the core's lock, once it has relayed each chunk;
+// afterOutput must return at once (vt hands the work to a goroutine), so
+// that the reader goes back to the PTY.
 type outputWorker interface{ afterOutput() }
 
 // exactRedraw is implemented by a greeting whose greet draws the

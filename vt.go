@@ -12,8 +12,8 @@ import (
 
 const (
 	// vtParseAhead bounds the output the greeting holds unparsed while
-	// the compaction timer has the emulator. Past it the reader waits, so
-	// memory stays bounded.
+	// the parser or the compaction timer has the emulator. Past it the
+	// reader waits, so memory stays bounded.
 	vtParseAhead = 256 << 10
 	// vtCompactEvery is how often, while output flows, the scrollback
 	// lines that left the screen are encoded (see vt.Terminal.Compact);
@@ -28,14 +28,19 @@ const (
 // scrollback, alternate screen, cursor, modes, title, pen), drawn at the
 // connection's size.
 //
-// The PTY reader parses each chunk itself once it has relayed it
-// (afterOutput), so clients get output before the emulator sees it and no
-// other goroutine needs waking for it; the terminal's own buffer, tens of
-// KiB, absorbs the parse time. Whoever takes the terminal (the reader, the
-// compaction timer, or a method called under the core's lock) first parses
-// everything given to output so far: with the reader held off by that
-// lock, what a method sees is exactly the output fanned out so far, so a
-// snapshot plus the live output after it is exact.
+// The PTY reader does not parse: once it has relayed a chunk it starts a
+// parser goroutine (afterOutput) unless one is running, and goes back to
+// reading at once, so the PTY is read as promptly as on buffered and the
+// parse runs while the reader waits for the program. The parser takes all
+// output waiting at each turn, so while output floods it parses in batches
+// as large as it has fallen behind, and it exits once none waits (an idle
+// session holds no goroutine for it). The reader waits for it only when it
+// is vtParseAhead behind, which bounds the memory. Whoever takes the
+// terminal (the parser, the compaction timer, or a method called under
+// the core's lock) first parses everything given to output so far: with
+// the reader held off by that lock, what a method sees is exactly the
+// output fanned out so far, so a snapshot plus the live output after it
+// is exact.
 //
 // Lines scrolled off during a flood wait unencoded, so that the many
 // pushed out of a full scrollback soon after cost nothing more; they are
@@ -53,8 +58,15 @@ type vtGreeting struct {
 	pending []byte     // output not yet given to the emulator
 	spare   []byte     // the last batch parsed, for reuse
 	busy    bool       // term is in use
-	stopped bool       // finish was called: no more compaction
+	stopped bool       // finish was called: no more compaction or parser
 	timer   sync.WaitGroup
+	// onReader has afterOutput parse on the reader's goroutine instead
+	// (Server.vtParseOnReader, for benchmarks); set before any output.
+	onReader bool
+	// parsing is true while a parser goroutine (see afterOutput) runs;
+	// parsers counts it for finish to wait for.
+	parsing bool
+	parsers sync.WaitGroup
 	idle    *time.Timer // compacts once the output has paused
 	// idleSet is true while the idle timer is set: it is not set again,
 	// so that callers coming often cannot put it off forever.
@@ -92,14 +104,15 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 
 func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 
-// output keeps a copy of p for the emulator. Only while the compaction
-// timer has the terminal can it fall behind; past vtParseAhead the reader
-// waits for it, so memory stays bounded.
+// output keeps a copy of p for the emulator. Past vtParseAhead of output
+// waiting while someone parses, the reader waits for them, so memory stays
+// bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
 	g.restored.quiet = false
-	// (Not busy, the reader parses it itself in afterOutput: a restored
-	// terminal's pending snapshot may be longer than vtParseAhead.)
+	// (Not busy, nobody would parse it: a restored terminal's pending
+	// snapshot may be longer than vtParseAhead, and afterOutput starts
+	// the parser.)
 	for len(g.pending) >= vtParseAhead && g.busy {
 		g.changed.Wait()
 	}
@@ -110,9 +123,41 @@ func (g *vtGreeting) output(p []byte) {
 	g.mu.Unlock()
 }
 
-// afterOutput parses, on the reader's goroutine, the output it has just
-// relayed, unless someone else has the terminal (and so parses it).
+// afterOutput has the output the reader has just relayed parsed off its
+// goroutine: it starts the parser unless someone has the terminal (who
+// parses it, or starts the parser on release).
 func (g *vtGreeting) afterOutput() {
+	if g.onReader {
+		g.parse()
+		return
+	}
+	g.mu.Lock()
+	g.startParserLocked()
+	g.mu.Unlock()
+}
+
+// startParserLocked starts a parser goroutine if output waits and nobody
+// has the terminal. It holds the terminal until no output waits; finish
+// waits for it. The caller holds mu.
+func (g *vtGreeting) startParserLocked() {
+	if g.busy || g.stopped || len(g.pending) == 0 {
+		return
+	}
+	g.busy, g.parsing = true, true
+	g.parsers.Add(1)
+	go func() {
+		defer g.parsers.Done()
+		g.catchUp()
+		g.mu.Lock()
+		g.parsing = false
+		g.mu.Unlock()
+		g.release()
+	}()
+}
+
+// parse parses whatever output waits on the caller's goroutine, if nobody
+// is (a restored terminal's snapshot, parsed by the restore's workers).
+func (g *vtGreeting) parse() {
 	g.mu.Lock()
 	if g.busy || len(g.pending) == 0 {
 		g.mu.Unlock()
@@ -195,11 +240,13 @@ func (g *vtGreeting) claim() {
 }
 
 // release gives up the terminal, setting the idle timer if lines wait to
-// be encoded.
+// be encoded, and starting the parser if output came after the holder's
+// last catch-up.
 func (g *vtGreeting) release() {
 	g.mu.Lock()
 	g.busy = false
-	if !g.stopped && !g.idleSet && g.term.HeldLines() > 0 {
+	g.startParserLocked()
+	if !g.busy && !g.stopped && !g.idleSet && g.term.HeldLines() > 0 {
 		g.idleSet = true
 		g.idle.Reset(vtCompactIdle)
 	}
@@ -207,14 +254,16 @@ func (g *vtGreeting) release() {
 	g.mu.Unlock()
 }
 
-// finish stops the compaction timer and waits for it; the reader is done,
-// so no more output comes.
+// finish stops the compaction timer and the parser and waits for them;
+// the reader is done, so no more output comes. Output left unparsed is
+// parsed by whoever next takes the terminal.
 func (g *vtGreeting) finish() {
 	g.mu.Lock()
 	g.stopped = true
 	g.idle.Stop()
 	g.mu.Unlock()
 	g.timer.Wait()
+	g.parsers.Wait()
 }
 
 func (g *vtGreeting) resized(height, width uint16) {
@@ -279,7 +328,9 @@ func (g *vtGreeting) title() string {
 // core's fan-out and resume ring, and a terminal emulator that greets every
 // attaching connection with the program's current screen.
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
-	return startPTYSession(s, BackendVT, newVTGreeting(height, width, s.cfg.ScrollbackLines), cmd, height, width, logger, onDone)
+	g := newVTGreeting(height, width, s.cfg.ScrollbackLines)
+	g.onReader = s.vtParseOnReader
+	return startPTYSession(s, BackendVT, g, cmd, height, width, logger, onDone)
 }
 
 // vtState is a vt session's terminal as an upgrade hands it over.

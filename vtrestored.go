@@ -49,9 +49,6 @@ func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
 	return g
 }
 
-// parse parses whatever output waits, if nobody is.
-func (g *vtGreeting) parse() { g.afterOutput() }
-
 // answeredIfQuiet is answeredThrough without a parse, for a restored
 // terminal that has had no output but its snapshot: parsing a snapshot
 // answers nothing, so the count is the one handed over.

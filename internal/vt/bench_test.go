@@ -223,6 +223,20 @@ func benchLines() []byte {
 
 func BenchmarkParseBenchLines(b *testing.B) { benchParse(b, benchLines()) }
 
+// benchStream is what examples/bench's writer prints, as the PTY hands it
+// on: 71 characters of lowercase letters and digits, then CR LF (the
+// PTY's onlcr), 73 bytes a line.
+func benchStream() []byte {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	var ln []byte
+	for len(ln) < 71 {
+		ln = append(ln, alphabet[len(ln)%len(alphabet)])
+	}
+	return repeatTo(string(ln)+"\r\n", benchSize)
+}
+
+func BenchmarkParseBenchStream(b *testing.B) { benchParse(b, benchStream()) }
+
 // BenchmarkParseRelayed parses the throughput benchmark's stream as the vt
 // backend does while relaying it: in 4 KiB reads, compacting the
 // scrollback every 2 MB (50 ms of output at 40 MB/s).

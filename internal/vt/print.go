@@ -112,11 +112,23 @@ func (t *Terminal) printASCII(s []byte) {
 			continue
 		}
 		n := min(len(s), t.cols-b.x)
-		cells := b.lines[b.y].cells[b.x : b.x+n]
-		for k := range cells {
-			cells[k].put(rune(s[k]), a, 0)
+		ln := b.lines[b.y]
+		cells := ln.cells[b.x : b.x+n]
+		run := s[:len(cells)]
+		if a == (attrs{}) && b.x >= ln.used {
+			// Past used every cell is cell{}: only the text changes.
+			for k := range cells {
+				cells[k].ch = rune(run[k])
+			}
+		} else {
+			// One 16-byte store of the pen's cell, then the text.
+			tmpl := cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}}
+			for k := range cells {
+				cells[k] = tmpl
+				cells[k].ch = rune(run[k])
+			}
 		}
-		b.lines[b.y].touch(b.x + n - 1)
+		ln.touch(b.x + n - 1)
 		b.x += n
 		s = s[n:]
 		t.joinWidth = 1
@@ -324,11 +336,38 @@ func (t *Terminal) scrollUp(a attrs, wrapped bool) {
 		// then the one it hands back.
 		top = t.sb.push(top)
 	}
-	copy(b.lines[b.scrollTop:b.scrollBottom], b.lines[b.scrollTop+1:b.scrollBottom+1])
+	if b.scrollTop == 0 && b.scrollBottom == len(b.lines)-1 {
+		b.slideUp()
+	} else {
+		copy(b.lines[b.scrollTop:b.scrollBottom], b.lines[b.scrollTop+1:b.scrollBottom+1])
+	}
 	if len(top.cells) != t.cols {
 		top.resize(t.cols, a)
 	}
 	top.fill(a)
 	top.wrapped = wrapped
 	b.lines[b.scrollBottom] = top
+}
+
+// slideUp moves the whole screen up a line by moving the window b.lines
+// is of its backing array one slot on, instead of copying every row's
+// pointer (a scroll per line of output makes that copy a fifth of a
+// flood's parse). The caller then sets the bottom row. When the backing
+// array is used up the window is copied back to the start of base, once
+// every rows lines.
+func (b *buffer) slideUp() {
+	n := len(b.lines)
+	// The slot left behind must not keep its line alive.
+	b.lines[0] = nil
+	if cap(b.lines) > n {
+		b.lines = b.lines[1 : n+1]
+		return
+	}
+	if cap(b.base) < 2*n {
+		b.base = make([]*line, 2*n)
+	}
+	base := b.base[:cap(b.base)]
+	copy(base, b.lines[1:])
+	clear(base[n-1:])
+	b.lines = base[:n]
 }

@@ -10,6 +10,9 @@ func (t *Terminal) Resize(rows, cols int) {
 		return
 	}
 	oldCols := t.cols
+	// The buffers' lines may be replaced: their old backing arrays must
+	// not keep dropped lines alive.
+	t.normal.base, t.alt.base = nil, nil
 	t.resizeBuffer(&t.normal, true, rows, cols)
 	if t.altActive {
 		t.resizeBuffer(&t.alt, false, rows, cols)

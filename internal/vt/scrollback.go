@@ -90,10 +90,15 @@ func (s *scrollback) push(l *line) *line {
 		if s.n > 0 {
 			s.dropOldestEncoded()
 		} else {
-			spare = s.raw[s.rawHead]
-			s.raw[s.rawHead] = nil
-			s.rawHead = (s.rawHead + 1) % len(s.raw)
-			s.rawN--
+			// The oldest raw line's slot takes l: the ring turns by one
+			// without a division.
+			i := s.rawHead
+			spare = s.raw[i]
+			s.raw[i] = l
+			if s.rawHead++; s.rawHead == len(s.raw) {
+				s.rawHead = 0
+			}
+			return spare
 		}
 	}
 	if s.rawN == len(s.raw) {

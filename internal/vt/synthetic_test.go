@@ -122,7 +122,25 @@ var synthetic = []struct{ name, data string }{
 	{"decic-decdc", "abcdef\r\nabcdef\x1b[3G\x1b[2'}\x1b[1'~"},
 	{"decsca", "\x1b[1\"qAB\x1b[0\"qCD\x1b[1;1H\x1b[?K"},
 	{"lone-zero-width-at-margin", strings.Repeat("x", 80) + "\u0301\u0301z"},
+	// Whole-screen scrolls move the screen's window over its backing
+	// array (slideUp), copying it back every screenful: floods past
+	// several such copies, mixed with region scrolls, reverse index and
+	// the alternate screen, and text printed over coloured cells with the
+	// default pen and over blank ones with a coloured pen.
+	{"flood-slides", numbered(130) + "\x1b[5;10r\x1b[10;1H" + numbered(7) + "\x1b[r\x1b[1;1H\x1bM\x1bM" +
+		"\x1b[24;1H" + numbered(60) + "\x1b[?1049h" + numbered(75) + "\x1b[3;3Hx\x1b[?1049l" + numbered(30)},
+	{"flood-pens", strings.Repeat("\x1b[41;33mcoloured line of text\x1b[m\r\n", 30) + "\x1b[20A" +
+		strings.Repeat("plain over colour\r\n", 5) + "\x1b[1;4mbold underlined\x1b[m past\r\n\x1b[44m" + numbered(40)},
 	{"save-restore-scrolled", strings.Repeat("s\r\n", 30) + "\x1b[5;5H\x1b7" + strings.Repeat("t\r\n", 5) + "\x1b8#"},
+}
+
+// numbered is n lines, each its number and some text, ending in CR LF.
+func numbered(n int) string {
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, "%03d %s\r\n", i, strings.Repeat("ab", i%30))
+	}
+	return sb.String()
 }
 
 func syntheticCases() []diffCase {

@@ -98,7 +98,10 @@ type savedCursor struct {
 
 // buffer is the normal or the alternate screen.
 type buffer struct {
+	// lines are the rows, top first: a window of base once the whole
+	// screen has scrolled (see slideUp).
 	lines                   []*line
+	base                    []*line
 	x, y                    int
 	scrollTop, scrollBottom int
 	tabs                    []bool
