@@ -424,9 +424,10 @@ func (s *session) reattachCommand() string {
 
 // status shows connection state changes. On a terminal it draws one line
 // at the bottom of the screen and puts the cursor back, so the session's
-// screen is not scrolled or garbled, and clears that line again once
-// reconnected: a resumed connection gets only the bytes it missed, no
-// repaint that would cover it.
+// screen is not scrolled or garbled, and once reconnected paints that row
+// back as the program drew it (from the predictor's model of the screen)
+// or, without one, clears it: a resumed connection gets only the bytes it
+// missed, no repaint that would cover it.
 func (s *session) status(ev client.Event) {
 	var line string
 	switch ev.State {
@@ -444,14 +445,26 @@ func (s *session) status(ev client.Event) {
 	s.outMu.Lock()
 	defer s.outMu.Unlock()
 	if rows, cols := s.rows.Load(), int(s.cols.Load()); rows > 0 && s.errIsTerm {
+		// A line that wrapped would scroll the screen: cut it to fit.
+		if r := []rune(line); len(r) > cols-1 {
+			line = string(r[:max(cols-1, 0)])
+		}
+		if s.pred != nil && s.outIsTerm {
+			// The model of the screen paints the row back once
+			// reconnected (see statusrow.go).
+			draw := line
+			if ev.State == client.StateConnected {
+				draw = ""
+			}
+			if b, ok := s.pred.statusRow(draw, int(rows), cols); ok {
+				_, _ = s.out.Write(b)
+				return
+			}
+		}
 		if ev.State == client.StateConnected {
 			// Save cursor, clear the last row, restore the cursor.
 			fmt.Fprintf(s.errOut, "\x1b7\x1b[%d;1H\x1b[2K\x1b8", rows)
 			return
-		}
-		// A line that wrapped would scroll the screen: cut it to fit.
-		if r := []rune(line); len(r) > cols-1 {
-			line = string(r[:max(cols-1, 0)])
 		}
 		// Save cursor, go to the last row, clear it, reverse video, then
 		// restore the cursor (and its attributes).

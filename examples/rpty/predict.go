@@ -82,7 +82,9 @@ type predictor struct {
 	// moved says the terminal's cursor was moved off the model's by
 	// cursor keys, with no guess shown.
 	moved bool
-	stats predictStats
+	// anchored says the model's rows are the terminal's (statusrow.go).
+	anchored bool
+	stats    predictStats
 }
 
 func newPredictor(mode predictMode, threshold time.Duration, rows, cols int, rtt func() time.Duration) *predictor {
@@ -257,6 +259,7 @@ func (p *predictor) output(data []byte) []byte {
 	out := p.undo(make([]byte, 0, len(data)+64))
 	out = append(out, data...)
 	_, _ = p.model.Write(data)
+	p.noteAnchors(data)
 	p.reconcile()
 	return p.render(out)
 }
@@ -339,6 +342,8 @@ func (p *predictor) resize(rows, cols int) []byte {
 	out := p.undo(nil)
 	p.newEpoch()
 	p.model.Resize(rows, cols)
+	// The terminal reflows on its own, maybe not as the model does.
+	p.anchored = false
 	return out
 }
 

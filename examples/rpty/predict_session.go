@@ -43,6 +43,10 @@ func (s *session) startPredicting(f predictFlags, c *client.Client, inIsTerm boo
 	if s.view || !inIsTerm || !s.outIsTerm || rows == 0 || cols == 0 || predictMode(*f.mode) == predictOff {
 		return
 	}
+	// Under the output lock: the client's goroutine may be drawing the
+	// status line already.
+	s.outMu.Lock()
+	defer s.outMu.Unlock()
 	s.pred = newPredictor(predictMode(*f.mode), time.Duration(*f.thresholdMS)*time.Millisecond, int(rows), int(cols), func() time.Duration {
 		return c.Link().RTT
 	})
