@@ -117,8 +117,8 @@ func TestCLIPredictionLatencyTable(t *testing.T) {
 		rtt := time.Duration(ms) * time.Millisecond
 		rptyAddr, bareAddr := ln.Addr().String(), bare
 		if rtt > 0 {
-			rptyAddr = newDelayProxy(t, rptyAddr, rtt).ln.Addr().String()
-			bareAddr = newDelayProxy(t, bareAddr, rtt).ln.Addr().String()
+			rptyAddr = rptytest.NewDelayProxy(t, rptyAddr, rtt).Addr()
+			bareAddr = rptytest.NewDelayProxy(t, bareAddr, rtt).Addr()
 		}
 		panes := []*tmuxPane{
 			startPredictPane(t, bin, rptyAddr, "on"),

@@ -233,10 +233,10 @@ func showing(sub string) func(screen) bool {
 func TestCLIPredictiveEcho(t *testing.T) {
 	const rtt = 150 * time.Millisecond
 	ln := rptytest.StartServer(t, reconnectingpty.Config{Commander: reconnectingpty.LocalCommander{Shell: "/bin/bash"}})
-	proxy := newDelayProxy(t, ln.Addr().String(), rtt)
+	proxy := rptytest.NewDelayProxy(t, ln.Addr().String(), rtt)
 	bin := buildCLI(t)
-	a := startPredictPane(t, bin, proxy.ln.Addr().String(), "auto")
-	b := startPredictPane(t, bin, proxy.ln.Addr().String(), "off")
+	a := startPredictPane(t, bin, proxy.Addr(), "auto")
+	b := startPredictPane(t, bin, proxy.Addr(), "off")
 	time.Sleep(1500 * time.Millisecond) // a heartbeat has measured the round trip
 
 	text := "echo a-line-typed-at-the-prompt-one-key-at-a-time"

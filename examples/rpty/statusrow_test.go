@@ -1,14 +1,10 @@
 package main
 
 import (
-	"encoding/json"
-	"net/http"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/reconnectingpty/reconnectingpty"
 )
 
 // TestStatusLineLeavesAFullScreenProgramAsItWas: a full-screen program
@@ -23,22 +19,7 @@ func TestStatusLineLeavesAFullScreenProgramAsItWas(t *testing.T) {
 	addr := d.waitLogged("serving reconnecting pty", nil, 1)[0]["addr"].(string)
 	httpAddr := d.waitLogged("serving http", nil, 1)[0]["addr"].(string)
 	pane := startTmux(t, append([]string{cli, "--addr", addr, "--http", ""}, shellArgs...)...)
-	connections := func() int {
-		t.Helper()
-		resp, err := http.Get("http://" + httpAddr + "/sessions")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var infos []reconnectingpty.SessionInfo
-		if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
-			t.Fatal(err)
-		}
-		if len(infos) != 1 {
-			t.Fatalf("%d sessions, want 1", len(infos))
-		}
-		return infos[0].Connections
-	}
+	connections := func() int { return onlySessionConnections(t, httpAddr) }
 	styled := func() string { return pane.run("capture-pane", "-p", "-e") }
 	cursor := func() string { return strings.TrimSpace(pane.run("display-message", "-p", "#{cursor_x},#{cursor_y}")) }
 

@@ -208,6 +208,26 @@ func checkNoProcessWith(t *testing.T, arg string) {
 	}
 }
 
+// onlySessionConnections asks rptyd's HTTP API (GET /sessions) how many
+// connections its one session has; it fails the test unless there is
+// exactly one session.
+func onlySessionConnections(t *testing.T, httpAddr string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var infos []reconnectingpty.SessionInfo
+	if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
+		t.Fatal(err)
+	}
+	if len(infos) != 1 {
+		t.Fatalf("%d sessions, want 1", len(infos))
+	}
+	return infos[0].Connections
+}
+
 // TestCLIInTmuxAcrossDaemonUpgrade attaches the CLI, in tmux, to a real
 // rptyd on the vt backend and upgrades the daemon in place twice under
 // it. After a SIGUSR2 upgrade the pane shows the screen it showed before,
@@ -225,22 +245,7 @@ func TestCLIInTmuxAcrossDaemonUpgrade(t *testing.T) {
 	httpAddr := d.waitLogged("serving http", nil, 1)[0]["addr"].(string)
 	pane := startTmux(t, append([]string{cli, "--addr", addr, "--http", ""}, shellArgs...)...)
 	const restored = "reconnecting pty sessions restored"
-	connections := func() int {
-		t.Helper()
-		resp, err := http.Get("http://" + httpAddr + "/sessions")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var infos []reconnectingpty.SessionInfo
-		if err := json.NewDecoder(resp.Body).Decode(&infos); err != nil {
-			t.Fatal(err)
-		}
-		if len(infos) != 1 {
-			t.Fatalf("%d sessions, want 1", len(infos))
-		}
-		return infos[0].Connections
-	}
+	connections := func() int { return onlySessionConnections(t, httpAddr) }
 
 	pane.waitFor("the shell's prompt", func(s screen) bool { return strings.TrimSpace(strings.Join(s.rows, "")) != "" })
 	pane.typeIn("PS1='prompt> '; clear; seq -f 'row-%g' 1 12; echo pid=$$\r")

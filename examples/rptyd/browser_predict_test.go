@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -14,96 +13,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/reconnectingpty/reconnectingpty/internal/rptytest"
 )
-
-// delayProxy forwards TCP connections to target, holding every chunk for
-// a fixed one-way delay in each direction (order kept), so a connection
-// through it has a round trip of twice that: a far-away server on
-// loopback.
-type delayProxy struct {
-	ln     net.Listener
-	target string
-	oneWay time.Duration
-	wg     sync.WaitGroup
-	mu     sync.Mutex
-	conns  []net.Conn
-}
-
-func newDelayProxy(t *testing.T, target string, rtt time.Duration) *delayProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &delayProxy{ln: ln, target: target, oneWay: rtt / 2}
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for {
-			a, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			b, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = a.Close()
-				continue
-			}
-			p.mu.Lock()
-			p.conns = append(p.conns, a, b)
-			p.mu.Unlock()
-			p.wg.Add(2)
-			go p.pipe(a, b)
-			go p.pipe(b, a)
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.mu.Lock()
-		for _, c := range p.conns {
-			_ = c.Close()
-		}
-		p.mu.Unlock()
-		p.wg.Wait()
-	})
-	return p
-}
-
-// pipe copies src to dst, each chunk written oneWay after it was read.
-func (p *delayProxy) pipe(src, dst net.Conn) {
-	defer p.wg.Done()
-	type chunk struct {
-		data []byte
-		due  time.Time
-	}
-	q := make(chan chunk, 1024)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for c := range q {
-			time.Sleep(time.Until(c.due))
-			if _, err := dst.Write(c.data); err != nil {
-				_ = src.Close()
-				for range q {
-				}
-				return
-			}
-		}
-		_ = dst.Close()
-	}()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			q <- chunk{data: append([]byte(nil), buf[:n]...), due: time.Now().Add(p.oneWay)}
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(q)
-	<-done
-}
 
 // predictState is what the test reads of predict.js and the cursor.
 type predictState struct {
@@ -232,8 +144,8 @@ func TestBrowserPredictiveEcho(t *testing.T) {
 		t.Fatal(err)
 	}
 	const rtt = 150 * time.Millisecond
-	proxy := newDelayProxy(t, base.Host, rtt)
-	far := "http://" + proxy.ln.Addr().String() + "/"
+	proxy := rptytest.NewDelayProxy(t, base.Host, rtt)
+	far := "http://" + proxy.Addr() + "/"
 	command := testShell
 	const typed = "echo predicted-echo-arrives-exactly-once-here"
 
@@ -399,7 +311,7 @@ func TestBrowserPredictionLatencyTable(t *testing.T) {
 		rtt := time.Duration(ms) * time.Millisecond
 		target := d.base
 		if rtt > 0 {
-			target = "http://" + newDelayProxy(t, base.Host, rtt).ln.Addr().String() + "/"
+			target = "http://" + rptytest.NewDelayProxy(t, base.Host, rtt).Addr() + "/"
 		}
 		row := fmt.Sprintf("| %d ms |", ms)
 		for _, mode := range []string{"on", "off"} {

@@ -1,4 +1,4 @@
-package main
+package rptytest
 
 import (
 	"net"
@@ -7,14 +7,11 @@ import (
 	"time"
 )
 
-// A copy of examples/rptyd's delaying proxy (browser_predict_test.go):
-// each package's tests are their own.
-
-// delayProxy forwards TCP connections to target, holding every chunk for
+// DelayProxy forwards TCP connections to target, holding every chunk for
 // a fixed one-way delay in each direction (order kept), so a connection
 // through it has a round trip of twice that: a far-away server on
 // loopback.
-type delayProxy struct {
+type DelayProxy struct {
 	ln     net.Listener
 	target string
 	oneWay time.Duration
@@ -23,13 +20,16 @@ type delayProxy struct {
 	conns  []net.Conn
 }
 
-func newDelayProxy(t *testing.T, target string, rtt time.Duration) *delayProxy {
+// NewDelayProxy listens on a loopback port and forwards each connection
+// to target with rtt/2 of delay each way; it is closed, its goroutines
+// waited for, when the test ends.
+func NewDelayProxy(t testing.TB, target string, rtt time.Duration) *DelayProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &delayProxy{ln: ln, target: target, oneWay: rtt / 2}
+	p := &DelayProxy{ln: ln, target: target, oneWay: rtt / 2}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
@@ -63,8 +63,11 @@ func newDelayProxy(t *testing.T, target string, rtt time.Duration) *delayProxy {
 	return p
 }
 
+// Addr is the proxy's address, host:port.
+func (p *DelayProxy) Addr() string { return p.ln.Addr().String() }
+
 // pipe copies src to dst, each chunk written oneWay after it was read.
-func (p *delayProxy) pipe(src, dst net.Conn) {
+func (p *DelayProxy) pipe(src, dst net.Conn) {
 	defer p.wg.Done()
 	type chunk struct {
 		data []byte
