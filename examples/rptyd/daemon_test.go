@@ -74,7 +74,16 @@ func (l *daemonLog) find(t *testing.T, msg string, want map[string]any) map[stri
 		select {
 		case <-l.added:
 		case <-deadline:
-			t.Fatalf("no %q log line with %v", msg, want)
+			l.mu.Lock()
+			var same []map[string]any
+			for _, line := range l.lines {
+				if line["msg"] == msg {
+					same = append(same, line)
+				}
+			}
+			n, bad := len(l.lines), l.bad
+			l.mu.Unlock()
+			t.Fatalf("no %q log line with %v; of %d lines, those with that message: %v; unparsed: %q", msg, want, n, same, bad)
 		}
 	}
 }
