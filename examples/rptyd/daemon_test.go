@@ -227,7 +227,18 @@ func dialDaemon(t *testing.T, addr string, init reconnectingpty.Init) *daemonCli
 	return dc
 }
 
+// close ends the connection as a client that means to: a FIN, then, once
+// the daemon has closed its side, the socket. (A plain Close with output
+// still unread in the socket would send a reset, which the daemon rightly
+// logs as a network error.)
 func (dc *daemonClient) close() {
+	if tc, ok := dc.conn.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	select {
+	case <-dc.done:
+	case <-time.After(5 * time.Second):
+	}
 	_ = dc.conn.Close()
 	<-dc.done
 }
