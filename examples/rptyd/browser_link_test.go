@@ -1,15 +1,21 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
 )
 
 // readLinesCommand answers every input line with "got:<line>", without
@@ -196,5 +202,68 @@ func waitCounters(t *testing.T, p *browserPage, what string, cond func(linkCount
 			t.Fatalf("%s: not within 20 s; counters %+v", what, c)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// typeOnOpenJS, run before the page's own scripts, makes the terminal
+// type "line N\r" as the page's Nth WebSocket opens: before that
+// connection's first bytes, which say whether its server has the link
+// extension, can have arrived.
+const typeOnOpenJS = `(() => {
+	const Native = window.WebSocket;
+	let n = 0;
+	window.WebSocket = class extends Native {
+		constructor(...args) {
+			super(...args);
+			const k = ++n;
+			this.addEventListener('open', () => window.rpty.term.input('line ' + k + '\r'));
+		}
+	};
+})()`
+
+// TestBrowserInputBeforeTheFirstBytesCountsOnce: keys typed as a
+// connection opens, before its server has said it has the link extension,
+// are kept and counted like any others, so that after a drop the page
+// resends from where the program's input really stands: a key typed on
+// the first connection and one typed as the next opens each reach the
+// program once.
+func TestBrowserInputBeforeTheFirstBytesCountsOnce(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	if err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := cdp.Call(ctx, tg, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: typeOnOpenJS})
+		return err
+	})); err != nil {
+		t.Fatal(err)
+	}
+	p := openPage(t, ctx, d.base+"/?"+url.Values{"command": {readLinesCommand}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.waitFor("line 1", 20*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:line 1") == 1 })
+	waitCounters(t, p, "line 1 taken", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.Unacked == 0 })
+	if taken := eval[int](p, `rpty.inputTaken`); taken != len("line 1\r") {
+		t.Fatalf("the page counts %d bytes of its input taken, want %d: what it typed before the first bytes was not counted", taken, len("line 1\r"))
+	}
+
+	before := eval[linkCounters](p, linkCountersJS)
+	if d.cut() == 0 {
+		t.Fatal("no connection to cut")
+	}
+	waitCounters(t, p, "the reconnect", func(c linkCounters) bool { return c.Connects > before.Connects })
+	p.typeKeys("line 3\r")
+	p.waitFor("line 3", 20*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:line 3") == 1 })
+	waitCounters(t, p, "every input taken", func(c linkCounters) bool { return c.Unacked == 0 })
+	got := eval[[]string](p, bufferJS)
+	var gotLines []string
+	for _, l := range got {
+		if strings.HasPrefix(l, "got:") {
+			gotLines = append(gotLines, l)
+		}
+	}
+	if want := []string{"got:line 1", "got:line 2", "got:line 3"}; !slices.Equal(gotLines, want) {
+		t.Fatalf("the program got %q, want %q; buffer:\n%s", gotLines, want, strings.Join(got, "\n"))
 	}
 }

@@ -260,11 +260,17 @@
     // With the link extension input typed while disconnected is kept and
     // sent after the reconnect, where the server drops what it already
     // gave the program: nothing typed is lost or doubled.
-    if (open && !linkOn()) return send({ data: data });
+    if (open && connLink === false) return send({ data: data });
     // In order behind input still to be sent again, which waits for the
     // connection's first bytes.
     unacked.push({ data: data, bytes: encoder.encode(data).length, sent: false });
-    if (connLink === true) resendInput();
+    // Sent at once, and counted, when the connection has not said yet
+    // whether its server has the extension and nothing waits to be sent
+    // again (the first connection): a server with it counts these bytes
+    // in its input offsets, and for one without it they are forgotten as
+    // sent once. Sent uncounted, they made the page resend from an offset
+    // behind the program's, and the server dropped new input as old.
+    if (connLink === true || (open && connLink === null && !linkKnown)) resendInput();
     return true;
   }
 
@@ -278,12 +284,9 @@
     }
   }
 
-  // linkOn: the current connection's server has the link extension, or
-  // its first bytes have not said yet and the last server's had.
+  // connLink: whether the current connection's server has the link
+  // extension; null until its first bytes say.
   let connLink = null;
-  function linkOn() {
-    return connLink === true || (connLink === null && linkKnown);
-  }
 
   // applyFrame forgets the input the program took, and times a
   // heartbeat's round trip. Only input this connection was sent counts:
@@ -401,6 +404,13 @@
     // What an earlier connection set aside comes again from the offset.
     clearStash();
     resumeWhenDrained = false;
+    // Input sent on a connection that never said whether its server has
+    // the extension is forgotten, as sent once: a server without it may
+    // have taken it (as the Go client does).
+    if (!linkKnown) {
+      ackedOff += unackedBytes();
+      unacked = [];
+    }
     const sock = new WebSocket(bridgeURL('ws', from));
     sock.binaryType = 'arraybuffer';
     ws = sock;
