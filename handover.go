@@ -34,7 +34,10 @@ const HandoverEnv = "RECONNECTINGPTY_HANDOVER"
 
 const (
 	// handoverVersion is the format this release writes.
-	handoverVersion = 1
+	// Format 2 carries a vt terminal as its state (vtState.Term) rather
+	// than as a snapshot: a reader of format 1 would have taken such a
+	// terminal for a blank one.
+	handoverVersion = 2
 	// handoverOldest is the oldest format this release reads.
 	handoverOldest = 1
 	// handoverMagic starts every state.
@@ -108,9 +111,24 @@ type byteRange struct{ Off, Len uint64 }
 
 // encodeHandover writes st with its header.
 func encodeHandover(w io.Writer, st *handoverState) error {
-	meta, blobs, err := describeHandover(st)
+	parts, _, err := handoverParts(st)
 	if err != nil {
 		return err
+	}
+	for _, b := range parts {
+		if _, err := w.Write(b); err != nil {
+			return xerrors.Errorf("write handover state: %w", err)
+		}
+	}
+	return nil
+}
+
+// handoverParts returns st as the pieces of a state, in order (the
+// header, the description, the bytes), and their total length.
+func handoverParts(st *handoverState) (parts [][]byte, total int, err error) {
+	meta, blobs, err := describeHandover(st)
+	if err != nil {
+		return nil, 0, err
 	}
 	sum := crc32.Update(0, crcTable, meta)
 	var blobLen uint64
@@ -119,12 +137,8 @@ func encodeHandover(w io.Writer, st *handoverState) error {
 		blobLen += uint64(len(b))
 	}
 	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, sum)
-	for _, b := range append([][]byte{hdr, meta}, blobs...) {
-		if _, err := w.Write(b); err != nil {
-			return xerrors.Errorf("write handover state: %w", err)
-		}
-	}
-	return nil
+	parts = append([][]byte{hdr, meta}, blobs...)
+	return parts, len(hdr) + len(meta) + int(blobLen), nil
 }
 
 // describeHandover gob-encodes st's description, which refers to the
@@ -144,6 +158,7 @@ func describeHandover(st *handoverState) (meta []byte, blobs [][]byte, err error
 		if s.VT != nil {
 			v := *s.VT
 			v.SnapshotAt, v.Snapshot = place(v.Snapshot), nil
+			v.TermAt, v.Term = place(v.Term), nil
 			s.VT = &v
 		}
 		desc.Sessions[i] = s
@@ -221,6 +236,9 @@ func decodeHandoverBytes(buf []byte) (*handoverState, error) {
 		}
 		if s.VT != nil {
 			if s.VT.Snapshot, err = take(s.VT.SnapshotAt); err != nil {
+				return nil, err
+			}
+			if s.VT.Term, err = take(s.VT.TermAt); err != nil {
 				return nil, err
 			}
 		}

@@ -1,7 +1,6 @@
 package reconnectingpty
 
 import (
-	"bufio"
 	"context"
 	"net"
 	"os"
@@ -122,8 +121,8 @@ func (s *Server) Upgrade(ctx context.Context, opts UpgradeOptions) error {
 	if err == nil {
 		phases := []slog.Field{
 			slog.F("sessions", len(up.carried)),
-			slog.F("snapshot", up.snapshotted.Sub(began).String()),
-			slog.F("disconnect", up.disconnected.Sub(up.snapshotted).String()),
+			slog.F("stop_accepting", up.stopped.Sub(began).String()),
+			slog.F("disconnect", up.disconnected.Sub(up.stopped).String()),
 			slog.F("quiesce", up.quiesced.Sub(up.disconnected).String()),
 			slog.F("write", up.written.Sub(up.quiesced).String()),
 			slog.F("write_taken", up.taken.Sub(up.quiesced).String()),
@@ -180,10 +179,8 @@ type upgrade struct {
 	stateFD   int
 	lnFiles   map[string]*os.File
 	lnFDs     map[string]int
-	// early are the vt states taken while the server still served.
-	early map[*ptySession]*vtState
 
-	snapshotted, disconnected, quiesced, written time.Time
+	stopped, disconnected, quiesced, written time.Time
 	stateBytes                                   int64
 	// conns are the copies of the connections carried (not served yet),
 	// and connFDs their descriptors, inheritable.
@@ -226,13 +223,10 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 		case <-time.After(100 * time.Microsecond):
 		}
 	}
-	// Serve stops accepting before the snapshots, which take a while:
-	// from the upgrade's start no session is started (see startSession),
-	// and a new client accepted meanwhile would only be refused, while in
-	// the backlog it waits for the new image. (Connections already
-	// attached are served on until the disconnect below.)
-	up.takeEarlyStates()
-	up.snapshotted = time.Now()
+	// From the upgrade's start no session is started (see
+	// startSession), and a new client accepted meanwhile would only be
+	// refused, while in the backlog it waits for the new image.
+	up.stopped = time.Now()
 	// Sessions that are starting or ending finish first (an ending one
 	// ends its connections with its own reason); none starts or ends
 	// after this.
@@ -327,34 +321,6 @@ func inParallel(n, workers int, f func(i int)) {
 	wg.Wait()
 }
 
-// takeEarlyStates snapshots every vt terminal while the server still
-// serves: the expensive part of the state, done before anyone is
-// disconnected. Those that change before the sessions are stopped are
-// drawn again then.
-func (up *upgrade) takeEarlyStates() {
-	var pss []*ptySession
-	up.s.sessions.Range(func(_, v any) bool {
-		sess := v.(*session)
-		select {
-		case <-sess.ready:
-		default:
-			return true
-		}
-		if ps, ok := sess.rpty.(*ptySession); ok && sess.err == nil {
-			pss = append(pss, ps)
-		}
-		return true
-	})
-	states := make([]*vtState, len(pss))
-	onEveryCPU(len(pss), func(i int) { states[i] = pss[i].earlyState() })
-	up.early = make(map[*ptySession]*vtState, len(pss))
-	for i, ps := range pss {
-		if states[i] != nil {
-			up.early[ps] = states[i]
-		}
-	}
-}
-
 // closeConnsForUpgrade closes every connection, attributed to
 // DisconnectServerUpgrade, and waits until each handler has returned. A
 // connection already ended (its session ended) is left to take its last
@@ -414,8 +380,8 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) ([]*os.File, error) {
 func (up *upgrade) writeState() error {
 	now := time.Now()
 	st := &handoverState{}
-	// Snapshots take a while (a vt terminal's scrollback is drawn): on
-	// every CPU.
+	// On every CPU: a vt terminal's state is a copy of its scrollback
+	// and its screens' lines.
 	type taken struct {
 		ring  ringState
 		vt    *vtState
@@ -425,7 +391,7 @@ func (up *upgrade) writeState() error {
 	onEveryCPU(len(up.carried), func(i int) {
 		t := &states[i]
 		if ps := up.carried[i].ps; ps != nil {
-			t.ring, t.vt, t.ended = ps.state(up.early[ps])
+			t.ring, t.vt, t.ended = ps.state(nil)
 		}
 	})
 	kept := up.carried[:0]
@@ -480,15 +446,49 @@ func (up *upgrade) writeState() error {
 		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
 	}
 	up.state, up.stateFD = os.NewFile(uintptr(fd), "reconnectingpty-handover"), fd
-	w := bufio.NewWriterSize(up.state, 1<<20)
-	if err := encodeHandover(w, st); err != nil {
+	parts, total, err := handoverParts(st)
+	if err != nil {
 		return xerrors.Errorf("upgrade: %w", err)
 	}
-	if err := w.Flush(); err != nil {
+	if err := writeParts(fd, parts, total); err != nil {
 		return xerrors.Errorf("upgrade: write the state: %w", err)
 	}
-	if fi, err := up.state.Stat(); err == nil {
-		up.stateBytes = fi.Size()
+	up.stateBytes = int64(total)
+	return nil
+}
+
+// writeParts writes parts (total bytes) to the memory file fd: its pages
+// taken in one call first, then the parts written as they lie, with as
+// few calls as the kernel takes vectors.
+func writeParts(fd int, parts [][]byte, total int) error {
+	if total > 0 {
+		if err := unix.Fallocate(fd, 0, 0, int64(total)); err != nil {
+			return xerrors.Errorf("allocate %d bytes: %w", total, err)
+		}
+	}
+	const maxVecs = 1024 // IOV_MAX
+	for len(parts) > 0 {
+		batch := parts[:min(len(parts), maxVecs)]
+		n, err := unix.Writev(fd, batch)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		// Skip what was written; a short write leaves part of a part.
+		for n > 0 && len(parts) > 0 {
+			if n >= len(parts[0]) {
+				n -= len(parts[0])
+				parts = parts[1:]
+				continue
+			}
+			parts[0] = parts[0][n:]
+			n = 0
+		}
+		for len(parts) > 0 && len(parts[0]) == 0 {
+			parts = parts[1:]
+		}
 	}
 	return nil
 }

@@ -74,37 +74,20 @@ func (ps *ptySession) closing() (disconnect, bool) {
 
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
-// early, if not nil, is the vt state taken before the upgrade stopped
-// anything (earlyState), which is used if the terminal has not changed.
-func (ps *ptySession) state(early *vtState) (ring ringState, vt *vtState, ended bool) {
+// The ring's bytes and the terminal's encoding are appended to buf, one
+// allocation for both.
+func (ps *ptySession) state(buf []byte) (ring ringState, vt *vtState, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
 		return ringState{}, nil, true
 	}
-	ring = ringState{Total: ps.ring.written(), Held: ps.ring.appendLast(nil, ps.ring.held())}
+	held := ps.ring.appendLast(buf, ps.ring.held())
+	ring = ringState{Total: ps.ring.written(), Held: held[len(buf):len(held):len(held)]}
 	if g, ok := ps.greeting.(*vtGreeting); ok {
-		vt = g.state(early)
+		vt = g.state(held[len(held):])
 	}
 	return ring, vt, false
-}
-
-// earlyState takes a vt session's terminal state while the session still
-// serves, so that the upgrade, once it has stopped everything, draws again
-// only the terminals that changed meanwhile; nil for other backends.
-func (ps *ptySession) earlyState() *vtState {
-	g, ok := ps.greeting.(*vtGreeting)
-	if !ok {
-		return nil
-	}
-	// The core's lock orders the snapshot with output and resizes, as
-	// for a greeting.
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.ending {
-		return nil
-	}
-	return g.state(nil)
 }
 
 // setInheritable makes f's descriptor survive exec (on) or not, and

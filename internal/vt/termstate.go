@@ -686,3 +686,7 @@ func cellsLen(data []byte, run int) (int, error) {
 	}
 	return i, nil
 }
+
+// ScrollbackLines is the number of lines the terminal keeps above its
+// normal screen (Options.Scrollback).
+func (t *Terminal) ScrollbackLines() int { return t.scrollbackMax }
