@@ -181,7 +181,7 @@ type upgrade struct {
 	lnFDs     map[string]int
 
 	stopped, disconnected, quiesced, written time.Time
-	stateBytes                                   int64
+	stateBytes                               int64
 	// conns are the copies of the connections carried (not served yet),
 	// and connFDs their descriptors, inheritable.
 	conns   []*os.File
