@@ -68,7 +68,9 @@ func TestHandoverStateRefusesDamage(t *testing.T) {
 		damage func([]byte) []byte
 		want   string
 	}{
-		{"flipped payload byte", func(b []byte) []byte { b[len(b)-3] ^= 1; return b }, "corrupt"},
+		{"flipped description byte", func(b []byte) []byte { b[len(b)-3] ^= 1; return b }, "corrupt"},
+		{"flipped output byte", func(b []byte) []byte { b[handoverHeaderLen+3] ^= 1; return b }, "bytes 0+14 have checksum"},
+		{"flipped terminal byte", func(b []byte) []byte { b[handoverHeaderLen+14+3+2] ^= 1; return b }, "bytes 17+13 have checksum"},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, "unexpected EOF"},
 		{"truncated header", func(b []byte) []byte { return b[:10] }, "header"},
 		{"unknown format", func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 99); return b }, "format 99: this release reads formats 1 to 2"},
@@ -235,7 +237,7 @@ func TestHandoverStateReadInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := got.Sessions[0].Ring.Held
-	if &held[0] != &mem[len(mem)-len(held)-len(st.Sessions[1].Ring.Held)-len(st.Sessions[1].VT.Term)] {
+	if &held[0] != &mem[handoverHeaderLen] {
 		t.Error("the ring's bytes were copied, not read in place")
 	}
 }

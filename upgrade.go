@@ -2,11 +2,13 @@ package reconnectingpty
 
 import (
 	"context"
+	"hash/crc32"
 	"net"
 	"os"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -296,25 +298,27 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	return up.carryListeners(opts.Listeners)
 }
 
-// onEveryCPU calls f(0) to f(n-1) on as many goroutines as there are CPUs,
-// and returns when all have returned.
-func onEveryCPU(n int, f func(i int)) { inParallel(n, runtime.GOMAXPROCS(0), f) }
-
 // inParallel calls f(0) to f(n-1) on up to workers goroutines, and returns
 // when all have returned.
 func inParallel(n, workers int, f func(i int)) {
+	inParallelEach(n, workers, func(_, i int) { f(i) })
+}
+
+// inParallelEach is inParallel that tells f which worker (0 to workers-1)
+// calls it.
+func inParallelEach(n, workers int, f func(w, i int)) {
 	next := make(chan int, n)
 	for i := range n {
 		next <- i
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for range min(n, max(1, workers)) {
+	for w := range min(n, max(1, workers)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f(i)
+				f(w, i)
 			}
 		}()
 	}
@@ -380,20 +384,55 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) ([]*os.File, error) {
 func (up *upgrade) writeState() error {
 	now := time.Now()
 	st := &handoverState{}
-	// On every CPU: a vt terminal's state is a copy of its scrollback
-	// and its screens' lines.
+	fd, err := unix.MemfdCreate("reconnectingpty-handover", 0) // no close-on-exec
+	if err != nil {
+		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
+	}
+	up.state, up.stateFD = os.NewFile(uintptr(fd), "reconnectingpty-handover"), fd
+	// On every CPU, each session's output and terminal (a copy of its
+	// scrollback and its screens' lines) are taken into the worker's
+	// buffer and written to the file at once, at the next free offset:
+	// the bytes of the state (see handover.go).
 	type taken struct {
 		ring  ringState
 		vt    *vtState
 		ended bool
+		err   error
 	}
 	states := make([]taken, len(up.carried))
-	onEveryCPU(len(up.carried), func(i int) {
+	workers := runtime.GOMAXPROCS(0)
+	bufs := make([][]byte, workers)
+	var next atomic.Uint64
+	inParallelEach(len(up.carried), workers, func(w, i int) {
 		t := &states[i]
-		if ps := up.carried[i].ps; ps != nil {
-			t.ring, t.vt, t.ended = ps.state(nil)
+		ps := up.carried[i].ps
+		if ps == nil {
+			return
+		}
+		t.ring, t.vt, bufs[w], t.ended = ps.state(bufs[w])
+		if t.ended {
+			return
+		}
+		var term []byte
+		if t.vt != nil {
+			term = t.vt.Term
+		}
+		n := uint64(len(t.ring.Held) + len(term))
+		off := next.Add(n) - n
+		t.err = pwriteAll(fd, [][]byte{t.ring.Held, term}, int64(handoverHeaderLen)+int64(off))
+		t.ring.HeldAt = byteRange{Off: off, Len: uint64(len(t.ring.Held)), Sum: crc32.Checksum(t.ring.Held, crcTable)}
+		t.ring.Held = nil
+		if t.vt != nil {
+			t.vt.TermAt = byteRange{Off: off + t.ring.HeldAt.Len, Len: uint64(len(term)), Sum: crc32.Checksum(term, crcTable)}
+			t.vt.Term = nil
 		}
 	})
+	for _, t := range states {
+		if t.err != nil {
+			return xerrors.Errorf("upgrade: write the state: %w", t.err)
+		}
+	}
+	up.taken = time.Now()
 	kept := up.carried[:0]
 	for i, c := range up.carried {
 		if c.screen != nil {
@@ -440,57 +479,50 @@ func (up *upgrade) writeState() error {
 	}
 	up.carried = kept
 	st.Written = time.Now()
-	up.taken = st.Written
-	fd, err := unix.MemfdCreate("reconnectingpty-handover", 0) // no close-on-exec
-	if err != nil {
-		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
-	}
-	up.state, up.stateFD = os.NewFile(uintptr(fd), "reconnectingpty-handover"), fd
-	parts, total, err := handoverParts(st)
+	// The description after the bytes, then the header.
+	meta, err := handoverMeta(st)
 	if err != nil {
 		return xerrors.Errorf("upgrade: %w", err)
 	}
-	if err := writeParts(fd, parts, total); err != nil {
+	blobLen := next.Load()
+	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, crc32.Checksum(meta, crcTable))
+	if err := pwriteAll(fd, [][]byte{meta}, int64(handoverHeaderLen)+int64(blobLen)); err != nil {
 		return xerrors.Errorf("upgrade: write the state: %w", err)
 	}
-	up.stateBytes = int64(total)
+	if err := pwriteAll(fd, [][]byte{hdr}, 0); err != nil {
+		return xerrors.Errorf("upgrade: write the state: %w", err)
+	}
+	up.stateBytes = int64(handoverHeaderLen) + int64(blobLen) + int64(len(meta))
 	return nil
 }
 
-// writeParts writes parts (total bytes) to the memory file fd: its pages
-// taken in one call first, then the parts written as they lie, with as
-// few calls as the kernel takes vectors.
-func writeParts(fd int, parts [][]byte, total int) error {
-	if total > 0 {
-		if err := unix.Fallocate(fd, 0, 0, int64(total)); err != nil {
-			return xerrors.Errorf("allocate %d bytes: %w", total, err)
+// pwriteAll writes parts to fd at off, in one call unless the kernel
+// writes less.
+func pwriteAll(fd int, parts [][]byte, off int64) error {
+	for {
+		for len(parts) > 0 && len(parts[0]) == 0 {
+			parts = parts[1:]
 		}
-	}
-	const maxVecs = 1024 // IOV_MAX
-	for len(parts) > 0 {
-		batch := parts[:min(len(parts), maxVecs)]
-		n, err := unix.Writev(fd, batch)
+		if len(parts) == 0 {
+			return nil
+		}
+		n, err := unix.Pwritev(fd, parts, off)
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		// Skip what was written; a short write leaves part of a part.
-		for n > 0 && len(parts) > 0 {
-			if n >= len(parts[0]) {
-				n -= len(parts[0])
+		off += int64(n)
+		for n > 0 {
+			k := min(n, len(parts[0]))
+			parts[0] = parts[0][k:]
+			n -= k
+			if len(parts[0]) == 0 {
 				parts = parts[1:]
-				continue
 			}
-			parts[0] = parts[0][n:]
-			n = 0
-		}
-		for len(parts) > 0 && len(parts[0]) == 0 {
-			parts = parts[1:]
 		}
 	}
-	return nil
 }
 
 // carryListeners makes an inheritable copy of each named listener.

@@ -74,20 +74,29 @@ func (ps *ptySession) closing() (disconnect, bool) {
 
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
-// The ring's bytes and the terminal's encoding are appended to buf, one
-// allocation for both.
-func (ps *ptySession) state(buf []byte) (ring ringState, vt *vtState, ended bool) {
+// The ring's bytes and the terminal's encoding are written in buf (grown
+// if need be, and returned for reuse): they are the caller's until buf is
+// used again.
+func (ps *ptySession) state(buf []byte) (ring ringState, vt *vtState, grown []byte, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
-		return ringState{}, nil, true
+		return ringState{}, nil, buf, true
 	}
-	held := ps.ring.appendLast(buf, ps.ring.held())
-	ring = ringState{Total: ps.ring.written(), Held: held[len(buf):len(held):len(held)]}
-	if g, ok := ps.greeting.(*vtGreeting); ok {
+	g, isVT := ps.greeting.(*vtGreeting)
+	need := ps.ring.held()
+	if isVT {
+		need += g.stateLen + g.stateLen/8 + 4096
+	}
+	if cap(buf) < need {
+		buf = make([]byte, 0, need)
+	}
+	held := ps.ring.appendLast(buf[:0], ps.ring.held())
+	ring = ringState{Total: ps.ring.written(), Held: held[:len(held):len(held)]}
+	if isVT {
 		vt = g.state(held[len(held):])
 	}
-	return ring, vt, false
+	return ring, vt, buf, false
 }
 
 // setInheritable makes f's descriptor survive exec (on) or not, and
