@@ -399,6 +399,8 @@ func (up *upgrade) writeState() error {
 		ended bool
 		err   error
 	}
+	// (The sessions' rings are read where they lie: the readers are
+	// quiesced.)
 	states := make([]taken, len(up.carried))
 	workers := runtime.GOMAXPROCS(0)
 	bufs := make([][]byte, workers)
@@ -409,7 +411,8 @@ func (up *upgrade) writeState() error {
 		if ps == nil {
 			return
 		}
-		t.ring, t.vt, bufs[w], t.ended = ps.state(bufs[w])
+		var held [2][]byte
+		t.ring, held, t.vt, bufs[w], t.ended = ps.state(bufs[w])
 		if t.ended {
 			return
 		}
@@ -417,11 +420,12 @@ func (up *upgrade) writeState() error {
 		if t.vt != nil {
 			term = t.vt.Term
 		}
-		n := uint64(len(t.ring.Held) + len(term))
+		heldLen := uint64(len(held[0]) + len(held[1]))
+		n := heldLen + uint64(len(term))
 		off := next.Add(n) - n
-		t.err = pwriteAll(fd, [][]byte{t.ring.Held, term}, int64(handoverHeaderLen)+int64(off))
-		t.ring.HeldAt = byteRange{Off: off, Len: uint64(len(t.ring.Held)), Sum: crc32.Checksum(t.ring.Held, crcTable)}
-		t.ring.Held = nil
+		t.err = pwriteAll(fd, [][]byte{held[0], held[1], term}, int64(handoverHeaderLen)+int64(off))
+		sum := crc32.Update(crc32.Checksum(held[0], crcTable), crcTable, held[1])
+		t.ring.HeldAt = byteRange{Off: off, Len: heldLen, Sum: sum}
 		if t.vt != nil {
 			t.vt.TermAt = byteRange{Off: off + t.ring.HeldAt.Len, Len: uint64(len(term)), Sum: crc32.Checksum(term, crcTable)}
 			t.vt.Term = nil

@@ -74,29 +74,33 @@ func (ps *ptySession) closing() (disconnect, bool) {
 
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
-// The ring's bytes and the terminal's encoding are written in buf (grown
-// if need be, and returned for reuse): they are the caller's until buf is
-// used again.
-func (ps *ptySession) state(buf []byte) (ring ringState, vt *vtState, grown []byte, ended bool) {
+// The ring's bytes are held, oldest first: its own memory, which stays
+// as it is while the reader is quiesced. The terminal's encoding is
+// written in buf (grown if need be, and returned for reuse).
+func (ps *ptySession) state(buf []byte) (ring ringState, held [2][]byte, vt *vtState, grown []byte, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
-		return ringState{}, nil, buf, true
+		return ringState{}, held, nil, buf, true
 	}
-	g, isVT := ps.greeting.(*vtGreeting)
-	need := ps.ring.held()
-	if isVT {
-		need += g.stateLen + g.stateLen/8 + 4096
+	ring = ringState{Total: ps.ring.written()}
+	held = ps.ring.heldParts()
+	if g, ok := ps.greeting.(*vtGreeting); ok {
+		if need := g.stateLen + g.stateLen/8 + 4096; cap(buf) < need {
+			buf = make([]byte, 0, need)
+		}
+		vt = g.state(buf[:0])
 	}
-	if cap(buf) < need {
-		buf = make([]byte, 0, need)
+	return ring, held, vt, buf, false
+}
+
+// heldParts returns the held bytes as they lie in the ring, oldest first:
+// not copies.
+func (r *replayRing) heldParts() [2][]byte {
+	if !r.full {
+		return [2][]byte{r.buf}
 	}
-	held := ps.ring.appendLast(buf[:0], ps.ring.held())
-	ring = ringState{Total: ps.ring.written(), Held: held[:len(held):len(held)]}
-	if isVT {
-		vt = g.state(held[len(held):])
-	}
-	return ring, vt, buf, false
+	return [2][]byte{r.buf[r.pos:], r.buf[:r.pos]}
 }
 
 // setInheritable makes f's descriptor survive exec (on) or not, and
