@@ -352,7 +352,9 @@ func (s *Server) closeConnsForUpgrade(ctx context.Context) ([]*os.File, error) {
 	grace := time.Now().Add(time.Second)
 	for {
 		s.mu.Lock()
-		n := len(s.conns)
+		// Every close logged too: the exec would lose a line not
+		// written yet.
+		n := len(s.conns) + s.unlogged
 		if n > 0 && time.Now().After(grace) {
 			for c := range s.conns {
 				c.interrupt()
