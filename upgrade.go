@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -298,27 +297,25 @@ func (up *upgrade) prepare(ctx context.Context, opts UpgradeOptions) error {
 	return up.carryListeners(opts.Listeners)
 }
 
+// onEveryCPU calls f(0) to f(n-1) on as many goroutines as there are CPUs,
+// and returns when all have returned.
+func onEveryCPU(n int, f func(i int)) { inParallel(n, runtime.GOMAXPROCS(0), f) }
+
 // inParallel calls f(0) to f(n-1) on up to workers goroutines, and returns
 // when all have returned.
 func inParallel(n, workers int, f func(i int)) {
-	inParallelEach(n, workers, func(_, i int) { f(i) })
-}
-
-// inParallelEach is inParallel that tells f which worker (0 to workers-1)
-// calls it.
-func inParallelEach(n, workers int, f func(w, i int)) {
 	next := make(chan int, n)
 	for i := range n {
 		next <- i
 	}
 	close(next)
 	var wg sync.WaitGroup
-	for w := range min(n, max(1, workers)) {
+	for range min(n, max(1, workers)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f(w, i)
+				f(i)
 			}
 		}()
 	}
@@ -391,52 +388,54 @@ func (up *upgrade) writeState() error {
 		return xerrors.Errorf("upgrade: create the state's memory file: %w", err)
 	}
 	up.state, up.stateFD = os.NewFile(uintptr(fd), "reconnectingpty-handover"), fd
-	// On every CPU, each session's output and terminal (a copy of its
-	// scrollback and its screens' lines) are taken into the worker's
-	// buffer and written to the file at once, at the next free offset:
-	// the bytes of the state (see handover.go).
+	// On every CPU, each session's output (read where it lies: the
+	// readers are quiesced) and terminal (a copy of its scrollback and
+	// screens' lines) are taken, with their checksums; then they are
+	// written, in order, with as few calls as the kernel takes vectors:
+	// the bytes of the state (see handover.go). (Writing each as it was
+	// taken, from every CPU, was slower: the writes to one file contend.)
 	type taken struct {
 		ring  ringState
+		held  [2][]byte
 		vt    *vtState
 		ended bool
-		err   error
 	}
-	// (The sessions' rings are read where they lie: the readers are
-	// quiesced.)
 	states := make([]taken, len(up.carried))
-	workers := runtime.GOMAXPROCS(0)
-	bufs := make([][]byte, workers)
-	var next atomic.Uint64
-	inParallelEach(len(up.carried), workers, func(w, i int) {
+	onEveryCPU(len(up.carried), func(i int) {
 		t := &states[i]
-		ps := up.carried[i].ps
-		if ps == nil {
-			return
-		}
-		var held [2][]byte
-		t.ring, held, t.vt, bufs[w], t.ended = ps.state(bufs[w])
-		if t.ended {
-			return
-		}
-		var term []byte
-		if t.vt != nil {
-			term = t.vt.Term
-		}
-		heldLen := uint64(len(held[0]) + len(held[1]))
-		n := heldLen + uint64(len(term))
-		off := next.Add(n) - n
-		t.err = pwriteAll(fd, [][]byte{held[0], held[1], term}, int64(handoverHeaderLen)+int64(off))
-		sum := crc32.Update(crc32.Checksum(held[0], crcTable), crcTable, held[1])
-		t.ring.HeldAt = byteRange{Off: off, Len: heldLen, Sum: sum}
-		if t.vt != nil {
-			t.vt.TermAt = byteRange{Off: off + t.ring.HeldAt.Len, Len: uint64(len(term)), Sum: crc32.Checksum(term, crcTable)}
-			t.vt.Term = nil
+		if ps := up.carried[i].ps; ps != nil {
+			t.ring, t.held, t.vt, t.ended = ps.state()
+			t.ring.HeldAt.Sum = crc32.Update(crc32.Checksum(t.held[0], crcTable), crcTable, t.held[1])
+			if t.vt != nil {
+				t.vt.TermAt.Sum = crc32.Checksum(t.vt.Term, crcTable)
+			}
 		}
 	})
-	for _, t := range states {
-		if t.err != nil {
-			return xerrors.Errorf("upgrade: write the state: %w", t.err)
+	var blobs [][]byte
+	var blobLen uint64
+	place := func(r *byteRange, parts ...[]byte) {
+		r.Off = blobLen
+		for _, p := range parts {
+			if len(p) > 0 {
+				blobs = append(blobs, p)
+				r.Len += uint64(len(p))
+			}
 		}
+		blobLen += r.Len
+	}
+	for i := range states {
+		t := &states[i]
+		if t.ended || up.carried[i].ps == nil {
+			continue
+		}
+		place(&t.ring.HeldAt, t.held[0], t.held[1])
+		if t.vt != nil {
+			place(&t.vt.TermAt, t.vt.Term)
+			t.vt.Term = nil
+		}
+	}
+	if err := pwriteAll(fd, blobs, int64(handoverHeaderLen)); err != nil {
+		return xerrors.Errorf("upgrade: write the state: %w", err)
 	}
 	up.taken = time.Now()
 	kept := up.carried[:0]
@@ -490,7 +489,6 @@ func (up *upgrade) writeState() error {
 	if err != nil {
 		return xerrors.Errorf("upgrade: %w", err)
 	}
-	blobLen := next.Load()
 	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, crc32.Checksum(meta, crcTable))
 	if err := pwriteAll(fd, [][]byte{meta}, int64(handoverHeaderLen)+int64(blobLen)); err != nil {
 		return xerrors.Errorf("upgrade: write the state: %w", err)
@@ -502,9 +500,10 @@ func (up *upgrade) writeState() error {
 	return nil
 }
 
-// pwriteAll writes parts to fd at off, in one call unless the kernel
-// writes less.
+// pwriteAll writes parts to fd at off, in as few calls as the kernel
+// takes vectors (IOV_MAX) unless it writes less.
 func pwriteAll(fd int, parts [][]byte, off int64) error {
+	const maxVecs = 1024
 	for {
 		for len(parts) > 0 && len(parts[0]) == 0 {
 			parts = parts[1:]
@@ -512,7 +511,7 @@ func pwriteAll(fd int, parts [][]byte, off int64) error {
 		if len(parts) == 0 {
 			return nil
 		}
-		n, err := unix.Pwritev(fd, parts, off)
+		n, err := unix.Pwritev(fd, parts[:min(len(parts), maxVecs)], off)
 		if err == unix.EINTR {
 			continue
 		}

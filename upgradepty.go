@@ -75,23 +75,19 @@ func (ps *ptySession) closing() (disconnect, bool) {
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
 // The ring's bytes are held, oldest first: its own memory, which stays
-// as it is while the reader is quiesced. The terminal's encoding is
-// written in buf (grown if need be, and returned for reuse).
-func (ps *ptySession) state(buf []byte) (ring ringState, held [2][]byte, vt *vtState, grown []byte, ended bool) {
+// as it is while the reader is quiesced.
+func (ps *ptySession) state() (ring ringState, held [2][]byte, vt *vtState, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
-		return ringState{}, held, nil, buf, true
+		return ringState{}, held, nil, true
 	}
 	ring = ringState{Total: ps.ring.written()}
 	held = ps.ring.heldParts()
 	if g, ok := ps.greeting.(*vtGreeting); ok {
-		if need := g.stateLen + g.stateLen/8 + 4096; cap(buf) < need {
-			buf = make([]byte, 0, need)
-		}
-		vt = g.state(buf[:0])
+		vt = g.state(nil)
 	}
-	return ring, held, vt, buf, false
+	return ring, held, vt, false
 }
 
 // heldParts returns the held bytes as they lie in the ring, oldest first:

@@ -75,7 +75,6 @@ type vtGreeting struct {
 	// Whoever has the terminal's:
 	replies     []byte
 	snapshotLen int // the last snapshot's length
-	stateLen    int // the last state's length (vtState.Term)
 	lastCompact time.Time
 	// parsed counts the output bytes parsed, and answered is that count
 	// at the end of the last batch that had a query the emulator answered:
@@ -358,7 +357,6 @@ func (g *vtGreeting) state(buf []byte) *vtState {
 	defer g.release()
 	rows, cols := g.term.Size()
 	term := g.term.AppendState(buf)
-	g.stateLen = len(term)
 	return &vtState{
 		Term:   term,
 		Height: uint16(rows), Width: uint16(cols),

@@ -2,6 +2,7 @@ package vt
 
 import (
 	"encoding/binary"
+	"slices"
 	"unicode/utf8"
 
 	"golang.org/x/xerrors"
@@ -27,7 +28,13 @@ const stateVersion = 1
 // scrollback lines still waiting unencoded (as any reader of the
 // scrollback does) and changes nothing else.
 func (t *Terminal) AppendState(dst []byte) []byte {
-	w := stateWriter{b: dst}
+	// One allocation: the stored scrollback's length bounds its lines'
+	// (each run's attributes take 13 bytes there, one or two here).
+	need := 512 + len(t.title) + len(t.osc) + len(t.replies) + 2*t.rows*t.cols + t.sb.rawN*2*t.cols
+	for i := range t.sb.n {
+		need += len(t.sb.encodedAt(i).data) + 2
+	}
+	w := stateWriter{b: slices.Grow(dst, need)}
 	w.uv(stateVersion)
 	w.uv(uint64(t.rows))
 	w.uv(uint64(t.cols))
