@@ -422,6 +422,7 @@ func (up *upgrade) writeState() error {
 			}
 		}
 	})
+	up.taken = time.Now()
 	var blobs [][]byte
 	var blobLen uint64
 	place := func(r *byteRange, parts ...[]byte) {
@@ -458,7 +459,6 @@ func (up *upgrade) writeState() error {
 	if err := w.Flush(); err != nil {
 		return xerrors.Errorf("upgrade: write the state: %w", err)
 	}
-	up.taken = time.Now()
 	kept := up.carried[:0]
 	for i, c := range up.carried {
 		if c.screen != nil {
