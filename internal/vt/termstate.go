@@ -2,6 +2,7 @@ package vt
 
 import (
 	"encoding/binary"
+	"maps"
 	"slices"
 	"unicode/utf8"
 
@@ -238,16 +239,17 @@ func (r *stateReader) checkSlots(t *Terminal) {
 	for _, d := range x.slots {
 		link(d.link)
 	}
-	for _, s := range x.bySlot {
+	// Those the tables name are never 0 (none).
+	for _, s := range append(slices.Collect(maps.Values(x.bySlot)), x.free...) {
+		if s == 0 {
+			r.fail("slot 0 in the tables")
+		}
 		slot(s)
 	}
-	for _, s := range x.free {
-		slot(s)
-	}
-	for _, l := range x.byID {
-		link(l)
-	}
-	for _, l := range x.freeLinks {
+	for _, l := range append(slices.Collect(maps.Values(x.byID)), x.freeLinks...) {
+		if l == 0 {
+			r.fail("link 0 in the tables")
+		}
 		link(l)
 	}
 	if s := r.maxSlot; int(s) > len(x.slots) {
@@ -563,11 +565,19 @@ func (r *stateReader) buffer(b *buffer, rows, cols int, strict bool) {
 	cells := make([]cell, 0)
 	for i := range b.lines {
 		if r.byteMax(1) == 0 {
+			if strict {
+				r.fail("screen line %d missing", i)
+			}
 			continue
 		}
 		var lcols int
 		var wrapped bool
 		r.scratch, lcols, wrapped = r.line(r.scratch[:0])
+		if r.err == nil && strict && lcols < cols {
+			// (A line of the screen shown may be wider than it, after a
+			// resize, never narrower.)
+			r.fail("screen line %d of %d columns, %d wanted", i, lcols, cols)
+		}
 		if r.err != nil {
 			return
 		}

@@ -339,3 +339,22 @@ func BenchmarkStateDecode(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecodeState: whatever the bytes, DecodeState gives an error or a
+// terminal that takes output, resizes and draws; never a panic.
+func FuzzDecodeState(f *testing.F) {
+	term := New(6, 20, Options{Scrollback: 10})
+	term.Write([]byte("\x1b]8;id=a;http://x\x1b\\link\x1b]8;;\x1b\\ 中文 e\u0301\r\n\x1b[1;31mred\x1b[m\r\n" + strings.Repeat("x\r\n", 12) + "\x1b[?1049h\x1b[44malt\x1b[3"))
+	f.Add(term.AppendState(nil))
+	f.Add(New(2, 2, Options{}).AppendState(nil))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := DecodeState(data)
+		if err != nil {
+			return
+		}
+		got.Write([]byte(probe + "\x1b[2J\x1b]8;;u\x1b\\l"))
+		got.Resize(9, 30)
+		got.AppendSnapshot(nil)
+		got.Compact()
+	})
+}
