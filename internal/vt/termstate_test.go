@@ -196,10 +196,10 @@ func TestStateWithLinksKeepsTheirIDs(t *testing.T) {
 	sameTerminal(t, "links", term, got)
 }
 
-// TestStateIsNoLargerThanASnapshot: carrying a terminal costs about as
+// TestStateIsAboutAsLargeAsASnapshot: carrying a terminal costs about as
 // many bytes as its snapshot (what was carried before): within a fifth
 // for a shell's scrollback of plain lines, within twice for a recording.
-func TestStateIsNoLargerThanASnapshot(t *testing.T) {
+func TestStateIsAboutAsLargeAsASnapshot(t *testing.T) {
 	term := New(24, 80, Options{Scrollback: 1000})
 	for i := range 1100 {
 		fmt.Fprintf(term, "scrollback line %d\r\n", i+1)
