@@ -70,9 +70,15 @@ func (s *Server) handle(ctx context.Context, c *conn) {
 	// report sees the count without it.
 	s.mu.Lock()
 	delete(s.conns, c)
+	s.unlogged++
 	s.mu.Unlock()
 	s.connCount.Add(-1)
 	s.metrics.connectionsActive.Dec()
+	defer func() {
+		s.mu.Lock()
+		s.unlogged--
+		s.mu.Unlock()
+	}()
 	if carried {
 		// Not closed for its client: the new image serves it.
 		logger.Debug(ctx, "reconnecting pty connection carried to the new image")

@@ -34,7 +34,10 @@ const HandoverEnv = "RECONNECTINGPTY_HANDOVER"
 
 const (
 	// handoverVersion is the format this release writes.
-	handoverVersion = 1
+	// Format 2 carries a vt terminal as its state (vtState.Term) rather
+	// than as a snapshot: a reader of format 1 would have taken such a
+	// terminal for a blank one.
+	handoverVersion = 2
 	// handoverOldest is the oldest format this release reads.
 	handoverOldest = 1
 	// handoverMagic starts every state.
@@ -49,10 +52,15 @@ const (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
-// A state is a header, a gob-encoded handoverState (the description) and
-// then the sessions' output and terminal snapshots back to back (the
-// bytes), which the description refers to by offset: gob would copy
-// every byte of them a few times over, and the bytes are most of a state.
+// A state is a header and then, in format 2, the sessions' output and
+// terminals back to back (the bytes) followed by a gob-encoded
+// handoverState (the description), which refers to the bytes by offset,
+// length and CRC-32C; the header's checksum is the description's. The
+// bytes come first so that the old image can write each session's as soon
+// as it has taken them, in parallel, before the description is known;
+// each range's own checksum is checked as the state is read. Format 1 had
+// the description first and one checksum over both. gob would copy every
+// byte of the bytes a few times over, and they are most of a state.
 
 // handoverState is everything the server hands to its next image besides
 // descriptors.
@@ -103,23 +111,26 @@ type ringState struct {
 	HeldAt byteRange
 }
 
-// byteRange is where a field's bytes are among the bytes of a state.
-type byteRange struct{ Off, Len uint64 }
+// byteRange is where a field's bytes are among the bytes of a state, and
+// (format 2) their CRC-32C.
+type byteRange struct {
+	Off, Len uint64
+	Sum      uint32
+}
 
-// encodeHandover writes st with its header.
+// encodeHandover writes st, whose bytes are in memory, as a state.
 func encodeHandover(w io.Writer, st *handoverState) error {
-	meta, blobs, err := describeHandover(st)
+	desc, blobs := placeHandover(st)
+	meta, err := handoverMeta(desc)
 	if err != nil {
 		return err
 	}
-	sum := crc32.Update(0, crcTable, meta)
 	var blobLen uint64
 	for _, b := range blobs {
-		sum = crc32.Update(sum, crcTable, b)
 		blobLen += uint64(len(b))
 	}
-	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, sum)
-	for _, b := range append([][]byte{hdr, meta}, blobs...) {
+	hdr := appendHandoverHeader(nil, uint64(len(meta)), blobLen, crc32.Checksum(meta, crcTable))
+	for _, b := range append(append([][]byte{hdr}, blobs...), meta) {
 		if _, err := w.Write(b); err != nil {
 			return xerrors.Errorf("write handover state: %w", err)
 		}
@@ -127,37 +138,46 @@ func encodeHandover(w io.Writer, st *handoverState) error {
 	return nil
 }
 
-// describeHandover gob-encodes st's description, which refers to the
-// bytes (blobs, in order) by offset: they follow it as they are.
-func describeHandover(st *handoverState) (meta []byte, blobs [][]byte, err error) {
+// handoverMeta gob-encodes a description.
+func handoverMeta(desc *handoverState) ([]byte, error) {
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(desc); err != nil {
+		return nil, xerrors.Errorf("encode handover state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// placeHandover returns st's description, which refers to its bytes
+// (blobs, in order) by range: they are written as they are.
+func placeHandover(st *handoverState) (desc *handoverState, blobs [][]byte) {
 	var at uint64
 	place := func(b []byte) byteRange {
-		r := byteRange{Off: at, Len: uint64(len(b))}
+		r := byteRange{Off: at, Len: uint64(len(b)), Sum: crc32.Checksum(b, crcTable)}
 		blobs = append(blobs, b)
 		at += uint64(len(b))
 		return r
 	}
-	desc := *st
-	desc.Sessions = make([]sessionState, len(st.Sessions))
+	d := *st
+	d.Sessions = make([]sessionState, len(st.Sessions))
 	for i, s := range st.Sessions {
 		s.Ring.HeldAt, s.Ring.Held = place(s.Ring.Held), nil
 		if s.VT != nil {
 			v := *s.VT
-			v.SnapshotAt, v.Snapshot = place(v.Snapshot), nil
+			v.TermAt, v.Term = place(v.Term), nil
 			s.VT = &v
 		}
-		desc.Sessions[i] = s
+		d.Sessions[i] = s
 	}
-	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(&desc); err != nil {
-		return nil, nil, xerrors.Errorf("encode handover state: %w", err)
-	}
-	return buf.Bytes(), blobs, nil
+	return &d, blobs
 }
 
 func appendHandoverHeader(dst []byte, metaLen, blobLen uint64, sum uint32) []byte {
+	return appendHandoverHeaderOf(dst, handoverVersion, metaLen, blobLen, sum)
+}
+
+func appendHandoverHeaderOf(dst []byte, version uint32, metaLen, blobLen uint64, sum uint32) []byte {
 	dst = append(dst, handoverMagic...)
-	dst = binary.BigEndian.AppendUint32(dst, handoverVersion)
+	dst = binary.BigEndian.AppendUint32(dst, version)
 	dst = binary.BigEndian.AppendUint64(dst, metaLen)
 	dst = binary.BigEndian.AppendUint64(dst, blobLen)
 	return binary.BigEndian.AppendUint32(dst, sum)
@@ -165,24 +185,24 @@ func appendHandoverHeader(dst []byte, metaLen, blobLen uint64, sum uint32) []byt
 
 // checkHandoverHeader checks a state's header and returns the lengths of
 // its description and of its bytes.
-func checkHandoverHeader(hdr []byte) (metaLen, blobLen uint64, err error) {
+func checkHandoverHeader(hdr []byte) (version uint32, metaLen, blobLen uint64, err error) {
 	if len(hdr) < handoverHeaderLen {
-		return 0, 0, xerrors.Errorf("handover state header: %d bytes of %d: %w", len(hdr), handoverHeaderLen, io.ErrUnexpectedEOF)
+		return 0, 0, 0, xerrors.Errorf("handover state header: %d bytes of %d: %w", len(hdr), handoverHeaderLen, io.ErrUnexpectedEOF)
 	}
 	if string(hdr[:len(handoverMagic)]) != handoverMagic {
-		return 0, 0, xerrors.New("not a handover state (bad magic)")
+		return 0, 0, 0, xerrors.New("not a handover state (bad magic)")
 	}
 	rest := hdr[len(handoverMagic):]
-	version := binary.BigEndian.Uint32(rest)
+	version = binary.BigEndian.Uint32(rest)
 	metaLen = binary.BigEndian.Uint64(rest[4:])
 	blobLen = binary.BigEndian.Uint64(rest[12:])
 	if version < handoverOldest || version > handoverVersion {
-		return 0, 0, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
+		return 0, 0, 0, xerrors.Errorf("handover state format %d: this release reads formats %d to %d", version, handoverOldest, handoverVersion)
 	}
 	if metaLen > maxHandoverSize || blobLen > maxHandoverSize-metaLen {
-		return 0, 0, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
+		return 0, 0, 0, xerrors.Errorf("handover state of %d+%d bytes is over the %d this release reads", metaLen, blobLen, maxHandoverSize)
 	}
-	return metaLen, blobLen, nil
+	return version, metaLen, blobLen, nil
 }
 
 // decodeHandoverBytes decodes a whole state held in memory (the memory
@@ -190,7 +210,7 @@ func checkHandoverHeader(hdr []byte) (metaLen, blobLen uint64, err error) {
 // one and one whose checksum does not match. The sessions' output and
 // snapshots it returns are slices of buf, not copies.
 func decodeHandoverBytes(buf []byte) (*handoverState, error) {
-	metaLen, blobLen, err := checkHandoverHeader(buf)
+	version, metaLen, blobLen, err := checkHandoverHeader(buf)
 	if err != nil {
 		return nil, err
 	}
@@ -200,19 +220,30 @@ func decodeHandoverBytes(buf []byte) (*handoverState, error) {
 		return nil, xerrors.Errorf("read handover state: %d bytes of %d: %w", len(body), metaLen+blobLen, io.ErrUnexpectedEOF)
 	}
 	body = body[:metaLen+blobLen]
-	if got := crc32.Checksum(body, crcTable); got != sum {
+	// Format 1: the description, then the bytes, one checksum over both.
+	meta, blobs, checked := body[:metaLen], body[metaLen:], body
+	if version >= 2 {
+		// The bytes, then the description, with a checksum each.
+		meta, blobs, checked = body[blobLen:], body[:blobLen], body[blobLen:]
+	}
+	if got := crc32.Checksum(checked, crcTable); got != sum {
 		return nil, xerrors.Errorf("handover state is corrupt: checksum %08x, header says %08x", got, sum)
 	}
 	var st handoverState
-	if err := gob.NewDecoder(bytes.NewReader(body[:metaLen])).Decode(&st); err != nil {
+	if err := gob.NewDecoder(bytes.NewReader(meta)).Decode(&st); err != nil {
 		return nil, xerrors.Errorf("decode handover state: %w", err)
 	}
-	blobs := body[metaLen:]
 	take := func(r byteRange) ([]byte, error) {
 		if r.Off > uint64(len(blobs)) || r.Len > uint64(len(blobs))-r.Off {
 			return nil, xerrors.Errorf("handover state refers to bytes %d+%d of %d", r.Off, r.Len, len(blobs))
 		}
-		return blobs[r.Off : r.Off+r.Len : r.Off+r.Len], nil
+		b := blobs[r.Off : r.Off+r.Len : r.Off+r.Len]
+		if version >= 2 {
+			if got := crc32.Checksum(b, crcTable); got != r.Sum {
+				return nil, xerrors.Errorf("handover state is corrupt: bytes %d+%d have checksum %08x, the description says %08x", r.Off, r.Len, got, r.Sum)
+			}
+		}
+		return b, nil
 	}
 	for i := range st.Sessions {
 		s := &st.Sessions[i]
@@ -221,6 +252,9 @@ func decodeHandoverBytes(buf []byte) (*handoverState, error) {
 		}
 		if s.VT != nil {
 			if s.VT.Snapshot, err = take(s.VT.SnapshotAt); err != nil {
+				return nil, err
+			}
+			if s.VT.Term, err = take(s.VT.TermAt); err != nil {
 				return nil, err
 			}
 		}

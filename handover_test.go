@@ -3,6 +3,7 @@ package reconnectingpty
 import (
 	"bytes"
 	"encoding/binary"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -24,7 +25,7 @@ func testHandoverState() *handoverState {
 			IdleDeadline: time.Unix(1700000300, 0).UTC(),
 			Closing:      true, CloseReason: DisconnectSessionClosed, CloseDetail: "by request",
 			Ring: ringState{Total: 3, Held: []byte("abc")},
-			VT:   &vtState{Snapshot: []byte("\x18\x1bcscreen"), Height: 50, Width: 132, Parsed: 3, Answered: 2},
+			VT:   &vtState{Term: []byte("\x01the terminal"), Height: 50, Width: 132, Parsed: 3, Answered: 2},
 		}},
 	}
 }
@@ -51,6 +52,8 @@ func TestHandoverStateRoundTrips(t *testing.T) {
 		got.Sessions[i].Ring.HeldAt = byteRange{}
 		if got.Sessions[i].VT != nil {
 			got.Sessions[i].VT.SnapshotAt = byteRange{}
+			got.Sessions[i].VT.TermAt = byteRange{}
+			got.Sessions[i].VT.Snapshot = nil // (empty: the format 1 field)
 		}
 	}
 	if !reflect.DeepEqual(got, st) {
@@ -65,10 +68,12 @@ func TestHandoverStateRefusesDamage(t *testing.T) {
 		damage func([]byte) []byte
 		want   string
 	}{
-		{"flipped payload byte", func(b []byte) []byte { b[len(b)-3] ^= 1; return b }, "corrupt"},
+		{"flipped description byte", func(b []byte) []byte { b[len(b)-3] ^= 1; return b }, "corrupt"},
+		{"flipped output byte", func(b []byte) []byte { b[handoverHeaderLen+3] ^= 1; return b }, "bytes 0+14 have checksum"},
+		{"flipped terminal byte", func(b []byte) []byte { b[handoverHeaderLen+14+3+2] ^= 1; return b }, "bytes 17+13 have checksum"},
 		{"truncated", func(b []byte) []byte { return b[:len(b)-1] }, "unexpected EOF"},
 		{"truncated header", func(b []byte) []byte { return b[:10] }, "header"},
-		{"unknown format", func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 99); return b }, "format 99: this release reads formats 1 to 1"},
+		{"unknown format", func(b []byte) []byte { binary.BigEndian.PutUint32(b[8:], 99); return b }, "format 99: this release reads formats 1 to 2"},
 		{"not a state", func(b []byte) []byte { copy(b, "garbage!"); return b }, "bad magic"},
 		{"absurd length", func(b []byte) []byte { binary.BigEndian.PutUint64(b[12:], 1<<62); return b }, "over the"},
 	} {
@@ -103,52 +108,99 @@ func TestHandoverEnvRoundTrips(t *testing.T) {
 }
 
 // TestRestoredVTTerminalIsTheSame pins that a vt terminal handed over as
-// its snapshot is the same terminal once the new image has parsed it.
+// its state (format 2) is the same terminal at once, with nothing to
+// parse, and one handed over as a snapshot (format 1) is the same once
+// the new image has parsed it.
 func TestRestoredVTTerminalIsTheSame(t *testing.T) {
 	g := newVTGreeting(24, 80, 100)
+	defer g.finish()
 	var out bytes.Buffer
 	for i := range 150 {
 		out.WriteString("line " + strings.Repeat("x", i%70) + "\r\n")
 	}
-	out.WriteString("\x1b]0;a title\x07\x1b[1;31mred\x1b[?1049h\x1b[5;5Halt screen\x1b[?25l")
+	out.WriteString("\x1b]0;a title\x07\x1b[1;31mred\x1b[?1049h\x1b[5;5Halt screen\x1b[?25l\x1b[c")
 	g.output(out.Bytes())
 	g.afterOutput()
-	st := g.state(nil)
+	want := g.greet(nil, nil)
 
-	r := restoreVTGreeting(st, 100)
-	if got := r.state(nil); !bytes.Equal(got.Snapshot, st.Snapshot) || got.Parsed != st.Parsed || got.Answered != st.Answered {
-		t.Fatalf("restored terminal differs:\nwant %q (parsed %d, answered %d)\ngot  %q (parsed %d, answered %d)",
-			st.Snapshot, st.Parsed, st.Answered, got.Snapshot, got.Parsed, got.Answered)
+	for _, format := range []struct {
+		name  string
+		st    *vtState
+		parse bool
+	}{{"state", g.state(nil), false}, {"snapshot", formatOneState(g), true}} {
+		st := format.st
+		r, parse, err := restoreVTGreeting(st, 100)
+		if err != nil || parse != format.parse {
+			t.Fatalf("%s: restore: %v (to parse: %v)", format.name, err, parse)
+		}
+		if !parse && len(r.pending) > 0 {
+			t.Fatalf("%s: %d bytes wait to be parsed", format.name, len(r.pending))
+		}
+		if got := r.greet(nil, nil); !bytes.Equal(got, want) {
+			t.Fatalf("%s: restored terminal differs:\nwant %q\ngot  %q", format.name, want, got)
+		}
+		if got := r.answeredThrough(); got != st.Answered || st.Answered == 0 {
+			t.Fatalf("%s: answered through %d, handed over %d", format.name, got, st.Answered)
+		}
+		if got := r.state(nil); got.Parsed != st.Parsed || !bytes.Equal(snapshotOf(t, got), want) {
+			t.Fatalf("%s: handed over again: parsed %d of %d", format.name, got.Parsed, st.Parsed)
+		}
+		if r.title() != "a title" {
+			t.Fatalf("%s: restored title %q", format.name, r.title())
+		}
+		r.finish()
 	}
-	if r.title() != "a title" {
-		t.Fatalf("restored title %q", r.title())
+	// A new image configured with another scrollback redraws the
+	// terminal into one of its own.
+	r, parse, err := restoreVTGreeting(g.state(nil), 10)
+	if err != nil || !parse {
+		t.Fatalf("another scrollback: %v (to parse: %v)", err, parse)
 	}
-	g.finish()
-	r.finish()
+	defer r.finish()
+	if got := r.greet(nil, nil); !bytes.Contains(got, []byte("alt screen")) || bytes.Count(got, []byte("line ")) > 10+24 {
+		t.Fatalf("another scrollback: %q", got)
+	}
 }
 
-// TestEarlyVTStateIsUsedOnlyIfNothingChanged pins that a snapshot taken
-// while the server still served stands for the terminal only if neither
-// output nor a resize came since.
-func TestEarlyVTStateIsUsedOnlyIfNothingChanged(t *testing.T) {
+// TestHandoverReadsThePreviousFormat: a state written by the previous
+// release (format 1, testdata/handover-v1.state, written by its
+// encodeHandover with a vt terminal carried as a snapshot) is read, and
+// its terminal restored as it was.
+func TestHandoverReadsThePreviousFormat(t *testing.T) {
+	mem, err := os.ReadFile("testdata/handover-v1.state")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := binary.BigEndian.Uint32(mem[8:]); v != 1 || handoverOldest > 1 {
+		t.Fatalf("testdata holds format %d; this release reads %d to %d", v, handoverOldest, handoverVersion)
+	}
+	st, err := decodeHandoverBytes(mem)
+	if err != nil {
+		t.Fatalf("read the previous format: %v", err)
+	}
+	if len(st.Sessions) != 2 || st.Sessions[0].Inputs["k3Jq9mVb2xWf0aZ8Lr5tQw"] != 43 || string(st.Sessions[0].Ring.Held) != "the last bytes" {
+		t.Fatalf("sessions read as %+v", st.Sessions)
+	}
+	s := st.Sessions[1]
+	if s.VT == nil || len(s.VT.Snapshot) == 0 || len(s.VT.Term) != 0 {
+		t.Fatalf("vt session read as %+v", s.VT)
+	}
+	r, parse, err := restoreVTGreeting(s.VT, 100)
+	if err != nil || !parse {
+		t.Fatalf("restore: %v (to parse: %v)", err, parse)
+	}
+	defer r.finish()
+	// The same output (the ring holds all of it) given to a terminal
+	// that never crossed an upgrade.
 	g := newVTGreeting(24, 80, 100)
 	defer g.finish()
-	g.output([]byte("before\r\n"))
+	g.output(s.Ring.Held)
 	g.afterOutput()
-	early := g.state(nil)
-	if got := g.state(early); got != early {
-		t.Fatal("an unchanged terminal was drawn again")
+	if got, want := r.greet(nil, nil), g.greet(nil, nil); !bytes.Equal(got, want) {
+		t.Fatalf("restored from format 1:\n%q\nwant\n%q", got, want)
 	}
-	g.output([]byte("after\r\n"))
-	g.afterOutput()
-	got := g.state(early)
-	if got == early || !bytes.Contains(got.Snapshot, []byte("after")) {
-		t.Fatalf("output since the early snapshot is missing: %q", got.Snapshot)
-	}
-	early = got
-	g.resized(30, 100)
-	if got := g.state(early); got == early || got.Height != 30 || got.Width != 100 {
-		t.Fatalf("a resize since the early snapshot is missing: %+v", got)
+	if r.title() != "a title" {
+		t.Fatalf("title %q", r.title())
 	}
 }
 
@@ -185,7 +237,7 @@ func TestHandoverStateReadInPlace(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := got.Sessions[0].Ring.Held
-	if &held[0] != &mem[len(mem)-len(held)-len(st.Sessions[1].Ring.Held)-len(st.Sessions[1].VT.Snapshot)] {
+	if &held[0] != &mem[handoverHeaderLen] {
 		t.Error("the ring's bytes were copied, not read in place")
 	}
 }

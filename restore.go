@@ -428,8 +428,16 @@ func (s *Server) restoreSession(sess *session, st sessionState, ptmx *os.File) *
 	var g greeting = bufferedGreeting{size: s.cfg.BufferSize}
 	var vg *vtGreeting
 	if st.Backend == BackendVT {
-		vg = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
+		var parse bool
+		var err error
+		vg, parse, err = restoreVTGreeting(st.VT, s.cfg.ScrollbackLines)
+		if err != nil {
+			logger.Error(s.ctx, "reconnecting pty restore: the terminal starts blank", slog.Error(err))
+		}
 		g = vg
+		if !parse {
+			vg = nil // nothing for parseRestored
+		}
 	}
 	ps := newPTYSession(s, st.Backend, g, ptmx, proc, logger, onDone)
 	ps.reattached = make(chan struct{})

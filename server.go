@@ -58,6 +58,9 @@ type Server struct {
 	closed bool
 	conns  map[*conn]struct{}
 	wg     sync.WaitGroup // connection handlers and live sessions
+	// unlogged counts the connections out of conns whose close is not
+	// logged yet (an upgrade waits for them); guarded by mu.
+	unlogged int
 
 	connCount atomic.Int64
 	startups  int // connections without an init yet; guarded by mu

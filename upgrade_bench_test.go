@@ -38,9 +38,9 @@ func BenchmarkUpgrade(b *testing.B) {
 			if n > 0 {
 				probe = ids[0]
 			}
-			var serve, quiesce, write, exec, read, register, restore, background time.Duration
+			var serve, quiesce, write, exec, read, register, restore time.Duration
 			var resumed, blackout []time.Duration
-			var snapshot time.Duration
+			var stopAccepting time.Duration
 			var stateBytes float64
 			b.ResetTimer()
 			for range b.N {
@@ -81,31 +81,25 @@ func BenchmarkUpgrade(b *testing.B) {
 				rs := d.waitLogFields(before, "reconnecting pty sessions restored")
 				b.Logf("old image: %v; new image: %v", up, rs)
 				quiesce += parseDuration(b, up["quiesce"])
-				snapshot += parseDuration(b, up["snapshot"])
+				stopAccepting += parseDuration(b, up["stop_accepting"])
 				write += parseDuration(b, up["write"])
 				stateBytes = up["state_bytes"].(float64)
 				restore += parseDuration(b, rs["restore"])
 				register += parseDuration(b, rs["register"])
 				read += parseDuration(b, rs["read"])
 				exec += parseDuration(b, rs["exec"])
-				if n > 0 {
-					// The next upgrade starts from terminals at rest.
-					parsed := d.waitLogFields(before, "reconnecting pty restored terminals parsed")
-					background += parseDuration(b, parsed["took"])
-				}
 				b.StartTimer()
 			}
 			b.StopTimer()
 			per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
 			b.ReportMetric(per(serve), "ms-to-serving")
-			b.ReportMetric(per(snapshot), "ms-snapshot-serving")
+			b.ReportMetric(per(stopAccepting), "ms-stop-accepting")
 			b.ReportMetric(per(quiesce), "ms-quiesce")
 			b.ReportMetric(per(write), "ms-write")
 			b.ReportMetric(per(exec), "ms-exec")
 			b.ReportMetric(per(read), "ms-read")
 			b.ReportMetric(per(register), "ms-register")
 			b.ReportMetric(per(restore), "ms-restore-background")
-			b.ReportMetric(per(background), "ms-parse-in-background")
 			if n > 0 {
 				b.ReportMetric(stateBytes/float64(n), "state-B/session")
 				slices.Sort(resumed)

@@ -74,37 +74,29 @@ func (ps *ptySession) closing() (disconnect, bool) {
 
 // ptyState is what a handed-over in-process session needs besides its
 // descriptor: its output so far and its terminal. The reader is quiesced.
-// early, if not nil, is the vt state taken before the upgrade stopped
-// anything (earlyState), which is used if the terminal has not changed.
-func (ps *ptySession) state(early *vtState) (ring ringState, vt *vtState, ended bool) {
+// The ring's bytes are held, oldest first: its own memory, which stays
+// as it is while the reader is quiesced.
+func (ps *ptySession) state() (ring ringState, held [2][]byte, vt *vtState, ended bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if ps.ending {
-		return ringState{}, nil, true
+		return ringState{}, held, nil, true
 	}
-	ring = ringState{Total: ps.ring.written(), Held: ps.ring.appendLast(nil, ps.ring.held())}
+	ring = ringState{Total: ps.ring.written()}
+	held = ps.ring.heldParts()
 	if g, ok := ps.greeting.(*vtGreeting); ok {
-		vt = g.state(early)
+		vt = g.state(nil)
 	}
-	return ring, vt, false
+	return ring, held, vt, false
 }
 
-// earlyState takes a vt session's terminal state while the session still
-// serves, so that the upgrade, once it has stopped everything, draws again
-// only the terminals that changed meanwhile; nil for other backends.
-func (ps *ptySession) earlyState() *vtState {
-	g, ok := ps.greeting.(*vtGreeting)
-	if !ok {
-		return nil
+// heldParts returns the held bytes as they lie in the ring, oldest first:
+// not copies.
+func (r *replayRing) heldParts() [2][]byte {
+	if !r.full {
+		return [2][]byte{r.buf}
 	}
-	// The core's lock orders the snapshot with output and resizes, as
-	// for a greeting.
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	if ps.ending {
-		return nil
-	}
-	return g.state(nil)
+	return [2][]byte{r.buf[r.pos:], r.buf[:r.pos]}
 }
 
 // setInheritable makes f's descriptor survive exec (on) or not, and

@@ -335,32 +335,31 @@ func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger,
 
 // vtState is a vt session's terminal as an upgrade hands it over.
 type vtState struct {
+	// Term is the terminal itself (vt.Terminal.AppendState), from
+	// format 2 on; in the bytes of a state, TermAt.
+	Term   []byte
+	TermAt byteRange
 	// Snapshot redraws the terminal (vt.Terminal.AppendSnapshot) at
-	// Height x Width; in the bytes of a state, SnapshotAt.
+	// Height x Width, in format 1 (which this release reads, and no
+	// longer writes); in the bytes of a state, SnapshotAt.
 	Snapshot      []byte
 	SnapshotAt    byteRange
 	Height, Width uint16
 	// Parsed and Answered are the greeting's counts of the same names:
 	// offsets in the session's output.
 	Parsed, Answered uint64
-	resizes          uint64 // the greeting's, when taken; not carried
 }
 
-// state takes the terminal's state, everything given to output parsed.
-// early, if not nil, is a state taken before: if the terminal has not
-// changed since (no output, no resize), it is the state, and the
-// snapshot is not drawn again.
-func (g *vtGreeting) state(early *vtState) *vtState {
+// state takes the terminal's state, everything given to output parsed,
+// appending its encoding to buf (which it returns in Term).
+func (g *vtGreeting) state(buf []byte) *vtState {
 	g.claim()
 	defer g.release()
-	if early != nil && early.Parsed == g.parsed && early.resizes == g.resizes {
-		return early
-	}
 	rows, cols := g.term.Size()
+	term := g.term.AppendState(buf)
 	return &vtState{
-		Snapshot: g.term.AppendSnapshot(nil),
-		Height:   uint16(rows), Width: uint16(cols),
+		Term:   term,
+		Height: uint16(rows), Width: uint16(cols),
 		Parsed: g.parsed, Answered: g.answered,
-		resizes: g.resizes,
 	}
 }

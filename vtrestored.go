@@ -3,12 +3,16 @@ package reconnectingpty
 import (
 	"bytes"
 
+	"golang.org/x/xerrors"
+
 	"github.com/reconnectingpty/reconnectingpty/internal/vt"
 )
 
 // This file is a vt terminal as an upgrade hands it over and the new
-// image takes it back: its snapshot waits to be parsed, and a client that
-// resumes before then (mode=delta) does not have to wait for that.
+// image takes it back: decoded from its state (format 2), it is the
+// terminal at once; from a snapshot (format 1, a previous release's), the
+// snapshot waits to be parsed, and a client that resumes before then
+// (mode=delta) does not have to wait for that.
 
 // restoredTerm is what a greeting knows of a handed-over terminal while
 // its snapshot may still wait unparsed.
@@ -32,21 +36,48 @@ func (r *restoredTerm) applyAnswering(term *vt.Terminal) {
 	}
 }
 
-// restoreVTGreeting is the greeting of a handed-over vt session: a fresh
-// emulator that the old one's snapshot brings to the same state. The
+// restoreVTGreeting is the greeting of a handed-over vt session: the
+// terminal decoded from its state, and it needs no parse (parse reports
+// false). A state that does not decode (it passed the checksum: a bug) is
+// an error, and the greeting a blank terminal of the size, so that the
+// session goes on.
+//
+// From a format 1 state it is a fresh emulator that the old one's
+// snapshot brings to the same state. The
 // snapshot waits as output not yet parsed, so that restoring costs no
 // parsing: whoever next takes the terminal parses it first (see claim),
 // or parse does, in the background. The snapshot is copied: st's may be
 // the handed-over state's memory, which goes once every session is back.
-func restoreVTGreeting(st *vtState, scrollback int) *vtGreeting {
+func restoreVTGreeting(st *vtState, scrollback int) (*vtGreeting, bool, error) {
 	g := newVTGreeting(st.Height, st.Width, scrollback)
+	if len(st.Term) > 0 {
+		g.parsed, g.answered = st.Parsed, st.Answered
+		term, err := vt.DecodeState(st.Term)
+		if err != nil {
+			return g, false, xerrors.Errorf("restore the vt terminal: %w", err)
+		}
+		if rows, cols := term.Size(); rows != int(st.Height) || cols != int(st.Width) {
+			return g, false, xerrors.Errorf("restore the vt terminal: %dx%d, the session says %dx%d", rows, cols, st.Height, st.Width)
+		}
+		if term.ScrollbackLines() == scrollback {
+			g.term = term
+			return g, false, nil
+		}
+		// Another scrollback configured: the snapshot redraws the
+		// terminal into one of the new size, as for format 1.
+		g.pending = term.AppendSnapshot(nil)
+		g.parsed -= uint64(len(g.pending))
+		g.snapshotLen = len(g.pending)
+		g.restored = restoredTerm{quiet: true, height: st.Height, width: st.Width}
+		return g, true, nil
+	}
 	// A snapshot holds no query, so the emulator answers none of it.
 	g.pending = bytes.Clone(st.Snapshot)
 	g.parsed = st.Parsed - uint64(len(st.Snapshot))
 	g.answered = st.Answered
 	g.snapshotLen = len(st.Snapshot)
 	g.restored = restoredTerm{quiet: true, height: st.Height, width: st.Width}
-	return g
+	return g, true, nil
 }
 
 // answeredIfQuiet is answeredThrough without a parse, for a restored
