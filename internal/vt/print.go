@@ -99,7 +99,8 @@ func (t *Terminal) printEnd() {
 }
 
 // printASCII prints the leading run of printable ASCII (0x20..0x7e) of p,
-// whose first byte is one, and returns the run's length: the hot path. It
+// whose first byte is one, and the lines of text that follow it separated
+// by CR LF, and returns the length printed: the hot path. It
 // finds the end of the run as it writes, eight bytes at a time, instead of
 // a pass to find it and one to write it.
 func (t *Terminal) printASCII(p []byte) int {
@@ -133,8 +134,21 @@ func (t *Terminal) printASCII(p []byte) int {
 			done += n
 			t.joinWidth = 1
 		}
-		if done == len(p) || p[done] < 0x20 || p[done] >= 0x7f {
+		if done == len(p) {
 			return done
+		}
+		if c := p[done]; c < 0x20 || c >= 0x7f {
+			// CR LF between two lines of text, the commonest control
+			// of all, is done here, without leaving the loop: the run
+			// ends, the cursor moves, and the next run begins at
+			// column 0, where it has no wide character to break.
+			if c != '\r' || len(p)-done < 3 || p[done+1] != '\n' || p[done+2] < 0x20 || p[done+2] >= 0x7f {
+				return done
+			}
+			t.printEnd()
+			b.x = 0
+			t.lineFeed()
+			done += 2
 		}
 	}
 }
