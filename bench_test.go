@@ -199,10 +199,9 @@ func processCPU(b *testing.B) time.Duration {
 
 // BenchmarkRelayVTBuffered compares the vt backend's relay with
 // buffered's in the same iteration: a bare PTY read, then one client
-// reading through buffered, through vt, through vt with the parser started
-// for each chunk read (the design before batches), and through vt with
-// the reader parsing each chunk itself (the design before the parser
-// goroutine), in an order that rotates every iteration. It reports the
+// reading through buffered, through vt, and through vt with the reader
+// parsing each chunk itself (the design before the parser goroutine), in
+// an order that rotates every iteration. It reports the
 // medians over the iterations of each rate against the bare PTY and of
 // each vt against buffered, of the CPU this process (server and client)
 // spent per GB and each vt's against buffered's, and of the goroutines it
@@ -217,7 +216,6 @@ func BenchmarkRelayVTBuffered(b *testing.B) {
 	}{
 		{"buffered", BackendBuffered, func(*Server) {}},
 		{"vt", BackendVT, func(*Server) {}},
-		{"vt-each-chunk", BackendVT, func(s *Server) { s.vtParseEachChunk = true }},
 		{"vt-reader-parses", BackendVT, func(s *Server) { s.vtParseOnReader = true }},
 	}
 	xBare := make([][]float64, len(runs))

@@ -75,10 +75,10 @@ type answerer interface {
 
 // outputWorker is implemented by a greeting with work to do on output
 // that should not hold up the clients (vt's parsing): the reader calls
-// afterChunk, without the core's lock, once it has relayed each chunk;
-// afterChunk must return at once (vt hands the work to a goroutine, once a
-// batch waits or a moment later), so that the reader goes back to the PTY.
-type outputWorker interface{ afterChunk() }
+// afterOutput, without the core's lock, once it has relayed each chunk;
+// afterOutput must return at once (vt hands the work to a goroutine), so
+// that the reader goes back to the PTY.
+type outputWorker interface{ afterOutput() }
 
 // exactRedraw is implemented by a greeting whose greet draws the
 // terminal's exact state (vt), so that a redraw serves a client better than
@@ -263,7 +263,7 @@ func (ps *ptySession) read() {
 			allBehind := ps.fanOut((*bp)[:n])
 			ps.srv.readBufs.Put(bp)
 			if worker != nil {
-				worker.afterChunk()
+				worker.afterOutput()
 			}
 			if allBehind {
 				ps.waitForRoom()

@@ -75,10 +75,6 @@ type Server struct {
 	// themselves, as before the parser goroutine, so that a benchmark can
 	// compare the two in one run.
 	vtParseOnReader bool
-	// vtParseEachChunk has vt sessions' readers start the parser for each
-	// chunk, as before parsing in batches (vtGreeting.afterChunk), so that
-	// a benchmark can compare the two in one run.
-	vtParseEachChunk bool
 
 	procs *procTable // finds and kills the processes of sessions
 	// inherited are the descriptors a child must not inherit (see

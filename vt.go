@@ -20,12 +20,6 @@ const (
 	// vtCompactIdle is how long after the output pauses the rest are.
 	vtCompactEvery = 50 * time.Millisecond
 	vtCompactIdle  = 100 * time.Millisecond
-	// vtParseBatch is how much output waits before the reader starts the
-	// parser; less waits at most vtParseDelay. Starting a goroutine for
-	// each read's few KiB woke an idle thread each time, which cost the
-	// daemon about as much CPU as the parse itself.
-	vtParseBatch = 128 << 10
-	vtParseDelay = 2 * time.Millisecond
 )
 
 // vtGreeting is the vt backend's greeting: every output byte and resize is
@@ -35,10 +29,9 @@ const (
 // connection's size.
 //
 // The PTY reader does not parse: once it has relayed a chunk it starts a
-// parser goroutine (afterChunk) unless one is running, when vtParseBatch
-// waits or vtParseDelay later, and goes back to reading at once, so the PTY
-// is read as promptly as on buffered and the parse runs while the reader
-// waits for the program. The parser takes all
+// parser goroutine (afterOutput) unless one is running, and goes back to
+// reading at once, so the PTY is read as promptly as on buffered and the
+// parse runs while the reader waits for the program. The parser takes all
 // output waiting at each turn, so while output floods it parses in batches
 // as large as it has fallen behind, and it exits once none waits (an idle
 // session holds no goroutine for it). The reader waits for it only when it
@@ -70,9 +63,6 @@ type vtGreeting struct {
 	// onReader has afterOutput parse on the reader's goroutine instead
 	// (Server.vtParseOnReader, for benchmarks); set before any output.
 	onReader bool
-	// eachChunk has afterChunk start the parser for every chunk
-	// (Server.vtParseEachChunk, for benchmarks); set before any output.
-	eachChunk bool
 	// parsing is true while a parser goroutine (see afterOutput) runs;
 	// parsers counts it for finish to wait for.
 	parsing bool
@@ -81,10 +71,6 @@ type vtGreeting struct {
 	// idleSet is true while the idle timer is set: it is not set again,
 	// so that callers coming often cannot put it off forever.
 	idleSet bool
-	// soon parses output that waits less than vtParseBatch (see
-	// afterChunk); soonSet is true while it is set.
-	soon    *time.Timer
-	soonSet bool
 
 	// Whoever has the terminal's:
 	replies     []byte
@@ -113,8 +99,6 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 	g.changed = sync.NewCond(&g.mu)
 	g.idle = time.AfterFunc(time.Hour, g.compactIdle)
 	g.idle.Stop()
-	g.soon = time.AfterFunc(time.Hour, g.parseDelayed)
-	g.soon.Stop()
 	return g
 }
 
@@ -139,8 +123,8 @@ func (g *vtGreeting) output(p []byte) {
 	g.mu.Unlock()
 }
 
-// afterOutput has the output given so far parsed off the caller's
-// goroutine now: it starts the parser unless someone has the terminal (who
+// afterOutput has the output the reader has just relayed parsed off its
+// goroutine: it starts the parser unless someone has the terminal (who
 // parses it, or starts the parser on release).
 func (g *vtGreeting) afterOutput() {
 	if g.onReader {
@@ -150,54 +134,6 @@ func (g *vtGreeting) afterOutput() {
 	g.mu.Lock()
 	g.startParserLocked()
 	g.mu.Unlock()
-}
-
-// afterChunk is afterOutput for the reader, which relays output a read at
-// a time: see scheduleLocked.
-func (g *vtGreeting) afterChunk() {
-	if g.onReader {
-		g.parse()
-		return
-	}
-	g.mu.Lock()
-	g.scheduleLocked()
-	g.mu.Unlock()
-}
-
-// scheduleLocked has the output that waits parsed: by a parser goroutine
-// started now once vtParseBatch waits, else by the soon timer within
-// vtParseDelay. A flood is then parsed in large batches, each a
-// goroutine's start (which wakes a thread: one for each read's few KiB
-// cost the daemon about as much CPU as the parse itself), and a query
-// is still answered within a moment. Nothing is started while someone
-// has the terminal: they parse it, and schedule the rest on release. The
-// caller holds mu.
-func (g *vtGreeting) scheduleLocked() {
-	switch {
-	case g.busy || g.stopped || len(g.pending) == 0:
-	case len(g.pending) >= vtParseBatch || g.eachChunk:
-		g.startParserLocked()
-	case !g.soonSet:
-		g.soonSet = true
-		g.soon.Reset(vtParseDelay)
-	}
-}
-
-// parseDelayed runs on the soon timer: it parses what waits, unless the
-// terminal is in use (whoever has it parses it, or starts the parser).
-func (g *vtGreeting) parseDelayed() {
-	g.mu.Lock()
-	g.soonSet = false
-	if g.busy || g.stopped || len(g.pending) == 0 {
-		g.mu.Unlock()
-		return
-	}
-	g.busy = true
-	g.timer.Add(1)
-	defer g.timer.Done()
-	g.mu.Unlock()
-	g.catchUp()
-	g.release()
 }
 
 // startParserLocked starts a parser goroutine if output waits and nobody
@@ -237,7 +173,6 @@ func (g *vtGreeting) parse() {
 // caller has the terminal.
 func (g *vtGreeting) catchUp() {
 	var batch []byte
-	last := 0 // the last batch's length
 	for {
 		g.mu.Lock()
 		if batch != nil {
@@ -247,9 +182,8 @@ func (g *vtGreeting) catchUp() {
 		g.restored.applyAnswering(g.term)
 		if len(batch) == 0 {
 			// An idle session keeps no more than a keystroke's echo
-			// needs; a burst allocates afresh. A flood, parsed in
-			// batches of vtParseBatch, keeps its buffer for the next.
-			if cap(g.spare) > 4<<10 && last < vtParseBatch {
+			// needs; a burst allocates afresh.
+			if cap(g.spare) > 4<<10 {
 				g.spare = nil
 			}
 			g.mu.Unlock()
@@ -257,7 +191,6 @@ func (g *vtGreeting) catchUp() {
 		}
 		g.changed.Broadcast()
 		g.mu.Unlock()
-		last = len(batch)
 		_, _ = g.term.Write(batch)
 		g.parsed += uint64(len(batch))
 		if g.replies = g.term.AppendReplies(g.replies[:0]); len(g.replies) > 0 {
@@ -273,8 +206,8 @@ func (g *vtGreeting) catchUp() {
 	}
 }
 
-// compactIdle runs on the idle timer: it encodes what is left unencoded
-// and lets the parse buffer go, unless the terminal is in use (whoever has it sets the timer again).
+// compactIdle runs on the idle timer: it encodes what is left unencoded,
+// unless the terminal is in use (whoever has it sets the timer again).
 func (g *vtGreeting) compactIdle() {
 	g.mu.Lock()
 	g.idleSet = false
@@ -285,8 +218,6 @@ func (g *vtGreeting) compactIdle() {
 	g.busy = true
 	g.timer.Add(1)
 	defer g.timer.Done()
-	// A flood's buffer (see catchUp) goes once the output pauses.
-	g.spare = nil
 	g.mu.Unlock()
 	g.term.Compact()
 	g.lastCompact = time.Now()
@@ -309,13 +240,13 @@ func (g *vtGreeting) claim() {
 }
 
 // release gives up the terminal, setting the idle timer if lines wait to
-// be encoded or a flood's parse buffer is kept, and scheduling a parse if output came after the holder's
+// be encoded, and starting the parser if output came after the holder's
 // last catch-up.
 func (g *vtGreeting) release() {
 	g.mu.Lock()
 	g.busy = false
-	g.scheduleLocked()
-	if !g.busy && !g.stopped && !g.idleSet && (g.term.HeldLines() > 0 || cap(g.spare) > 4<<10) {
+	g.startParserLocked()
+	if !g.busy && !g.stopped && !g.idleSet && g.term.HeldLines() > 0 {
 		g.idleSet = true
 		g.idle.Reset(vtCompactIdle)
 	}
@@ -330,7 +261,6 @@ func (g *vtGreeting) finish() {
 	g.mu.Lock()
 	g.stopped = true
 	g.idle.Stop()
-	g.soon.Stop()
 	g.mu.Unlock()
 	g.timer.Wait()
 	g.parsers.Wait()
@@ -400,7 +330,6 @@ func (g *vtGreeting) title() string {
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
 	g := newVTGreeting(height, width, s.cfg.ScrollbackLines)
 	g.onReader = s.vtParseOnReader
-	g.eachChunk = s.vtParseEachChunk
 	return startPTYSession(s, BackendVT, g, cmd, height, width, logger, onDone)
 }
 
