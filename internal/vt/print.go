@@ -1,6 +1,9 @@
 package vt
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
 // advance runs one code point through the state machine.
 func (t *Terminal) advance(r rune, inPrint *bool) {
@@ -159,11 +162,15 @@ const (
 )
 
 // printable8 reports whether the eight bytes of x are all printable ASCII.
-// A byte below 0x20 borrows and one from 0x7f up carries or has its high
-// bit set: either marks a high bit somewhere. A borrow or carry only leaves
-// a byte that is itself not printable, so eight printable bytes mark none.
-func printable8(x uint64) bool {
-	return ((x-0x20*bytesOnes)|(x+bytesOnes)|x)&bytesHighs == 0
+func printable8(x uint64) bool { return unprintable8(x) == 0 }
+
+// unprintable8 marks the high bit of the first byte of x (the lowest) that
+// is not printable ASCII, and maybe of later ones: a byte below 0x20
+// borrows and one from 0x7f up carries or has its high bit set. A borrow
+// or carry only runs on from a byte that is itself not printable, so the
+// bytes before the first such one are left unmarked.
+func unprintable8(x uint64) uint64 {
+	return ((x - 0x20*bytesOnes) | (x + bytesOnes) | x) & bytesHighs
 }
 
 // putText stores the leading printable ASCII of s as the text of cells, as
@@ -173,8 +180,14 @@ func putText(cells []cell, s []byte) int {
 	k := 0
 	for ; k+8 <= n; k += 8 {
 		x := binary.LittleEndian.Uint64(s[k:])
-		if !printable8(x) {
-			break
+		if m := unprintable8(x); m != 0 {
+			// The run ends in these eight bytes: write those before.
+			end := k + bits.TrailingZeros64(m)/8
+			for ; k < end; k++ {
+				cells[k].ch = rune(x & 0xff)
+				x >>= 8
+			}
+			return k
 		}
 		c := cells[k : k+8 : k+8]
 		c[0].ch = rune(x & 0xff)
@@ -203,8 +216,15 @@ func putTextAttrs(cells []cell, s []byte, pen cell) int {
 	k := 0
 	for ; k+8 <= n; k += 8 {
 		x := binary.LittleEndian.Uint64(s[k:])
-		if !printable8(x) {
-			break
+		if m := unprintable8(x); m != 0 {
+			// The run ends in these eight bytes: write those before.
+			end := k + bits.TrailingZeros64(m)/8
+			for ; k < end; k++ {
+				cells[k] = pen
+				cells[k].ch = rune(x & 0xff)
+				x >>= 8
+			}
+			return k
 		}
 		c := cells[k : k+8 : k+8]
 		for j := range c {
