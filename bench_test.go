@@ -3,7 +3,9 @@ package reconnectingpty
 import (
 	"net"
 	"os/exec"
+	"runtime/metrics"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,6 +97,15 @@ func serverRateWith(b *testing.B, backend BackendType, readers, stalled int, que
 // serverRateOn is serverRate on a server that setup adjusts first.
 func serverRateOn(b *testing.B, backend BackendType, readers, stalled int, setup func(*Server)) float64 {
 	b.Helper()
+	rate, _, _ := serverRun(b, backend, readers, stalled, setup)
+	return rate
+}
+
+// serverRun is serverRateOn that also returns the CPU seconds this
+// process (the server and its reading clients; not the producer) spent
+// per GB of output while it flowed, and the goroutines it started per MB.
+func serverRun(b *testing.B, backend BackendType, readers, stalled int, setup func(*Server)) (rate, cpuPerGB, goPerMB float64) {
+	b.Helper()
 	srv, err := NewServer(Config{Backend: backend, Commander: LocalCommander{Shell: "/bin/sh"}})
 	if err != nil {
 		b.Fatal(err)
@@ -135,6 +146,7 @@ func serverRateOn(b *testing.B, backend BackendType, readers, stalled int, setup
 
 	var wg sync.WaitGroup
 	rates := make([]float64, readers)
+	cpu, started := processCPU(b), goroutinesCreated()
 	start := time.Now()
 	for i, c := range conns {
 		wg.Add(1)
@@ -158,20 +170,42 @@ func serverRateOn(b *testing.B, backend BackendType, readers, stalled int, setup
 		b.Fatal(err)
 	}
 	wg.Wait()
+	cpu, started = processCPU(b)-cpu, goroutinesCreated()-started
 	slowest := rates[0]
 	for _, r := range rates {
 		slowest = min(slowest, r)
 	}
-	return slowest
+	return slowest, cpu.Seconds() / (benchBytes / 1e9), float64(started) / (benchBytes / 1e6)
+}
+
+// goroutinesCreated counts the goroutines this process has started.
+func goroutinesCreated() uint64 {
+	s := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatalf("getrusage: %v", err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkRelayVTBuffered compares the vt backend's relay with
 // buffered's in the same iteration: a bare PTY read, then one client
 // reading through buffered, through vt, and through vt with the reader
 // parsing each chunk itself (the design before the parser goroutine), in
-// an order that rotates every iteration; it reports the medians over the
-// iterations of each against the bare PTY and of each vt against
-// buffered. Run with:
+// an order that rotates every iteration. It reports the
+// medians over the iterations of each rate against the bare PTY and of
+// each vt against buffered, of the CPU this process (server and client)
+// spent per GB and each vt's against buffered's, and of the goroutines it
+// started per MB (vt's parser handoffs). Run with:
 //
 //	go test -run '^$' -bench RelayVTBuffered -benchtime 6x .
 func BenchmarkRelayVTBuffered(b *testing.B) {
@@ -186,22 +220,33 @@ func BenchmarkRelayVTBuffered(b *testing.B) {
 	}
 	xBare := make([][]float64, len(runs))
 	xBuf := make([][]float64, len(runs))
+	cpu := make([][]float64, len(runs))
+	cpuXBuf := make([][]float64, len(runs))
+	goroutines := make([][]float64, len(runs))
 	for i := 0; i < b.N; i++ {
 		bare := bareRate(b)
 		rates := make([]float64, len(runs))
+		cpus := make([]float64, len(runs))
+		gos := make([]float64, len(runs))
 		for k := range runs {
-			r := runs[(i+k)%len(runs)]
-			rates[(i+k)%len(runs)] = serverRateOn(b, r.backend, 1, 0, r.setup)
+			j := (i + k) % len(runs)
+			rates[j], cpus[j], gos[j] = serverRun(b, runs[j].backend, 1, 0, runs[j].setup)
 		}
 		for k := range runs {
 			xBare[k] = append(xBare[k], rates[k]/bare)
 			xBuf[k] = append(xBuf[k], rates[k]/rates[0])
+			cpu[k] = append(cpu[k], cpus[k])
+			cpuXBuf[k] = append(cpuXBuf[k], cpus[k]/cpus[0])
+			goroutines[k] = append(goroutines[k], gos[k])
 		}
 	}
 	for k, r := range runs {
 		b.ReportMetric(median(xBare[k]), r.name+"-x-bare")
+		b.ReportMetric(median(cpu[k]), r.name+"-cpu-s/GB")
+		b.ReportMetric(median(goroutines[k]), r.name+"-goroutines/MB")
 		if k > 0 {
 			b.ReportMetric(median(xBuf[k]), r.name+"-x-buffered")
+			b.ReportMetric(median(cpuXBuf[k]), r.name+"-cpu-x-buffered")
 		}
 	}
 }

@@ -1,5 +1,10 @@
 package vt
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // advance runs one code point through the state machine.
 func (t *Terminal) advance(r rune, inPrint *bool) {
 	idx := r
@@ -88,51 +93,154 @@ func (t *Terminal) printStart() {
 func (t *Terminal) printEnd() {
 	b := t.buf
 	if b.x < t.cols {
-		ln := b.lines[b.y]
-		if ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
+		// Past used every cell is an empty narrow one: the cell is not
+		// read, as after a run of text it is often out of the cache.
+		if ln := b.lines[b.y]; b.x < ln.used && ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
 			ln.setBlank(b.x, 1, t.penAttrs)
 		}
 	}
 }
 
-// printASCII prints a run of bytes 0x20..0x7e: the hot path.
-func (t *Terminal) printASCII(s []byte) {
+// printASCII prints the leading run of printable ASCII (0x20..0x7e) of p,
+// whose first byte is one, and the lines of text that follow it separated
+// by CR LF, and returns the length printed: the hot path. It
+// finds the end of the run as it writes, eight bytes at a time, instead of
+// a pass to find it and one to write it.
+func (t *Terminal) printASCII(p []byte) int {
 	if t.table != nil || t.modes.insert {
-		for _, c := range s {
+		n := 1 + printableRun(p[1:])
+		for _, c := range p[:n] {
 			t.printRune(rune(c))
 		}
-		return
+		return n
 	}
 	b := t.buf
 	a := t.penAttrs
-	for len(s) > 0 {
+	done := 0
+	for {
 		if b.x >= t.cols {
-			t.printRune(rune(s[0]))
-			s = s[1:]
-			continue
-		}
-		n := min(len(s), t.cols-b.x)
-		ln := b.lines[b.y]
-		cells := ln.cells[b.x : b.x+n]
-		run := s[:len(cells)]
-		if a == (attrs{}) && b.x >= ln.used {
-			// Past used every cell is cell{}: only the text changes.
-			for k := range cells {
-				cells[k].ch = rune(run[k])
-			}
+			// The line is full: printRune wraps (or not) as xterm.js does.
+			t.printRune(rune(p[done]))
+			done++
 		} else {
-			// One 16-byte store of the pen's cell, then the text.
-			tmpl := cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}}
-			for k := range cells {
-				cells[k] = tmpl
-				cells[k].ch = rune(run[k])
+			ln := b.lines[b.y]
+			cells := ln.cells[b.x:t.cols]
+			var n int
+			if a == (attrs{}) && b.x >= ln.used {
+				// Past used every cell is cell{}: only the text changes.
+				n = putText(cells, p[done:])
+			} else {
+				n = putTextAttrs(cells, p[done:], cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}})
 			}
+			ln.touch(b.x + n - 1)
+			b.x += n
+			done += n
+			t.joinWidth = 1
 		}
-		ln.touch(b.x + n - 1)
-		b.x += n
-		s = s[n:]
-		t.joinWidth = 1
+		if done == len(p) {
+			return done
+		}
+		if c := p[done]; c < 0x20 || c >= 0x7f {
+			// CR LF between two lines of text, the commonest control
+			// of all, is done here, without leaving the loop: the run
+			// ends, the cursor moves, and the next run begins at
+			// column 0, where it has no wide character to break.
+			if c != '\r' || len(p)-done < 3 || p[done+1] != '\n' || p[done+2] < 0x20 || p[done+2] >= 0x7f {
+				return done
+			}
+			t.printEnd()
+			b.x = 0
+			t.lineFeed()
+			done += 2
+		}
 	}
+}
+
+const (
+	bytesOnes  = 0x0101010101010101
+	bytesHighs = 0x8080808080808080
+)
+
+// printable8 reports whether the eight bytes of x are all printable ASCII.
+func printable8(x uint64) bool { return unprintable8(x) == 0 }
+
+// unprintable8 marks the high bit of the first byte of x (the lowest) that
+// is not printable ASCII, and maybe of later ones: a byte below 0x20
+// borrows and one from 0x7f up carries or has its high bit set. A borrow
+// or carry only runs on from a byte that is itself not printable, so the
+// bytes before the first such one are left unmarked.
+func unprintable8(x uint64) uint64 {
+	return ((x - 0x20*bytesOnes) | (x + bytesOnes) | x) & bytesHighs
+}
+
+// putText stores the leading printable ASCII of s as the text of cells, as
+// many as fit, and returns how many it stored.
+func putText(cells []cell, s []byte) int {
+	n := min(len(cells), len(s))
+	k := 0
+	for ; k+8 <= n; k += 8 {
+		x := binary.LittleEndian.Uint64(s[k:])
+		if m := unprintable8(x); m != 0 {
+			// The run ends in these eight bytes: write those before.
+			end := k + bits.TrailingZeros64(m)/8
+			for ; k < end; k++ {
+				cells[k].ch = rune(x & 0xff)
+				x >>= 8
+			}
+			return k
+		}
+		c := cells[k : k+8 : k+8]
+		c[0].ch = rune(x & 0xff)
+		c[1].ch = rune(x >> 8 & 0xff)
+		c[2].ch = rune(x >> 16 & 0xff)
+		c[3].ch = rune(x >> 24 & 0xff)
+		c[4].ch = rune(x >> 32 & 0xff)
+		c[5].ch = rune(x >> 40 & 0xff)
+		c[6].ch = rune(x >> 48 & 0xff)
+		c[7].ch = rune(x >> 56)
+	}
+	s, cells = s[k:n], cells[k:n]
+	for j, c := range s {
+		if c < 0x20 || c >= 0x7f {
+			return k + j
+		}
+		cells[j].ch = rune(c)
+	}
+	return n
+}
+
+// putTextAttrs is putText for cells that get the attributes of pen (a
+// cell with no text) as well.
+func putTextAttrs(cells []cell, s []byte, pen cell) int {
+	n := min(len(cells), len(s))
+	k := 0
+	for ; k+8 <= n; k += 8 {
+		x := binary.LittleEndian.Uint64(s[k:])
+		if m := unprintable8(x); m != 0 {
+			// The run ends in these eight bytes: write those before.
+			end := k + bits.TrailingZeros64(m)/8
+			for ; k < end; k++ {
+				cells[k] = pen
+				cells[k].ch = rune(x & 0xff)
+				x >>= 8
+			}
+			return k
+		}
+		c := cells[k : k+8 : k+8]
+		for j := range c {
+			c[j] = pen
+			c[j].ch = rune(x >> (8 * j) & 0xff)
+		}
+	}
+	s, cells = s[k:n], cells[k:n]
+	for j, c := range s {
+		if c < 0x20 || c >= 0x7f {
+			return k + j
+		}
+		cells[j] = pen
+		cells[j].ch = rune(c)
+	}
+	return n
 }
 
 // printRune prints one code point (xterm.js InputHandler.print's loop body).

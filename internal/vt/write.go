@@ -18,13 +18,11 @@ func (t *Terminal) Write(p []byte) (int, error) {
 	for i < len(p) {
 		b := p[i]
 		if b >= 0x20 && b < 0x7f && t.state == stGround {
-			j := i + 1 + printableRun(p[i+1:])
 			if !inPrint {
 				t.printStart()
 				inPrint = true
 			}
-			t.printASCII(p[i:j])
-			i = j
+			i += t.printASCII(p[i:])
 			continue
 		}
 		if t.state == stGround {
@@ -218,7 +216,6 @@ inter:
 // (0x20-0x7e), eight at a time in long runs: text is most of what a
 // terminal parses.
 func printableRun(p []byte) int {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	// Short runs (a word between colour changes) are done byte by byte
 	// before a word at a time pays.
 	i := 0
@@ -228,12 +225,7 @@ func printableRun(p []byte) int {
 		}
 	}
 	for ; i+8 <= len(p); i += 8 {
-		x := binary.LittleEndian.Uint64(p[i:])
-		// A byte below 0x20 borrows and one from 0x7f up carries or has
-		// its high bit set: either marks a high bit somewhere. A borrow
-		// or carry only leaves a byte that is itself not printable, so
-		// eight printable bytes mark none.
-		if ((x-0x20*ones)|(x+ones)|x)&highs != 0 {
+		if !printable8(binary.LittleEndian.Uint64(p[i:])) {
 			break
 		}
 	}
