@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 
 	"cdr.dev/slog/v3"
@@ -22,7 +23,7 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/resume.js web/link.js web/predict.js web/style.css web/sessions.js web/sessions.css
+//go:embed web/index.html web/app.js web/resume.js web/link.js web/predict.js web/probe.js web/probe-frame.html web/probe-frame.js web/style.css web/sessions.js web/sessions.css
 //go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 
@@ -82,14 +83,20 @@ func alive(w http.ResponseWriter, _ *http.Request) {
 
 // staticHeaders adds the headers the page wants: a content security policy
 // that keeps it to its own origin (no script, style or connection anywhere
-// else), and no caching, since the embedded files carry no modification time
+// else, and framed by nothing but itself), and no caching, since the embedded files carry no modification time
 // to revalidate against.
 func staticHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		// xterm.js writes <style> elements for its renderer, hence
 		// 'unsafe-inline' for styles (not for scripts).
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		// The page's probe frames (probe.js) are the only document it
+		// frames, and only it may frame them.
+		ancestors := "'none'"
+		if path.Base(r.URL.Path) == "probe-frame.html" {
+			ancestors = "'self'"
+		}
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors "+ancestors)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-cache")
 		next.ServeHTTP(w, r)
