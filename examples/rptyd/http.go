@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path"
 	"strconv"
+	"time"
 
 	"cdr.dev/slog/v3"
 	"github.com/coder/websocket"
@@ -70,6 +71,16 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	mux.Handle("/", staticHeaders(http.FileServerFS(web)))
 	return mux
 }
+
+// The web server's timeouts. idleTimeout is short for the page's probes
+// (probe.js): a keep-alive connection left idle when the path goes silent
+// stays in the browser's pool, dead, and the first probes of its socket
+// group would wait on it instead of sending a SYN. Closed after a second
+// idle, the page's connections are gone before an outage is noticed.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = time.Second
+)
 
 // alive answers the page's probe of the path while it reconnects
 // (app.js, PROBE_PATH): an empty 204, never cached, on a connection that is

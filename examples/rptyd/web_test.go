@@ -111,7 +111,8 @@ func newTestDaemonOn(t *testing.T, l net.Listener, configure ...func(*reconnecti
 				d.mu.Unlock()
 			}
 		},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(l) }()
@@ -373,8 +374,14 @@ func TestWebPageAndMetrics(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
-		t.Errorf("page CSP %q, want default-src 'self'", csp)
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("page CSP %q, want default-src 'self' and frame-ancestors 'none'", csp)
+	}
+	// The page's probe frames (probe.js): framed by the page alone.
+	resp, body = get("probe-frame.html")
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `src="probe-frame.js"`) || !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'self'") {
+		t.Errorf("probe-frame.html: %s, CSP %q, body %q; want 200 with default-src 'self', frame-ancestors 'self', loading probe-frame.js", resp.Status, csp, body)
 	}
 	// Nothing on the page may come from anywhere but the daemon.
 	if strings.Contains(body, "//") {
@@ -384,6 +391,8 @@ func TestWebPageAndMetrics(t *testing.T) {
 	for path, want := range map[string]string{
 		"app.js":                         "text/javascript",
 		"resume.js":                      "text/javascript",
+		"probe.js":                       "text/javascript",
+		"probe-frame.js":                 "text/javascript",
 		"vendor/addon-unicode11.js":      "text/javascript",
 		"vendor/LICENSE.addon-unicode11": "text/plain",
 		"style.css":                      "text/css",

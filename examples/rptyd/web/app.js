@@ -192,6 +192,7 @@
     probes: 0, probeAnswers: 0, stuckOpens: 0, reopens: 0,
     predict: predict,
   };
+  Object.defineProperty(hooks, 'probeGroups', { get: () => prober.groups() });
   Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
   Object.defineProperty(hooks, 'inputUnacked', { get: () => unacked.length });
   Object.defineProperty(hooks, 'state', { get: () => state });

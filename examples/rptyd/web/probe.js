@@ -127,6 +127,11 @@
 
     return {
       stats: stats,
+      // groups: how many socket groups probes can use now (two per frame
+      // loaded, and the page's own two).
+      groups() {
+        return 2 + 2 * frames.filter((fr) => fr.ready).length;
+      },
       start() {
         if (timer) return;
         started = 0;
