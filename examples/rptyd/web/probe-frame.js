@@ -8,22 +8,16 @@
 (function () {
   'use strict';
   const url = new URL('alive', location.href).href;
-  let stop = new AbortController();
   window.addEventListener('message', (ev) => {
     const m = ev.data;
     if (ev.source !== window.parent || !m) return;
-    if (m.rptyProbeStop === true) {
-      stop.abort();
-      stop = new AbortController();
-      return;
-    }
     if (typeof m.rptyProbe !== 'number') return;
     const timeout = Math.max(0, Math.min(Number(m.timeout) || 0, 60000));
     fetch(url, {
       mode: 'no-cors',
       cache: 'no-store',
       credentials: m.credentials === 'include' ? 'include' : 'omit',
-      signal: AbortSignal.any([stop.signal, AbortSignal.timeout(timeout)]),
+      signal: AbortSignal.timeout(timeout),
     }).then(() => ev.source.postMessage({ rptyProbe: m.rptyProbe }, ev.origin), () => {});
   });
   // Ready: the page sends probes here only after this.

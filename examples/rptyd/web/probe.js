@@ -8,9 +8,10 @@
 // measurements, docs/network.md): a request given up still leaves its TCP
 // attempt going until it connects or chromium gives it up, 60 s after it
 // began; the kernel retransmits its SYN 1, 3, 7, 15 and 31 s after the
-// first. A socket group (host, privacy mode, network partition) holds at
-// most six attempts: once six are pending, new requests wait for them and
-// send no SYN. Probing as fast as possible therefore fills every group in a
+// first (Linux since 6.7: 1, 2, 3, 4, 5, 7, 11, 19 and 35 s). A socket
+// group (host, privacy mode, network partition) holds at most six
+// attempts: once six are pending, new requests wait for them and send no
+// SYN. Probing as fast as possible therefore fills every group in a
 // few seconds, and from about 40 s into an outage no SYN goes out for
 // some 30 s. So the probes are spread over eight groups: the page itself
 // and three hidden frames (credentialless: a partition of its own;
@@ -44,8 +45,12 @@
 
   // create makes the probe frames (they load now, while the page is
   // connected) and returns the prober: start() begins probing (again),
-  // stop() ends it and gives up the pending requests; onAnswer is called on
-  // every answer while probing.
+  // stop() ends it; onAnswer is called on every answer while probing.
+  // Stopping leaves the pending requests be: each takes the connection of
+  // an attempt of its group that connects later, and the daemon closes it
+  // after the answer. Given up, they would leave those connections idle in
+  // the browser's pool, where the next outage's first probes would wait on
+  // them, dead, instead of sending a SYN.
   function create(path, onAnswer) {
     const groups = [];
     const frames = [];
@@ -54,7 +59,6 @@
     let next = 0;
     let started = 0;
     let rr = 0;
-    let mainAbort = new AbortController();
     const stats = { starts: 0, answers: 0, skipped: 0 };
 
     function addGroup(send) {
@@ -66,7 +70,7 @@
       fetch(path, {
         cache: 'no-store',
         credentials: g.credentials === 'include' ? 'same-origin' : 'omit',
-        signal: AbortSignal.any([mainAbort.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]),
+        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
       }).then(() => answered(round), () => {});
       return true;
     });
@@ -144,11 +148,6 @@
         clearInterval(timer);
         timer = 0;
         probing++;
-        mainAbort.abort();
-        mainAbort = new AbortController();
-        for (const fr of frames) {
-          if (fr.ready && fr.el.contentWindow) fr.el.contentWindow.postMessage({ rptyProbeStop: true }, '*');
-        }
       },
     };
   }
