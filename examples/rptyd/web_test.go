@@ -79,7 +79,9 @@ func newTestDaemonOn(t *testing.T, l net.Listener, configure ...func(*reconnecti
 		t.Fatal(err)
 	}
 	d := &testDaemon{t: t, srv: srv, hijacked: map[net.Conn]struct{}{}}
-	h := newHTTPHandler(srv, reg, logger)
+	// Guarded as rptyd guards it (main.go), so that the pages under test
+	// meet the same checks.
+	h := newHostGuard(newHTTPHandler(srv, reg, logger), l.Addr().String(), nil)
 	d.base = "http://" + l.Addr().String() + "/"
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
