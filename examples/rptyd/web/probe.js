@@ -22,7 +22,9 @@
 // attempts then repeat with chromium's 60 s timeout, and the gap between
 // SYNs stays under about half a second. Each probe's request stays pending
 // almost as long as its attempt, so whichever attempt connects first
-// answers at once.
+// answers at once. After a reconnect, the attempts that sent a SYN while
+// the path was up have connected: their slots are free for the next
+// outage (forgetConnected).
 (function () {
   'use strict';
 
@@ -37,6 +39,12 @@
   const FIRST_EVERY_MS = 300;
   const START_EVERY_MS = 1300;
   const TICK_MS = 100;
+  // When the kernel sends an attempt's SYNs, in seconds after it began:
+  // Linux before 6.7, and since (tcp_syn_linear_timeouts).
+  const SYN_SCHEDULES = [[0, 1, 3, 7, 15, 31], [0, 1, 2, 3, 4, 5, 7, 11, 19, 35]];
+  // The path is dead at least this long before the page starts probing
+  // (its link timeout, and a heartbeat).
+  const SILENT_BEFORE_PROBING_MS = 3000;
   const FRAMES = [
     { credentialless: true, sandbox: false },
     { credentialless: false, sandbox: true },
@@ -59,6 +67,9 @@
     let next = 0;
     let started = 0;
     let rr = 0;
+    // When probing last stopped: the page had reached the daemon, so the
+    // path was up then.
+    let upAt = -Infinity;
     const stats = { starts: 0, answers: 0, skipped: 0 };
 
     function addGroup(send) {
@@ -109,6 +120,22 @@
       onAnswer();
     }
 
+    // forgetConnected frees the slots of the attempts that connected while
+    // the path was up, from upAt until downBy: those that sent a SYN then,
+    // by either kernel's schedule. The others are still pending (a SYN
+    // lost) and keep their slots until chromium's timeout. Taking a slot
+    // for free that is not costs a request that waits (the group's
+    // attempts go on sending their SYNs); taking it for busy costs an
+    // attempt, and SYNs, for up to a minute.
+    function forgetConnected(downBy) {
+      if (downBy <= upAt) return;
+      const synBetween = (start, schedule) =>
+        schedule.some((sec) => start + sec * 1000 >= upAt && start + sec * 1000 <= downBy);
+      for (const g of groups) {
+        g.starts = g.starts.filter((start) => !SYN_SCHEDULES.some((sch) => synBetween(start, sch)));
+      }
+    }
+
     // tick starts an attempt when one is due, in the next group (round
     // robin) that has a free slot; none free, it tries again next tick.
     function tick() {
@@ -138,6 +165,7 @@
       },
       start() {
         if (timer) return;
+        forgetConnected(performance.now() - SILENT_BEFORE_PROBING_MS);
         started = 0;
         next = 0;
         timer = setInterval(tick, TICK_MS);
@@ -145,6 +173,7 @@
       },
       stop() {
         if (!timer) return;
+        upAt = performance.now();
         clearInterval(timer);
         timer = 0;
         probing++;
