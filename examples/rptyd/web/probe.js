@@ -53,7 +53,10 @@
 
   // create makes the probe frames (they load now, while the page is
   // connected) and returns the prober: start() begins probing (again),
-  // stop() ends it; onAnswer is called on every answer while probing.
+  // stop() ends it; onAnswer is called on every answer while probing,
+  // whichever probe it answers: a request of an earlier outage still
+  // pending is first in its group's queue, and its answer, like any,
+  // says the path is up now.
   // Stopping leaves the pending requests be: each takes the connection of
   // an attempt of its group that connects later, and the daemon closes it
   // after the answer. Given up, they would leave those connections idle in
@@ -63,7 +66,6 @@
     const groups = [];
     const frames = [];
     let timer = 0;
-    let probing = 0; // bumped on stop: late answers of an old round are ignored
     let next = 0;
     let started = 0;
     let rr = 0;
@@ -77,12 +79,12 @@
         groups.push({ send: send, credentials: credentials, starts: [] });
       }
     }
-    addGroup((g, round) => {
+    addGroup((g) => {
       fetch(path, {
         cache: 'no-store',
         credentials: g.credentials === 'include' ? 'same-origin' : 'omit',
         signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-      }).then(() => answered(round), () => {});
+      }).then(answered, () => {});
       return true;
     });
     for (const kind of FRAMES) {
@@ -98,9 +100,9 @@
       if (kind.sandbox) f.setAttribute('sandbox', 'allow-scripts');
       const frame = { el: f, ready: false };
       frames.push(frame);
-      addGroup((g, round) => {
+      addGroup((g) => {
         if (!frame.ready || !f.contentWindow) return false;
-        f.contentWindow.postMessage({ rptyProbe: round, credentials: g.credentials, timeout: PROBE_TIMEOUT_MS }, '*');
+        f.contentWindow.postMessage({ rptyProbe: stats.starts, credentials: g.credentials, timeout: PROBE_TIMEOUT_MS }, '*');
         return true;
       });
       f.src = 'probe-frame.html';
@@ -111,11 +113,11 @@
       const m = ev.data;
       if (!frame || !m) return;
       if (m.rptyProbeReady === true) frame.ready = true;
-      else if (typeof m.rptyProbe === 'number') answered(m.rptyProbe);
+      else if (typeof m.rptyProbe === 'number') answered();
     });
 
-    function answered(round) {
-      if (!timer || round !== probing) return;
+    function answered() {
+      if (!timer) return;
       stats.answers++;
       onAnswer();
     }
@@ -145,7 +147,7 @@
         const g = groups[(rr + i) % groups.length];
         while (g.starts.length > 0 && now - g.starts[0] > ATTEMPT_LIFE_MS) g.starts.shift();
         if (g.starts.length >= ATTEMPTS_PER_GROUP) continue;
-        if (!g.send(g, probing)) continue;
+        if (!g.send(g)) continue;
         g.starts.push(now);
         rr = (rr + i + 1) % groups.length;
         started++;
@@ -176,7 +178,6 @@
         upAt = performance.now();
         clearInterval(timer);
         timer = 0;
-        probing++;
       },
     };
   }
