@@ -8,16 +8,22 @@
 (function () {
   'use strict';
   const url = new URL('alive', location.href).href;
+  let stopAll = new AbortController();
   window.addEventListener('message', (ev) => {
     const m = ev.data;
     if (ev.source !== window.parent || !m) return;
+    if (m.rptyProbeStop === true) {
+      stopAll.abort();
+      stopAll = new AbortController();
+      return;
+    }
     if (typeof m.rptyProbe !== 'number') return;
     const timeout = Math.max(0, Math.min(Number(m.timeout) || 0, 60000));
     fetch(url, {
       mode: 'no-cors',
       cache: 'no-store',
       credentials: m.credentials === 'include' ? 'include' : 'omit',
-      signal: AbortSignal.timeout(timeout),
+      signal: AbortSignal.any([stopAll.signal, AbortSignal.timeout(timeout)]),
     }).then(() => ev.source.postMessage({ rptyProbe: m.rptyProbe }, ev.origin), () => {});
   });
   // Ready: the page sends probes here only after this.

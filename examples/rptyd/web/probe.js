@@ -53,15 +53,9 @@
 
   // create makes the probe frames (they load now, while the page is
   // connected) and returns the prober: start() begins probing (again),
-  // stop() ends it; onAnswer is called on every answer while probing,
-  // whichever probe it answers: a request of an earlier outage still
-  // pending is first in its group's queue, and its answer, like any,
-  // says the path is up now.
-  // Stopping leaves the pending requests be: each takes the connection of
-  // an attempt of its group that connects later, and the daemon closes it
-  // after the answer. Given up, they would leave those connections idle in
-  // the browser's pool, where the next outage's first probes would wait on
-  // them, dead, instead of sending a SYN.
+  // stop() ends it and gives up the pending requests (left pending, they
+  // made the second of two outages wait 10-12 s for an answer); onAnswer
+  // is called on every answer while probing.
   function create(path, onAnswer) {
     const groups = [];
     const frames = [];
@@ -72,6 +66,7 @@
     // When probing last stopped: the page had reached the daemon, so the
     // path was up then.
     let upAt = -Infinity;
+    let stopAll = new AbortController();
     const stats = { starts: 0, answers: 0, skipped: 0 };
 
     function addGroup(send) {
@@ -83,7 +78,7 @@
       fetch(path, {
         cache: 'no-store',
         credentials: g.credentials === 'include' ? 'same-origin' : 'omit',
-        signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+        signal: AbortSignal.any([stopAll.signal, AbortSignal.timeout(PROBE_TIMEOUT_MS)]),
       }).then(answered, () => {});
       return true;
     });
@@ -178,6 +173,11 @@
         upAt = performance.now();
         clearInterval(timer);
         timer = 0;
+        stopAll.abort();
+        stopAll = new AbortController();
+        for (const fr of frames) {
+          if (fr.ready && fr.el.contentWindow) fr.el.contentWindow.postMessage({ rptyProbeStop: true }, '*');
+        }
       },
     };
   }
