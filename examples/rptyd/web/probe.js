@@ -45,6 +45,9 @@
   // The path is dead at least this long before the page starts probing
   // (its link timeout, and a heartbeat).
   const SILENT_BEFORE_PROBING_MS = 3000;
+  // How soon after connecting the daemon closes a connection that sent
+  // no request (rptyd's readHeaderTimeout, and a margin).
+  const UNUSED_CLOSED_MS = 2500;
   const FRAMES = [
     { credentialless: true, sandbox: false },
     { credentialless: false, sandbox: true },
@@ -71,7 +74,8 @@
 
     function addGroup(send) {
       for (const credentials of ['omit', 'include']) {
-        groups.push({ send: send, credentials: credentials, starts: [] });
+        // slots: this group's attempts, each taken until its until.
+        groups.push({ send: send, credentials: credentials, slots: [] });
       }
     }
     addGroup((g) => {
@@ -117,19 +121,22 @@
       onAnswer();
     }
 
-    // forgetConnected frees the slots of the attempts that connected while
-    // the path was up, from upAt until downBy: those that sent a SYN then,
-    // by either kernel's schedule. The others are still pending (a SYN
-    // lost) and keep their slots until chromium's timeout. Taking a slot
-    // for free that is not costs a request that waits (the group's
-    // attempts go on sending their SYNs); taking it for busy costs an
-    // attempt, and SYNs, for up to a minute.
+    // forgetConnected frees the slots of the attempts that connected
+    // while the path was up, from upAt until downBy (by either kernel's
+    // schedule, a SYN then), early enough that the daemon had closed the
+    // connection: with its request given up, such a connection sits
+    // unused in chromium's pool (for up to 60 s), and once the path is
+    // dead a request sent to its group would wait on it and send no SYN.
+    // rptyd closes a connection that sends no request within
+    // readHeaderTimeout (2 s). The others keep their slots until
+    // chromium's timeout.
     function forgetConnected(downBy) {
       if (downBy <= upAt) return;
-      const synBetween = (start, schedule) =>
-        schedule.some((sec) => start + sec * 1000 >= upAt && start + sec * 1000 <= downBy);
       for (const g of groups) {
-        g.starts = g.starts.filter((start) => !SYN_SCHEDULES.some((sch) => synBetween(start, sch)));
+        g.slots = g.slots.filter((sl) => !SYN_SCHEDULES.some((schedule) => schedule.some((sec) => {
+          const at = sl.start + sec * 1000;
+          return at >= upAt && at + UNUSED_CLOSED_MS <= downBy;
+        })));
       }
     }
 
@@ -140,10 +147,10 @@
       if (now < next) return;
       for (let i = 0; i < groups.length; i++) {
         const g = groups[(rr + i) % groups.length];
-        while (g.starts.length > 0 && now - g.starts[0] > ATTEMPT_LIFE_MS) g.starts.shift();
-        if (g.starts.length >= ATTEMPTS_PER_GROUP) continue;
+        g.slots = g.slots.filter((sl) => sl.until > now);
+        if (g.slots.length >= ATTEMPTS_PER_GROUP) continue;
         if (!g.send(g)) continue;
-        g.starts.push(now);
+        g.slots.push({ start: now, until: now + ATTEMPT_LIFE_MS });
         rr = (rr + i + 1) % groups.length;
         started++;
         stats.starts++;
