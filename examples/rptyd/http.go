@@ -72,15 +72,14 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	return mux
 }
 
-// The web server's timeouts, short for the page's probes (probe.js): a
-// connection left idle when the path goes silent stays in the browser's
-// pool, dead, and the probes of its socket group would wait on it instead
-// of sending a SYN. Closed a second after its last request (idleTimeout),
-// or 2 s after it connected if it sent none (readHeaderTimeout: a probe's
-// TCP attempt that connected after its request was given up), a
-// connection is gone before an outage is noticed (3 s).
+// The web server's timeouts. idleTimeout is short for the page's probes
+// (probe.js): a keep-alive connection left idle when the path goes silent
+// stays in the browser's pool, dead, and the probes of its socket group
+// would wait on it instead of sending a SYN. Closed a second after its
+// last request, the page's connections are gone before an outage is
+// noticed (3 s).
 const (
-	readHeaderTimeout = 2 * time.Second
+	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = time.Second
 )
 

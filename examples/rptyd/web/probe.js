@@ -22,9 +22,10 @@
 // attempts then repeat with chromium's 60 s timeout, and the gap between
 // SYNs stays under about half a second. Each probe's request stays pending
 // almost as long as its attempt, so whichever attempt connects first
-// answers at once. After a reconnect, the attempts that sent a SYN while
-// the path was up have connected: their slots are free for the next
-// outage (forgetConnected).
+// answers at once. The slots are counted across outages: an attempt of
+// the last one may still be pending (freeing the slots of those that
+// connected when the path returned made the next outage's SYNs sparse:
+// not understood).
 (function () {
   'use strict';
 
@@ -39,15 +40,6 @@
   const FIRST_EVERY_MS = 300;
   const START_EVERY_MS = 1300;
   const TICK_MS = 100;
-  // When the kernel sends an attempt's SYNs, in seconds after it began:
-  // Linux before 6.7, and since (tcp_syn_linear_timeouts).
-  const SYN_SCHEDULES = [[0, 1, 3, 7, 15, 31], [0, 1, 2, 3, 4, 5, 7, 11, 19, 35]];
-  // The path is dead at least this long before the page starts probing
-  // (its link timeout, and a heartbeat).
-  const SILENT_BEFORE_PROBING_MS = 3000;
-  // How soon after connecting the daemon closes a connection that sent
-  // no request (rptyd's readHeaderTimeout, and a margin).
-  const UNUSED_CLOSED_MS = 2500;
   const FRAMES = [
     { credentialless: true, sandbox: false },
     { credentialless: false, sandbox: true },
@@ -66,9 +58,6 @@
     let next = 0;
     let started = 0;
     let rr = 0;
-    // When probing last stopped: the page had reached the daemon, so the
-    // path was up then.
-    let upAt = -Infinity;
     let stopAll = new AbortController();
     const stats = { starts: 0, answers: 0, skipped: 0 };
 
@@ -121,25 +110,6 @@
       onAnswer();
     }
 
-    // forgetConnected frees the slots of the attempts that connected
-    // while the path was up, from upAt until downBy (by either kernel's
-    // schedule, a SYN then), early enough that the daemon had closed the
-    // connection: with its request given up, such a connection sits
-    // unused in chromium's pool (for up to 60 s), and once the path is
-    // dead a request sent to its group would wait on it and send no SYN.
-    // rptyd closes a connection that sends no request within
-    // readHeaderTimeout (2 s). The others keep their slots until
-    // chromium's timeout.
-    function forgetConnected(downBy) {
-      if (downBy <= upAt) return;
-      for (const g of groups) {
-        g.slots = g.slots.filter((sl) => !SYN_SCHEDULES.some((schedule) => schedule.some((sec) => {
-          const at = sl.start + sec * 1000;
-          return at >= upAt && at + UNUSED_CLOSED_MS <= downBy;
-        })));
-      }
-    }
-
     // tick starts an attempt when one is due, in the next group (round
     // robin) that has a free slot; none free, it tries again next tick.
     function tick() {
@@ -169,7 +139,6 @@
       },
       start() {
         if (timer) return;
-        forgetConnected(performance.now() - SILENT_BEFORE_PROBING_MS);
         started = 0;
         next = 0;
         timer = setInterval(tick, TICK_MS);
@@ -177,7 +146,6 @@
       },
       stop() {
         if (!timer) return;
-        upAt = performance.now();
         clearInterval(timer);
         timer = 0;
         stopAll.abort();
