@@ -13,14 +13,16 @@
 // attempts: once six are pending, new requests wait for them and send no
 // SYN. Probing as fast as possible therefore fills every group in a
 // few seconds, and from about 40 s into an outage no SYN goes out for
-// some 30 s. So the probes are spread over eight groups: the page itself
+// some 20 s. So the probes are spread over eight groups: the page itself
 // and three hidden frames (credentialless: a partition of its own;
 // sandboxed: cross-site to the page; both), each with and without
 // credentials. An attempt is started every START_EVERY_MS in the next group
 // with a free slot (the first FIRST_STARTS faster, for short outages), so
 // that the 48 attempts' SYNs and retransmissions interleave: each group's
 // attempts then repeat with chromium's 60 s timeout, and the gap between
-// SYNs stays under about half a second. Each probe's request stays pending
+// SYNs stays under about half a second (in a simulation; chromium sent
+// far fewer in an outage soon after another: docs/network.md). Each
+// probe's request stays pending
 // almost as long as its attempt, so whichever attempt connects first
 // answers at once. The slots are counted across outages: an attempt of
 // the last one may still be pending (freeing the slots of those that
