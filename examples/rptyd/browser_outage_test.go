@@ -138,6 +138,17 @@ func TestBrowserOutage(t *testing.T) {
 	// A page that has been connected a while: the link extension is on
 	// and has measured the round trip.
 	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
+	// The probe frames loaded (probe.js): the probes have eight socket
+	// groups to spread over.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n := eval[int](p, "window.rpty.probeGroups")
+		if n == 8 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the page's probes have %d socket groups, want 8 (the page's and three frames', with and without credentials)", n)
+		}
+	}
 	if !eval[bool](p, watchOutageJS) {
 		t.Fatal("the outage watcher did not install")
 	}

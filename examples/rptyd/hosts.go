@@ -18,6 +18,11 @@ import (
 // that cannot be rebound pass: the loopback names, the address the daemon
 // listens on and names the operator allowed. A request without Origin
 // comes from a program, not a page, and passes the Origin check.
+//
+// Origin "null" (a sandboxed frame, of any site) passes only to GET what
+// the page's sandboxed probe frames need (probe.js): their document and
+// script, and the alive probe, none of which does anything or says
+// anything a page cannot already learn.
 type hostGuard struct {
 	next    http.Handler
 	allowed map[string]bool // lower-case hostnames, without port
@@ -53,7 +58,7 @@ func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "forbidden: this daemon does not serve the host "+r.Host, http.StatusForbidden)
 		return
 	}
-	if origin := r.Header.Get("Origin"); origin != "" {
+	if origin := r.Header.Get("Origin"); origin != "" && (origin != "null" || !nullOriginAllowed(r)) {
 		u, err := url.Parse(origin)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !strings.EqualFold(u.Host, r.Host) {
 			http.Error(w, "forbidden: origin "+origin+" is not this daemon's", http.StatusForbidden)
@@ -61,4 +66,16 @@ func (g *hostGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// nullOriginAllowed: the requests of the page's sandboxed probe frames.
+func nullOriginAllowed(r *http.Request) bool {
+	if r.Method != http.MethodGet {
+		return false
+	}
+	switch r.URL.Path {
+	case "/probe-frame.html", "/probe-frame.js", "/alive":
+		return true
+	}
+	return false
 }

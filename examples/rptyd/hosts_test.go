@@ -52,3 +52,35 @@ func TestHostGuard(t *testing.T) {
 		})
 	}
 }
+
+// A null origin (a sandboxed frame, of any site) reaches only what the
+// page's sandboxed probe frames GET (probe.js).
+func TestHostGuardNullOrigin(t *testing.T) {
+	t.Parallel()
+	g := newHostGuard(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+	}), "127.0.0.1:8080", nil)
+	for _, tc := range []struct {
+		host, method, path string
+		pass               bool
+	}{
+		{"127.0.0.1:8080", http.MethodGet, "/probe-frame.html", true},
+		{"127.0.0.1:8080", http.MethodGet, "/probe-frame.js", true},
+		{"127.0.0.1:8080", http.MethodGet, "/alive", true},
+		{"127.0.0.1:8080", http.MethodGet, "/", false},
+		{"127.0.0.1:8080", http.MethodGet, "/ws?reconnect=x", false},
+		{"127.0.0.1:8080", http.MethodGet, "/sessions", false},
+		{"127.0.0.1:8080", http.MethodDelete, "/sessions/x", false},
+		{"127.0.0.1:8080", http.MethodPost, "/alive", false},
+		{"evil.example:8080", http.MethodGet, "/alive", false},
+	} {
+		req := httptest.NewRequest(tc.method, tc.path, nil)
+		req.Host = tc.host
+		req.Header.Set("Origin", "null")
+		rec := httptest.NewRecorder()
+		g.ServeHTTP(rec, req)
+		if passed := rec.Code == http.StatusTeapot; passed != tc.pass || (!passed && rec.Code != http.StatusForbidden) {
+			t.Errorf("%s %s (Host %s, Origin null): status %d, want pass %v (else 403)", tc.method, tc.path, tc.host, rec.Code, tc.pass)
+		}
+	}
+}

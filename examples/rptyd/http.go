@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
+	"time"
 
 	"cdr.dev/slog/v3"
 	"github.com/coder/websocket"
@@ -22,7 +24,7 @@ import (
 // vendored xterm.js (see web/vendor/README.md). Listed file by file so that
 // nothing else in web/ is served by accident.
 //
-//go:embed web/index.html web/app.js web/resume.js web/link.js web/predict.js web/style.css web/sessions.js web/sessions.css
+//go:embed web/index.html web/app.js web/resume.js web/link.js web/predict.js web/probe.js web/probe-frame.html web/probe-frame.js web/style.css web/sessions.js web/sessions.css
 //go:embed web/vendor/xterm.js web/vendor/xterm.css web/vendor/addon-fit.js web/vendor/addon-unicode11.js web/vendor/LICENSE.*
 var webFiles embed.FS
 
@@ -70,6 +72,17 @@ func newHTTPHandler(srv *reconnectingpty.Server, reg *prometheus.Registry, logge
 	return mux
 }
 
+// The web server's timeouts. idleTimeout is short for the page's probes
+// (probe.js): a keep-alive connection left idle when the path goes silent
+// stays in the browser's pool, dead, and the probes of its socket group
+// would wait on it instead of sending a SYN. Closed a second after its
+// last request, the page's connections are gone before an outage is
+// noticed (3 s).
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = time.Second
+)
+
 // alive answers the page's probe of the path while it reconnects
 // (app.js, PROBE_PATH): an empty 204, never cached, on a connection that is
 // closed after it, so that the next probe opens a fresh one rather than
@@ -82,14 +95,20 @@ func alive(w http.ResponseWriter, _ *http.Request) {
 
 // staticHeaders adds the headers the page wants: a content security policy
 // that keeps it to its own origin (no script, style or connection anywhere
-// else), and no caching, since the embedded files carry no modification time
+// else, and framed by nothing but itself), and no caching, since the embedded files carry no modification time
 // to revalidate against.
 func staticHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		// xterm.js writes <style> elements for its renderer, hence
 		// 'unsafe-inline' for styles (not for scripts).
-		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		// The page's probe frames (probe.js) are the only document it
+		// frames, and only it may frame them.
+		ancestors := "'none'"
+		if path.Base(r.URL.Path) == "probe-frame.html" {
+			ancestors = "'self'"
+		}
+		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors "+ancestors)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-cache")
 		next.ServeHTTP(w, r)

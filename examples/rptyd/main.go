@@ -201,7 +201,7 @@ func run() error {
 		mux.Handle("/", newHTTPHandler(srv, reg, logger))
 		mux.Handle("POST /upgrade", upgradeHandler(upgrade, logger))
 		handler := newHostGuard(mux, hl.Addr().String(), extra)
-		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: handler, ReadHeaderTimeout: readHeaderTimeout, IdleTimeout: idleTimeout}
 		go func() { httpDone <- httpSrv.Serve(hl) }()
 		logger.Info(ctx, "serving http", slog.F("addr", hl.Addr().String()))
 	}

@@ -79,7 +79,9 @@ func newTestDaemonOn(t *testing.T, l net.Listener, configure ...func(*reconnecti
 		t.Fatal(err)
 	}
 	d := &testDaemon{t: t, srv: srv, hijacked: map[net.Conn]struct{}{}}
-	h := newHTTPHandler(srv, reg, logger)
+	// Guarded as rptyd guards it (main.go), so that the pages under test
+	// meet the same checks.
+	h := newHostGuard(newHTTPHandler(srv, reg, logger), l.Addr().String(), nil)
 	d.base = "http://" + l.Addr().String() + "/"
 	hs := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +113,8 @@ func newTestDaemonOn(t *testing.T, l net.Listener, configure ...func(*reconnecti
 				d.mu.Unlock()
 			}
 		},
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
 	}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(l) }()
@@ -373,8 +376,14 @@ func TestWebPageAndMetrics(t *testing.T) {
 			t.Errorf("page lacks %s", want)
 		}
 	}
-	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") {
-		t.Errorf("page CSP %q, want default-src 'self'", csp)
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("page CSP %q, want default-src 'self' and frame-ancestors 'none'", csp)
+	}
+	// The page's probe frames (probe.js): framed by the page alone.
+	resp, body = get("probe-frame.html")
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `src="probe-frame.js"`) || !strings.Contains(csp, "default-src 'self'") || !strings.Contains(csp, "frame-ancestors 'self'") {
+		t.Errorf("probe-frame.html: %s, CSP %q, body %q; want 200 with default-src 'self', frame-ancestors 'self', loading probe-frame.js", resp.Status, csp, body)
 	}
 	// Nothing on the page may come from anywhere but the daemon.
 	if strings.Contains(body, "//") {
@@ -384,6 +393,8 @@ func TestWebPageAndMetrics(t *testing.T) {
 	for path, want := range map[string]string{
 		"app.js":                         "text/javascript",
 		"resume.js":                      "text/javascript",
+		"probe.js":                       "text/javascript",
+		"probe-frame.js":                 "text/javascript",
 		"vendor/addon-unicode11.js":      "text/javascript",
 		"vendor/LICENSE.addon-unicode11": "text/plain",
 		"style.css":                      "text/css",

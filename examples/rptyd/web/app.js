@@ -24,19 +24,19 @@
   const HEARTBEAT_MS = 1000;
   const LINK_TIMEOUT_MS = 3000;
   // While reconnecting, the page also asks the daemon whether the path is
-  // back, with a small HTTP request (PROBE_PATH) every PROBE_EVERY_MS,
-  // given up after PROBE_TIMEOUT_MS. A WebSocket opened over a dead path
-  // is stuck until the kernel's next SYN retransmission (1, 3, 7, 15 s...
-  // after it began), and the browser opens one WebSocket to a host at a
-  // time; new WebSockets cannot be the probe, since chromium delays every
-  // new one by up to 5 s once a page has had many fail
+  // back, with small HTTP requests to PROBE_PATH paced over several
+  // socket groups (probe.js, which says why). A WebSocket opened over a
+  // dead path is stuck until the kernel's next SYN retransmission (1, 3,
+  // 7, 15 s... after it began), and the browser opens one WebSocket to a
+  // host at a time; new WebSockets cannot be the probe, since chromium
+  // delays every new one by up to 5 s once a page has had many fail
   // (services/network/websocket_throttler.cc). When a probe is answered
   // and the WebSocket has been opening longer than OPEN_STUCK_MS (plus
   // four round trips; a healthy handshake takes a few), it is given up
-  // and a new one opened at once.
+  // and a new one opened at once. PROBE_EVERY_MS paces the check for a
+  // WebSocket to replace before any answer (REOPEN_MS).
   const PROBE_PATH = 'alive';
   const PROBE_EVERY_MS = 250;
-  const PROBE_TIMEOUT_MS = 500;
   const OPEN_STUCK_MS = 1000;
   // Before the path is known to be back, a WebSocket opening for
   // REOPEN_MS (its SYN and the kernel's first retransmission, 1 s later)
@@ -104,6 +104,9 @@
   // Predictive echo over slow links (predict.js), timed by the link
   // extension's heartbeats.
   const predict = RptyPredict.attach(term, () => hooks.rtt, params);
+  // The probes of the path while reconnecting (probe.js); its frames load
+  // now, while the page can reach the daemon.
+  const prober = RptyProbe.create(PROBE_PATH, () => pathAnswered());
 
   let sessionID = '';
   // rows and cols from the page's URL, when given: the terminal keeps them
@@ -116,7 +119,6 @@
   // one opens. shortcut: a probe's answer may cut the backoff short (not
   // when the connection that failed was itself opened on an answer).
   let probeTimer = 0;
-  let probeSeq = 0;
   let shortcut = true;
   let fromProbe = false;
   let openedAt = 0;
@@ -190,6 +192,7 @@
     probes: 0, probeAnswers: 0, stuckOpens: 0, reopens: 0,
     predict: predict,
   };
+  Object.defineProperty(hooks, 'probeGroups', { get: () => prober.groups() });
   Object.defineProperty(hooks, 'inputTaken', { get: () => ackedOff });
   Object.defineProperty(hooks, 'inputUnacked', { get: () => unacked.length });
   Object.defineProperty(hooks, 'state', { get: () => state });
@@ -632,26 +635,18 @@
     shortcut = !fromProbe;
     setState('reconnecting', 'reconnecting in ' + Math.ceil(delay / 1000) + 's…');
     retryTimer = setTimeout(connect, delay);
-    if (!probeTimer) probeTimer = setInterval(probe, PROBE_EVERY_MS);
+    if (!probeTimer) {
+      probeTimer = setInterval(probe, PROBE_EVERY_MS);
+      prober.start();
+    }
   }
 
-  // probe asks the daemon whether the path is back; any answer (a 404
-  // from an embedder without the endpoint included) says it is. Each
-  // probe is given up soon: one whose SYN was lost would wait seconds for
-  // its retransmission, while the next probe's SYN may get through.
-  // chromium keeps a connection attempt going after its request is given
-  // up, up to six per host and kind of request (until it connects, or
-  // for 60 s), so alternating requests with and without credentials
-  // doubles the attempts in flight.
+  // probe runs while reconnecting: the prober (probe.js) asks the daemon
+  // whether the path is back, and a WebSocket stuck opening may be
+  // replaced (reopenIfStuck).
   function probe() {
     reopenIfStuck();
-    hooks.probes++;
-    probeSeq++;
-    fetch(PROBE_PATH, {
-      cache: 'no-store',
-      credentials: probeSeq % 2 === 0 ? 'same-origin' : 'omit',
-      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
-    }).then(pathAnswered, () => {});
+    hooks.probes = prober.stats.starts;
   }
 
   // pathAnswered: the daemon answered a probe, so the path is back. A
@@ -695,6 +690,7 @@
   function stopProbing() {
     clearInterval(probeTimer);
     probeTimer = 0;
+    prober.stop();
   }
 
   function sessionEnded() {
