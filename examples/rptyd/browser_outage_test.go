@@ -223,8 +223,8 @@ func TestBrowserOutage(t *testing.T) {
 			}
 		}
 		probes := eval[[]int](p, "[window.rpty.probes, window.rpty.probeAnswers, window.rpty.stuckOpens, window.rpty.reopens]")
-		t.Logf("outage %d: round trip %.1f ms before it; the pill, from the network's return: %s; so far %d probes of the path, %d answered, %d opening WebSockets replaced on an answer, %d before one",
-			i+1, rtt, strings.Join(timeline, ", "), probes[0], probes[1], probes[2], probes[3])
+		t.Logf("outage %d: silenced at %s, back at %s (UTC); round trip %.1f ms before it; the pill, from the network's return: %s; so far %d probes of the path, %d answered, %d opening WebSockets replaced on an answer, %d before one",
+			i+1, blocked.UTC().Format("15:04:05.000"), returned.UTC().Format("15:04:05.000"), rtt, strings.Join(timeline, ", "), probes[0], probes[1], probes[2], probes[3])
 		o.Keys = keys
 		for k := 1; k <= keys; k++ {
 			line := fmt.Sprintf("got:key %d.%d", i+1, k)

@@ -187,7 +187,7 @@ func startBrowser(t *testing.T) context.Context {
 func startBrowserAt(t *testing.T, path string) context.Context {
 	t.Helper()
 	profile := filepath.Join(t.TempDir(), "profile")
-	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(),
+	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
 		chromedp.NoSandbox, // as root
@@ -201,7 +201,14 @@ func startBrowserAt(t *testing.T, path string) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1000, 640),
-	)
+	}
+	// RPTY_NETLOG=path writes chromium's net log there (socket pools, TCP
+	// attempts, with everything captured), for looking into the page's
+	// network behaviour.
+	if netlog := os.Getenv("RPTY_NETLOG"); netlog != "" {
+		opts = append(opts, chromedp.Flag("log-net-log", netlog), chromedp.Flag("net-log-capture-mode", "Everything"))
+	}
+	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 
 	// Collect the console, to fail on page errors and to show it when

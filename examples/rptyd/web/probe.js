@@ -4,43 +4,48 @@
 // long as the outage lasts, so the page learns within about half a second
 // that the path is back.
 //
-// Why this shape (chromium 156, net/ and the outage harness's
+// Why this shape (chromium 156, its net log, and the outage harness's
 // measurements, docs/network.md): a request given up still leaves its TCP
-// attempt going until it connects or chromium gives it up, 60 s after it
-// began; the kernel retransmits its SYN 1, 3, 7, 15 and 31 s after the
-// first (Linux since 6.7: 1, 2, 3, 4, 5, 7, 11, 19 and 35 s). A socket
-// group (host, privacy mode, network partition) holds at most six
-// attempts: once six are pending, new requests wait for them and send no
-// SYN. Probing as fast as possible therefore fills every group in a
-// few seconds, and from about 40 s into an outage no SYN goes out for
-// some 20 s. So the probes are spread over eight groups: the page itself
-// and three hidden frames (credentialless: a partition of its own;
-// sandboxed: cross-site to the page; both), each with and without
-// credentials. An attempt is started every START_EVERY_MS in the next group
-// with a free slot (the first FIRST_STARTS faster, for short outages), so
-// that the 48 attempts' SYNs and retransmissions interleave: each group's
-// attempts then repeat with chromium's 60 s timeout, and the gap between
-// SYNs stays under about half a second (in a simulation; chromium sent
-// far fewer in an outage soon after another: docs/network.md). Each
-// probe's request stays pending
-// almost as long as its attempt, so whichever attempt connects first
-// answers at once. The slots are counted across outages: an attempt of
-// the last one may still be pending (freeing the slots of those that
-// connected when the path returned made the next outage's SYNs sparse:
-// not understood).
+// attempt (chromium's connect job) going until it connects or fails. The
+// kernel retransmits its SYN 1, 2, 3, 4, 5, 7, 11, 19, 35 and 67 s after the
+// first (Linux since 6.7; 1, 3, 7, 15, 31, 63 s before) and gives up about
+// 131 s after it (tcp_syn_retries 6): chromium's socket pool (the
+// TransportClientSocketPool this build uses) has no shorter handshake
+// timeout, so the attempt ends with ERR_CONNECTION_TIMED_OUT 133-135 s
+// after it began, sending nothing in its last minute. A socket group
+// (host, privacy mode, network partition) holds at most six attempts: a
+// request to a full group stalls and sends no SYN until one ends. So
+// attempts are a budget, 48 per ATTEMPT_LIFE_MS over eight groups (the
+// page itself and three hidden frames: credentialless, a partition of its
+// own; sandboxed, cross-site to the page; both; each with and without
+// credentials), and one outage's attempts still hold their slots in the
+// next outage if it comes within two minutes. The page starts an attempt
+// every START_EVERY_MS (about the budget's rate, so that it is never
+// spent: the first FIRST_STARTS faster, for short outages) in the next
+// group with a free slot by its own count, kept across outages. The
+// attempts' SYNs and retransmissions then interleave: some SYN goes out
+// at least about every 0.7 s for as long as the outage lasts, however
+// soon it follows another. With every group full by the page's count (a
+// browser whose attempts end sooner), it still sends a request, which
+// waits in chromium's queue and starts an attempt as soon as a slot
+// frees. Each probe's request stays pending for PROBE_TIMEOUT_MS, so
+// whichever attempt of its group connects first answers at once.
 (function () {
   'use strict';
 
   const ATTEMPTS_PER_GROUP = 6;
-  // chromium's timeout for a TCP attempt, plus a margin: a slot is taken as
-  // free only after this.
-  const ATTEMPT_LIFE_MS = 60500;
+  // How long a TCP attempt over a dead path lives (the kernel's SYN
+  // timeout, about 131 s, plus a margin): a slot is taken as free only
+  // after this.
+  const ATTEMPT_LIFE_MS = 136000;
   // How long a probe's request waits for its (or any) attempt of its group;
-  // shorter than chromium's timeout, which would fail it.
+  // shorter than the 60 s handshake timeout of chromium's newer stream
+  // pool, which would fail it.
   const PROBE_TIMEOUT_MS = 55000;
-  const FIRST_STARTS = 6;
+  const FIRST_STARTS = 4;
   const FIRST_EVERY_MS = 300;
-  const START_EVERY_MS = 1300;
+  // 136 s / 48 attempts.
+  const START_EVERY_MS = 2800;
   const TICK_MS = 100;
   const FRAMES = [
     { credentialless: true, sandbox: false },
@@ -61,7 +66,7 @@
     let started = 0;
     let rr = 0;
     let stopAll = new AbortController();
-    const stats = { starts: 0, answers: 0, skipped: 0 };
+    const stats = { starts: 0, answers: 0, skipped: 0, queued: 0 };
 
     function addGroup(send) {
       for (const credentials of ['omit', 'include']) {
@@ -113,23 +118,38 @@
     }
 
     // tick starts an attempt when one is due, in the next group (round
-    // robin) that has a free slot; none free, it tries again next tick.
+    // robin) that has a free slot. With none free by the page's count, the
+    // request goes to the group whose slot frees first, uncounted: it
+    // waits in chromium's queue for a slot.
     function tick() {
       const now = performance.now();
       if (now < next) return;
+      let soonest = null;
       for (let i = 0; i < groups.length; i++) {
         const g = groups[(rr + i) % groups.length];
         g.slots = g.slots.filter((sl) => sl.until > now);
-        if (g.slots.length >= ATTEMPTS_PER_GROUP) continue;
+        if (g.slots.length >= ATTEMPTS_PER_GROUP) {
+          if (!soonest || g.slots[0].until < soonest.slots[0].until) soonest = g;
+          continue;
+        }
         if (!g.send(g)) continue;
         g.slots.push({ start: now, until: now + ATTEMPT_LIFE_MS });
         rr = (rr + i + 1) % groups.length;
-        started++;
-        stats.starts++;
-        next = now + (started < FIRST_STARTS ? FIRST_EVERY_MS : START_EVERY_MS);
+        due(now);
+        return;
+      }
+      if (soonest && soonest.send(soonest)) {
+        stats.queued++;
+        due(now);
         return;
       }
       stats.skipped++;
+    }
+
+    function due(now) {
+      started++;
+      stats.starts++;
+      next = now + (started < FIRST_STARTS ? FIRST_EVERY_MS : START_EVERY_MS);
     }
 
     return {
