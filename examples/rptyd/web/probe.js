@@ -1,8 +1,8 @@
 // Probing the path to the daemon while the page reconnects (app.js):
 // small HTTP requests to its alive endpoint, paced so that some TCP
-// connection attempt sends a SYN at least about every half second for as
-// long as the outage lasts, so the page learns within about half a second
-// that the path is back.
+// connection attempt sends a SYN often enough, for as long as the outage
+// lasts, that the page learns within well under a second that the path is
+// back.
 //
 // Why this shape (chromium 156, its net log, and the outage harness's
 // measurements, docs/network.md): a request given up still leaves its TCP
@@ -23,10 +23,11 @@
 // every START_EVERY_MS (about the budget's rate, so that it is never
 // spent: the first FIRST_STARTS faster, for short outages) in the next
 // group with a free slot by its own count, kept across outages. The
-// attempts' SYNs and retransmissions then interleave: some SYN goes out
-// at least about every 0.7 s for as long as the outage lasts, however
-// soon it follows another. With every group full by the page's count (a
-// browser whose attempts end sooner), it still sends a request, which
+// attempts' SYNs and retransmissions then interleave: in a simulation,
+// the next SYN after the path's return was at most about 0.8 s away (p95)
+// for outages of 5 s to 10 minutes, however soon one followed another
+// (docs/network.md). With every group full by the page's count (which
+// may be wrong where attempts end sooner), it still sends a request, which
 // waits in chromium's queue and starts an attempt as soon as a slot
 // frees. Each probe's request stays pending for PROBE_TIMEOUT_MS, so
 // whichever attempt of its group connects first answers at once.
