@@ -276,7 +276,10 @@ func TestStateCoversEveryTerminalField(t *testing.T) {
 		// cells kept for reuse: AppendState encodes them.
 		"buffer":     {"lines", "base", "x", "y", "scrollTop", "scrollBottom", "tabs", "saved"},
 		"scrollback": {"lines", "start", "n", "max", "scratch", "raw", "rawHead", "rawN", "free", "pushed"},
-		"line":       {"cells", "combined", "wrapped", "used"},
+		// plain, pen and chars are a copy of a plain line's cells kept
+		// for the scrollback; a decoded line is not plain, which only
+		// means its cells are what the scrollback keeps.
+		"line": {"cells", "combined", "wrapped", "used", "plain", "pen", "chars"},
 		"modes": {"appCursor", "appKeypad", "bracketedPaste", "insert", "origin", "wraparound", "reverseWrap",
 			"sendFocus", "convertEOL", "cursorHidden", "syncOutput", "optBlink", "mouse", "mouseEnc", "cursorStyle",
 			"blinkSet", "cursorBlink"},
