@@ -86,19 +86,24 @@ func (c cell) attrs() attrs { return attrs{fg: c.fg, bg: c.bg, flags: c.flags, u
 
 func (c cell) width() uint8 { return c.wx ^ 1 }
 
-// line is one row of cells.
+// line is one row of cells. (Its fields are ordered to keep it 80 bytes:
+// a screen holds a few dozen of them per session.)
 type line struct {
 	cells []cell
 	// combined holds the clusters of cells whose ch is combinedRune, by
 	// column; nil until a line has one.
 	combined map[int]string
-	// wrapped is true when this line continues the previous one (a soft wrap).
-	wrapped bool
 	// used bounds the cells that may differ from an empty default cell:
 	// cells[used:] are all cell{}. It keeps clearing and storing
 	// short lines cheap.
 	used int
 
+	// chars and pen are the line's text and attributes while it is plain.
+	chars []byte
+	pen   attrs
+
+	// wrapped is true when this line continues the previous one (a soft wrap).
+	wrapped bool
 	// plain is true while the line is what output such as logs and yes
 	// make of a line: printable ASCII from column 0 in one pen, and
 	// nothing else: cells[:used] hold chars[i] in attributes pen, cells[used:]
@@ -108,8 +113,6 @@ type line struct {
 	// Only printASCII's fast path keeps it true; every other change to the
 	// cells clears it.
 	plain bool
-	pen   attrs
-	chars []byte
 	// textOnly is true while a plain line's cells are not written yet: they
 	// are all empty, and its text is only in chars. Only inside printASCII,
 	// which writes the cells of those still on the screen before it

@@ -146,11 +146,10 @@ func (t *Terminal) printASCII(p []byte) int {
 				if ln.plain {
 					// Keep the line's text beside its cells while it is
 					// plain: one pen, from column 0, no gap.
+					// (A line gets a buffer for its text only in a flood,
+					// below: an interactive session's lines need none.)
 					if b.x == 0 {
 						ln.pen = a
-						if len(ln.chars) < t.cols {
-							ln.chars = make([]byte, t.cols)
-						}
 					}
 					if b.x == ln.used && ln.pen == a && b.x+n <= len(ln.chars) {
 						copy(ln.chars[b.x:b.x+n], p[done:])

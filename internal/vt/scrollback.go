@@ -174,14 +174,16 @@ func (s *scrollback) dropOldestEncoded() {
 
 // compact encodes the raw lines and, unless lines are still arriving (one
 // was pushed since the last compaction), lets every line's cells and text
-// buffers go.
-func (s *scrollback) compact() {
+// buffers go, and reports that they were let go.
+func (s *scrollback) compact() (idle bool) {
 	s.encodeRaw()
-	if !s.pushed {
+	idle = !s.pushed
+	if idle {
 		clear(s.free)
 		s.free, s.raw, s.rawHead = nil, nil, 0
 	}
 	s.pushed = false
+	return idle
 }
 
 // encodeRaw encodes the raw lines, oldest first, keeping their cells in
