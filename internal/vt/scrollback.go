@@ -132,10 +132,15 @@ func (s *scrollback) push(l *line) *line {
 		if checkPlain {
 			checkPlainLine(l)
 		}
-		// The slot keeps a copy of the text (its buffer is reused
-		// from the line it held before), and l keeps its buffer.
+		// The slot takes l's text and gives l its buffer, kept from
+		// the line it held before, for the next; a slot with none big
+		// enough gets one (once: slots keep their buffers).
 		r.cells = nil
-		r.text = append(r.text[:0], l.chars[:l.used]...)
+		if cap(r.text) >= len(l.chars) {
+			r.text, l.chars = l.chars[:l.used], r.text[:cap(r.text)]
+		} else {
+			r.text = append(make([]byte, 0, len(l.chars)), l.chars[:l.used]...)
+		}
 		r.pen, r.cols = l.pen, len(l.cells)
 		if evicted != nil {
 			s.free = append(s.free, evicted)
