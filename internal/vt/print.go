@@ -203,18 +203,18 @@ func (t *Terminal) printASCII(p []byte) int {
 }
 
 // copyText copies the leading printable ASCII of s to dst, as much as
-// fits, and returns how much it copied.
+// fits, and returns how much it copied; it may write dst past that.
 func copyText(dst, s []byte) int {
 	n := min(len(dst), len(s))
 	k := 0
 	for ; k+8 <= n; k += 8 {
 		x := binary.LittleEndian.Uint64(s[k:])
-		if m := unprintable8(x); m != 0 {
-			end := k + bits.TrailingZeros64(m)/8
-			copy(dst[k:end], s[k:end])
-			return end
-		}
+		// All eight are stored even when the text ends among them: dst
+		// has room, and what lies past the text is not read.
 		binary.LittleEndian.PutUint64(dst[k:], x)
+		if m := unprintable8(x); m != 0 {
+			return k + bits.TrailingZeros64(m)/8
+		}
 	}
 	for ; k < n; k++ {
 		c := s[k]
