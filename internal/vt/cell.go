@@ -86,29 +86,66 @@ func (c cell) attrs() attrs { return attrs{fg: c.fg, bg: c.bg, flags: c.flags, u
 
 func (c cell) width() uint8 { return c.wx ^ 1 }
 
-// line is one row of cells.
+// line is one row of cells. (Its fields are ordered to keep it 80 bytes:
+// a screen holds a few dozen of them per session.)
 type line struct {
 	cells []cell
 	// combined holds the clusters of cells whose ch is combinedRune, by
 	// column; nil until a line has one.
 	combined map[int]string
-	// wrapped is true when this line continues the previous one (a soft wrap).
-	wrapped bool
 	// used bounds the cells that may differ from an empty default cell:
 	// cells[used:] are all cell{}. It keeps clearing and storing
 	// short lines cheap.
 	used int
+
+	// chars and pen are the line's text and attributes while it is plain.
+	chars []byte
+	pen   attrs
+
+	// wrapped is true when this line continues the previous one (a soft wrap).
+	wrapped bool
+	// plain is true while the line is what output such as logs and yes
+	// make of a line: printable ASCII from column 0 in one pen, and
+	// nothing else: cells[:used] hold chars[i] in attributes pen, cells[used:]
+	// are empty and there is no cluster. The scrollback then keeps the line
+	// as its text and pen (copied from the output as it was printed), and
+	// the screen reuses the line's cells, still in the cache, at once.
+	// Only printASCII's fast path keeps it true; every other change to the
+	// cells clears it.
+	plain bool
+	// textOnly is true while a plain line's cells are not written yet: they
+	// are all empty, and its text is only in chars. Only inside printASCII,
+	// which writes the cells of those still on the screen before it
+	// returns; a line scrolled off meanwhile goes to the scrollback as its
+	// text, and its cells, still all empty, need no clearing.
+	textOnly bool
+}
+
+// materialize writes a text-only line's cells from its text and pen.
+func (l *line) materialize() {
+	cells, text := l.cells[:l.used], l.chars[:l.used]
+	if l.pen == (attrs{}) {
+		putText(cells, text)
+	} else {
+		a := l.pen
+		putTextAttrs(cells, text, cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}})
+	}
+	l.textOnly = false
 }
 
 // touch records that cell i may now differ from an empty default cell.
 func (l *line) touch(i int) {
+	l.plain = false
 	if i >= l.used {
 		l.used = min(i+1, len(l.cells))
 	}
 }
 
 // touchAll records that any cell may differ from an empty default cell.
-func (l *line) touchAll() { l.used = len(l.cells) }
+func (l *line) touchAll() {
+	l.plain = false
+	l.used = len(l.cells)
+}
 
 func newLine(cols int, a attrs) *line {
 	l := &line{cells: make([]cell, cols)}
@@ -119,12 +156,18 @@ func newLine(cols int, a attrs) *line {
 
 // fill blanks the whole line with attributes a.
 func (l *line) fill(a attrs) {
+	if l.textOnly {
+		// Its cells are all empty already.
+		l.used, l.textOnly = 0, false
+	}
 	if a == (attrs{}) {
 		clear(l.cells[:min(l.used, len(l.cells))])
 		l.used = 0
+		l.plain = true
 	} else {
 		blankCells(l.cells, a)
 		l.used = len(l.cells)
+		l.plain = false
 	}
 	if l.combined != nil {
 		clear(l.combined)
@@ -266,6 +309,7 @@ func (l *line) deleteCells(pos, n int, a attrs) {
 // replaceCells blanks [start, end) with attributes a, breaking wide
 // characters cut at either edge.
 func (l *line) replaceCells(start, end int, a attrs) {
+	l.plain = false
 	if a != (attrs{}) {
 		l.touchAll()
 	}
@@ -287,6 +331,10 @@ func (l *line) resize(cols int, a attrs) {
 	if cols == old {
 		return
 	}
+	if l.textOnly {
+		l.materialize()
+	}
+	l.plain = false
 	if cols > old {
 		if cap(l.cells) >= cols {
 			l.cells = l.cells[:cols]
@@ -317,6 +365,7 @@ func (l *line) protected(i int) bool { return l.cells[i].flags&attrProtected != 
 // replaceUnprotected blanks the cells of [start, end) that DECSCA did not
 // protect (xterm.js replaceCells with respectProtect).
 func (l *line) replaceUnprotected(start, end int, a attrs) {
+	l.plain = false
 	if a != (attrs{}) {
 		l.touchAll()
 	}

@@ -24,3 +24,9 @@ func TestCellHasAtMostFourFields(t *testing.T) {
 		}
 	}
 }
+
+func TestLineIs80Bytes(t *testing.T) {
+	if s := unsafe.Sizeof(line{}); s != 80 {
+		t.Fatalf("line is %d bytes, want 80 (a screen holds dozens per session)", s)
+	}
+}

@@ -36,7 +36,10 @@
 // 80-column line of text) in a ring whose slots keep their buffers. A line
 // that scrolls off waits as it was, unencoded, until the scrollback is read
 // or Compact is called: during a flood most lines leave a full scrollback
-// again before that and are never encoded. The parser is xterm.js's
+// again before that and are never encoded. A line of printable ASCII in one
+// pen (what logs and yes print) waits as its text and pen; inside a flood
+// such a line is never written as cells at all, only the lines still on
+// the screen when a write's text ends are. The parser is xterm.js's
 // transition table over decoded code points, with fast paths for runs of
 // printable ASCII, CR, LF and whole CSI sequences.
 //

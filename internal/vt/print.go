@@ -95,7 +95,7 @@ func (t *Terminal) printEnd() {
 	if b.x < t.cols {
 		// Past used every cell is an empty narrow one: the cell is not
 		// read, as after a run of text it is often out of the cache.
-		if ln := b.lines[b.y]; b.x < ln.used && ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
+		if ln := b.lines[b.y]; b.x < ln.used && !ln.textOnly && ln.cells[b.x].width() == 0 && ln.cells[b.x].ch == 0 {
 			ln.setBlank(b.x, 1, t.penAttrs)
 		}
 	}
@@ -117,28 +117,56 @@ func (t *Terminal) printASCII(p []byte) int {
 	b := t.buf
 	a := t.penAttrs
 	done := 0
+	// deferred counts the lines this call began at column 0 after a CR LF
+	// and kept as text only (line.textOnly): their cells are written when
+	// the call returns, if they are still on the screen; most of a flood's
+	// lines leave it first, and their cells are never written at all.
+	deferred := 0
 	for {
 		if b.x >= t.cols {
 			// The line is full: printRune wraps (or not) as xterm.js does.
+			if ln := b.lines[b.y]; ln.textOnly {
+				ln.materialize()
+			}
 			t.printRune(rune(p[done]))
 			done++
 		} else {
 			ln := b.lines[b.y]
-			cells := ln.cells[b.x:t.cols]
 			var n int
-			if a == (attrs{}) && b.x >= ln.used {
-				// Past used every cell is cell{}: only the text changes.
-				n = putText(cells, p[done:])
+			if ln.textOnly {
+				n = copyText(ln.chars[b.x:t.cols], p[done:])
 			} else {
-				n = putTextAttrs(cells, p[done:], cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}})
+				cells := ln.cells[b.x:t.cols]
+				if a == (attrs{}) && b.x >= ln.used {
+					// Past used every cell is cell{}: only the text changes.
+					n = putText(cells, p[done:])
+				} else {
+					n = putTextAttrs(cells, p[done:], cell{fg: a.fg, bg: a.bg, cellTail: cellTail{flags: a.flags, ul: a.ul}})
+				}
+				if ln.plain {
+					// Keep the line's text beside its cells while it is
+					// plain: one pen, from column 0, no gap.
+					// (A line gets a buffer for its text only in a flood,
+					// below: an interactive session's lines need none.)
+					if b.x == 0 {
+						ln.pen = a
+					}
+					if b.x == ln.used && ln.pen == a && b.x+n <= len(ln.chars) {
+						copy(ln.chars[b.x:b.x+n], p[done:])
+					} else {
+						ln.plain = false
+					}
+				}
 			}
-			ln.touch(b.x + n - 1)
+			if b.x+n > ln.used {
+				ln.used = b.x + n
+			}
 			b.x += n
 			done += n
 			t.joinWidth = 1
 		}
 		if done == len(p) {
-			return done
+			break
 		}
 		if c := p[done]; c < 0x20 || c >= 0x7f {
 			// CR LF between two lines of text, the commonest control
@@ -146,14 +174,56 @@ func (t *Terminal) printASCII(p []byte) int {
 			// ends, the cursor moves, and the next run begins at
 			// column 0, where it has no wide character to break.
 			if c != '\r' || len(p)-done < 3 || p[done+1] != '\n' || p[done+2] < 0x20 || p[done+2] >= 0x7f {
-				return done
+				break
 			}
 			t.printEnd()
 			b.x = 0
 			t.lineFeed()
 			done += 2
+			// A blank plain line (all its cells empty) takes the next
+			// line's text as text only.
+			if ln := b.lines[b.y]; ln.plain && ln.used == 0 && len(ln.cells) >= t.cols {
+				if len(ln.chars) < t.cols {
+					ln.chars = make([]byte, t.cols)
+				}
+				ln.pen = a
+				ln.textOnly = true
+				deferred++
+			}
 		}
 	}
+	if deferred > 0 {
+		for _, ln := range b.lines {
+			if ln.textOnly {
+				ln.materialize()
+			}
+		}
+	}
+	return done
+}
+
+// copyText copies the leading printable ASCII of s to dst, as much as
+// fits, and returns how much it copied; it may write dst past that.
+func copyText(dst, s []byte) int {
+	n := min(len(dst), len(s))
+	k := 0
+	for ; k+8 <= n; k += 8 {
+		x := binary.LittleEndian.Uint64(s[k:])
+		// All eight are stored even when the text ends among them: dst
+		// has room, and what lies past the text is not read.
+		binary.LittleEndian.PutUint64(dst[k:], x)
+		if m := unprintable8(x); m != 0 {
+			return k + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; k < n; k++ {
+		c := s[k]
+		if c < 0x20 || c >= 0x7f {
+			return k
+		}
+		dst[k] = c
+	}
+	return n
 }
 
 const (

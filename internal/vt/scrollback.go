@@ -15,7 +15,10 @@ import (
 // something reads the scrollback or the terminal is compacted (Compact):
 // during a flood most lines are pushed out of a full scrollback before
 // then, and are never encoded at all. Logically the encoded lines come
-// first (oldest), then the raw ones.
+// first (oldest), then the raw ones. A raw line that was plain (see
+// line.plain) waits as its text and pen, and its cells go straight back to
+// the screen as the new bottom line, still in the cache; any other waits
+// as its cells.
 type scrollback struct {
 	lines []sbLine
 	start int // index of the oldest line in lines
@@ -25,16 +28,26 @@ type scrollback struct {
 	scratch []byte
 
 	// raw is a ring of rawN lines from rawHead, oldest first; nil while
-	// there are none.
-	raw     []*line
+	// there are none. Its free slots keep their text buffers for reuse.
+	raw     []rawLine
 	rawHead int
 	rawN    int
 	// free holds the cells of lines encoded since the last compaction,
 	// for push to reuse while lines keep arriving: a flood then allocates
 	// no line after each compaction. A compaction that finds no line
-	// pushed since the one before lets them go.
+	// pushed since the one before lets them go, and the raw ring with them.
 	free   []*line
 	pushed bool // a line was pushed since the last compaction
+}
+
+// rawLine is a line waiting unencoded: its cells, or for a plain line
+// (cells nil) its text in attributes pen on a row of cols cells.
+type rawLine struct {
+	cells   *line
+	text    []byte
+	pen     attrs
+	cols    int
+	wrapped bool
 }
 
 // rawCellBudget bounds the cells raw lines may hold: the whole scrollback
@@ -60,9 +73,10 @@ func (s *scrollback) len() int { return s.n + s.rawN }
 // pending reports how many lines wait unencoded.
 func (s *scrollback) pending() int { return s.rawN }
 
-// held reports how many lines' cells it holds beyond the encoded lines:
-// those waiting unencoded and those kept for reuse.
-func (s *scrollback) held() int { return s.rawN + len(s.free) }
+// held reports how many lines' storage it holds beyond the encoded lines:
+// the raw ring's slots (lines waiting unencoded, or text buffers kept for
+// the next) and the cells kept for reuse.
+func (s *scrollback) held() int { return len(s.raw) + len(s.free) }
 
 func (s *scrollback) at(i int) *sbLine {
 	s.encodeRaw()
@@ -73,52 +87,87 @@ func (s *scrollback) encodedAt(i int) *sbLine { return &s.lines[(s.start+i)%len(
 
 // push appends l, which leaves the screen, as the newest line, evicting the
 // oldest when full. It returns the line the screen uses in l's place: l
-// itself once encoded, or a spare (an evicted raw line, or a new one) when
-// l waits raw.
+// itself when encoded at once or kept as its text, or a spare (an evicted
+// raw line's cells, or new ones) when l's cells wait raw.
 func (s *scrollback) push(l *line) *line {
 	if s.max == 0 {
 		return l
 	}
 	if s.max*len(l.cells) > rawCellBudget {
 		s.encodeRaw()
-		s.encode(l)
+		if l.plain {
+			s.scratch = encodePlain(s.scratch[:0], len(l.cells), l.pen, l.chars[:l.used])
+			s.store(s.scratch, l.wrapped)
+		} else {
+			s.encode(l)
+		}
 		return l
 	}
 	s.pushed = true
-	var spare *line
-	if s.n+s.rawN == s.max {
-		if s.n > 0 {
+	var r *rawLine
+	if s.n+s.rawN == s.max && s.n == 0 {
+		// The oldest raw line's slot takes l: the ring turns by one
+		// without a division.
+		r = &s.raw[s.rawHead]
+		if s.rawHead++; s.rawHead == len(s.raw) {
+			s.rawHead = 0
+		}
+	} else {
+		if s.n+s.rawN == s.max {
 			s.dropOldestEncoded()
+		}
+		if s.rawN == len(s.raw) {
+			s.growRaw()
+		}
+		i := s.rawHead + s.rawN
+		if i >= len(s.raw) {
+			i -= len(s.raw)
+		}
+		r = &s.raw[i]
+		s.rawN++
+	}
+	evicted := r.cells
+	r.wrapped = l.wrapped
+	if l.plain {
+		if checkPlain {
+			checkPlainLine(l)
+		}
+		// The slot takes l's text and gives l its buffer, kept from
+		// the line it held before, for the next; a slot with none big
+		// enough gets one (once: slots keep their buffers).
+		r.cells = nil
+		if cap(r.text) >= len(l.chars) {
+			r.text, l.chars = l.chars[:l.used], r.text[:cap(r.text)]
 		} else {
-			// The oldest raw line's slot takes l: the ring turns by one
-			// without a division.
-			i := s.rawHead
-			spare = s.raw[i]
-			s.raw[i] = l
-			if s.rawHead++; s.rawHead == len(s.raw) {
-				s.rawHead = 0
-			}
-			return spare
+			r.text = append(make([]byte, 0, len(l.chars)), l.chars[:l.used]...)
 		}
-	}
-	if s.rawN == len(s.raw) {
-		grown := make([]*line, min(s.max, max(8, 2*len(s.raw))))
-		for i := range s.rawN {
-			grown[i] = s.raw[(s.rawHead+i)%len(s.raw)]
+		r.pen, r.cols = l.pen, len(l.cells)
+		if evicted != nil {
+			s.free = append(s.free, evicted)
 		}
-		s.raw, s.rawHead = grown, 0
+		return l
 	}
-	s.raw[(s.rawHead+s.rawN)%len(s.raw)] = l
-	s.rawN++
-	if spare == nil && len(s.free) > 0 {
-		spare = s.free[len(s.free)-1]
-		s.free[len(s.free)-1] = nil
-		s.free = s.free[:len(s.free)-1]
+	r.cells = l
+	if evicted != nil {
+		return evicted
 	}
-	if spare == nil {
-		spare = &line{cells: make([]cell, len(l.cells))}
+	if k := len(s.free); k > 0 {
+		spare := s.free[k-1]
+		s.free[k-1] = nil
+		s.free = s.free[:k-1]
+		return spare
 	}
-	return spare
+	return &line{cells: make([]cell, len(l.cells))}
+}
+
+// growRaw enlarges the raw ring, its oldest line first again; every slot
+// keeps its text buffer.
+func (s *scrollback) growRaw() {
+	grown := make([]rawLine, min(s.max, max(8, 2*len(s.raw))))
+	for i := range s.raw {
+		grown[i] = s.raw[(s.rawHead+i)%len(s.raw)]
+	}
+	s.raw, s.rawHead = grown, 0
 }
 
 // dropOldestEncoded evicts the oldest encoded line, keeping its slice.
@@ -129,24 +178,32 @@ func (s *scrollback) dropOldestEncoded() {
 }
 
 // compact encodes the raw lines and, unless lines are still arriving (one
-// was pushed since the last compaction), lets every line's cells go.
-func (s *scrollback) compact() {
+// was pushed since the last compaction), lets every line's cells and text
+// buffers go, and reports that they were let go.
+func (s *scrollback) compact() (idle bool) {
 	s.encodeRaw()
-	if !s.pushed {
+	idle = !s.pushed
+	if idle {
 		clear(s.free)
 		s.free, s.raw, s.rawHead = nil, nil, 0
 	}
 	s.pushed = false
+	return idle
 }
 
 // encodeRaw encodes the raw lines, oldest first, keeping their cells in
-// free.
+// free and their text buffers in their slots.
 func (s *scrollback) encodeRaw() {
 	for ; s.rawN > 0; s.rawN-- {
-		l := s.raw[s.rawHead]
-		s.encode(l)
-		s.raw[s.rawHead] = nil
-		s.free = append(s.free, l)
+		r := &s.raw[s.rawHead]
+		if r.cells != nil {
+			s.encode(r.cells)
+			s.free = append(s.free, r.cells)
+			r.cells = nil
+		} else {
+			s.scratch = encodePlain(s.scratch[:0], r.cols, r.pen, r.text)
+			s.store(s.scratch, r.wrapped)
+		}
 		s.rawHead = (s.rawHead + 1) % len(s.raw)
 	}
 	s.rawHead = 0
@@ -165,6 +222,13 @@ func (s *scrollback) pushEncoded(l *line) {
 // encode appends l's encoding as the newest encoded line, evicting the
 // oldest when full.
 func (s *scrollback) encode(l *line) {
+	s.scratch = encodeLine(s.scratch[:0], l)
+	s.store(s.scratch, l.wrapped)
+}
+
+// store appends an encoded line (data is copied) as the newest encoded
+// line, evicting the oldest when full.
+func (s *scrollback) store(data []byte, wrapped bool) {
 	var e *sbLine
 	if s.n < s.max {
 		if s.n == len(s.lines) {
@@ -188,22 +252,21 @@ func (s *scrollback) encode(l *line) {
 		e = s.encodedAt(0)
 		s.start = (s.start + 1) % len(s.lines)
 	}
-	s.scratch = encodeLine(s.scratch[:0], l)
-	if cap(e.data) < len(s.scratch) {
+	if cap(e.data) < len(data) {
 		// Headroom, so that a slot soon fits any line it gets and a full
 		// scrollback stops allocating: powers of two for short lines
 		// (plain text stays small), half as much again for long ones.
 		c := 64
-		for c < len(s.scratch) && c < 256 {
+		for c < len(data) && c < 256 {
 			c *= 2
 		}
-		if c < len(s.scratch) {
-			c = (len(s.scratch)*3/2 + 63) &^ 63
+		if c < len(data) {
+			c = (len(data)*3/2 + 63) &^ 63
 		}
 		e.data = make([]byte, 0, c)
 	}
-	e.data = append(e.data[:0], s.scratch...)
-	e.wrapped = l.wrapped
+	e.data = append(e.data[:0], data...)
+	e.wrapped = wrapped
 }
 
 // replace stores l as line i (0 the oldest).
@@ -280,10 +343,7 @@ func encodeLine(dst []byte, l *line) []byte {
 	for i := 0; i < len(cells); {
 		a := cells[i].attrs()
 		hdr := len(dst)
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.fg))
-		dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
-		dst = binary.LittleEndian.AppendUint16(dst, a.flags)
-		dst = append(dst, a.ul, 0, 0)
+		dst = append(appendAttrs(dst, a), 0, 0)
 		// Plain ASCII in the run's attributes, the bulk of most output,
 		// is copied in a tight loop; anything else takes the switch below.
 		limit := min(len(cells)-i, 0xffff)
@@ -328,6 +388,28 @@ func encodeLine(dst []byte, l *line) []byte {
 		i = j
 	}
 	return dst
+}
+
+// encodePlain appends the encoding encodeLine gives a line of cols cells
+// showing text (printable ASCII) in attributes pen from column 0.
+func encodePlain(dst []byte, cols int, pen attrs, text []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(cols))
+	for len(text) > 0 {
+		run := text[:min(len(text), 0xffff)]
+		text = text[len(run):]
+		dst = appendAttrs(dst, pen)
+		dst = binary.LittleEndian.AppendUint16(dst, uint16(len(run)))
+		dst = append(dst, run...)
+	}
+	return dst
+}
+
+// appendAttrs appends a run's attributes, attrLen bytes.
+func appendAttrs(dst []byte, a attrs) []byte {
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(a.fg))
+	dst = binary.LittleEndian.AppendUint32(dst, uint32(a.bg))
+	dst = binary.LittleEndian.AppendUint16(dst, a.flags)
+	return append(dst, a.ul)
 }
 
 // decodeLine makes l the line encoded in data.
@@ -384,6 +466,7 @@ func decodeLine(l *line, data []byte) {
 		}
 	}
 	l.used = i
+	l.plain = false
 	for ; i < int(cols); i++ {
 		l.cells[i] = cell{}
 	}

@@ -282,9 +282,19 @@ func (t *Terminal) ybase() int {
 // stay at a line of cells per line. While lines keep arriving (one was
 // pushed since the last Compact) their cells are kept for the lines to
 // come; a Compact with no line pushed since the one before lets them go,
-// so Compact until HeldLines is 0. Anything that reads the scrollback
-// encodes it first.
-func (t *Terminal) Compact() { t.sb.compact() }
+// so Compact until HeldLines is 0, and so do the screen's lines' copies of
+// their text (kept for the scrollback while lines arrive). Anything that
+// reads the scrollback encodes it first.
+func (t *Terminal) Compact() {
+	if !t.sb.compact() {
+		return
+	}
+	for _, b := range []*buffer{&t.normal, &t.alt} {
+		for _, ln := range b.lines {
+			ln.plain, ln.chars = false, nil
+		}
+	}
+}
 
 // PendingLines is how many scrollback lines wait unencoded.
 func (t *Terminal) PendingLines() int { return t.sb.pending() }

@@ -236,6 +236,10 @@ func (r *stateReader) checkSlots(t *Terminal) {
 	}
 	link(t.pen.link)
 	slot(t.penAttrs.slot())
+	// A saved cursor's colours carry its pen's slot too (DECRC restores it).
+	for _, b := range []*buffer{&t.normal, &t.alt} {
+		slot(attrs{fg: b.saved.fg, bg: b.saved.bg}.slot())
+	}
 	for _, d := range x.slots {
 		link(d.link)
 	}

@@ -276,7 +276,10 @@ func TestStateCoversEveryTerminalField(t *testing.T) {
 		// cells kept for reuse: AppendState encodes them.
 		"buffer":     {"lines", "base", "x", "y", "scrollTop", "scrollBottom", "tabs", "saved"},
 		"scrollback": {"lines", "start", "n", "max", "scratch", "raw", "rawHead", "rawN", "free", "pushed"},
-		"line":       {"cells", "combined", "wrapped", "used"},
+		// chars, pen, plain and textOnly are a plain line's text kept
+		// for the scrollback; a decoded line is not plain, which only
+		// means its cells are what the scrollback keeps.
+		"line": {"cells", "combined", "used", "chars", "pen", "wrapped", "plain", "textOnly"},
 		"modes": {"appCursor", "appKeypad", "bracketedPaste", "insert", "origin", "wraparound", "reverseWrap",
 			"sendFocus", "convertEOL", "cursorHidden", "syncOutput", "optBlink", "mouse", "mouseEnc", "cursorStyle",
 			"blinkSet", "cursorBlink"},

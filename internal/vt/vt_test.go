@@ -237,7 +237,14 @@ func TestSteadyStateWritesDoNotAllocate(t *testing.T) {
 	term := New(24, 80, Options{Scrollback: 1000})
 	plain, sgr := plainLines()[:64<<10], sgrDense()[:64<<10]
 	// Warm up until every scrollback slot has held an SGR-dense line (the
-	// larger kind): slots keep their buffers.
+	// larger kind, kept as cells) and a plain one (kept as its text):
+	// slots keep their buffers of both kinds.
+	for i := 0; i < 20; i++ {
+		term.Write(sgr)
+	}
+	for i := 0; i < 3; i++ {
+		term.Write(plain)
+	}
 	for i := 0; i < 20; i++ {
 		term.Write(sgr)
 	}
