@@ -58,13 +58,18 @@ func TestVTScrolledLinesAreEncodedOnceOutputPauses(t *testing.T) {
 }
 
 // TestVTReaderParsesItsOwnChunks pins that the reader parses the output
-// itself, straight from its buffer, before afterOutput returns: nothing is
+// itself, straight from its buffer, before afterOutput returns (each
+// chunk, by default, even while the PTY has more ready): nothing is
 // left to another goroutine (an idle session holds none), and a query in
 // the chunk is answered by then.
 func TestVTReaderParsesItsOwnChunks(t *testing.T) {
 	t.Parallel()
 	g := newVTGreeting(24, 80, 100)
 	defer g.finish()
+	// No compaction timer: holding the terminal, it would leave a chunk
+	// to parse when it gives the terminal up, and this test is about the
+	// reader.
+	g.stopped = true
 	var answers []byte
 	g.answerWith(func(p []byte) { answers = append(answers, p...) })
 	var total int
@@ -75,7 +80,9 @@ func TestVTReaderParsesItsOwnChunks(t *testing.T) {
 			buf = append(buf, "\x1b[c\x1b]0;parsed\x07"...)
 		}
 		g.output(buf)
-		g.afterOutput(false)
+		// Unbatched, a chunk is parsed whether or not the PTY has
+		// more ready.
+		g.afterOutput(i%2 == 0)
 		total += len(buf)
 		g.mu.Lock()
 		waiting, lent, busy := len(g.pending), len(g.lent), g.busy
@@ -136,14 +143,19 @@ func TestVTChunkLentToTheGreetingIsCopiedByAnotherTaker(t *testing.T) {
 	}
 }
 
-// TestVTReaderParsesInBatchesWhileThePTYHasMore pins the batching: a
-// chunk read while the PTY had more ready waits, copied, until a read
+// TestVTReaderParsesInBatchesWhileThePTYHasMore pins the batching (a
+// benchmark's option, Server.vtParseBatched): a chunk read while the PTY
+// had more ready waits, copied, until a read
 // drains the PTY or vtParseBatch waits; a greeting meanwhile still sees
 // everything; and nothing waits once the PTY is drained.
 func TestVTReaderParsesInBatchesWhileThePTYHasMore(t *testing.T) {
 	t.Parallel()
 	g := newVTGreeting(24, 80, 100)
+	g.parseBatch = vtParseBatch
 	defer g.finish()
+	// No compaction timer: it would parse what waits when it gives the
+	// terminal up, and this test is about when the reader parses.
+	g.stopped = true
 	ref := newVTGreeting(24, 80, 100)
 	defer ref.finish()
 	parsed := func() uint64 {
