@@ -200,8 +200,8 @@ func processCPU(b *testing.B) time.Duration {
 // BenchmarkRelayVTBuffered compares the vt backend's relay with
 // buffered's in the same iteration: a bare PTY read, then one client
 // reading through buffered, through vt, and through vt with the reader
-// parsing in batches while the PTY has more ready (vtParseBatch) rather
-// than each chunk as it reads it, in an order that rotates every
+// parsing each chunk as it reads it rather than in batches while the PTY
+// has more ready (vtParseBatch), in an order that rotates every
 // iteration. It reports the
 // medians over the iterations of each rate against the bare PTY and of
 // each vt against buffered, of the CPU this process (server and client)
@@ -217,7 +217,7 @@ func BenchmarkRelayVTBuffered(b *testing.B) {
 	}{
 		{"buffered", BackendBuffered, func(*Server) {}},
 		{"vt", BackendVT, func(*Server) {}},
-		{"vt-batched", BackendVT, func(s *Server) { s.vtParseBatched = true }},
+		{"vt-each-chunk", BackendVT, func(s *Server) { s.vtParseEachChunk = true }},
 	}
 	xBare := make([][]float64, len(runs))
 	xBuf := make([][]float64, len(runs))

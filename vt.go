@@ -16,12 +16,10 @@ const (
 	// the reader waits, so memory stays bounded.
 	vtParseAhead = 256 << 10
 	// vtParseBatch is how much output the reader lets wait unparsed
-	// while the PTY has more ready, where it parses in batches
-	// (Server.vtParseBatched, for benchmarks): it parses once a read
-	// drains the PTY or this much waits, so that during a flood it goes
-	// back to a PTY with output in it before it parses. Not the default:
-	// it did not measurably raise the rate, and copying the chunks aside
-	// costs about 2% of the daemon's CPU (docs/performance.md).
+	// while the PTY has more ready: it parses once a read drains the PTY
+	// or this much waits, so that during a flood it goes back to a PTY
+	// with output in it before it parses (docs/performance.md has what
+	// it measured).
 	vtParseBatch = 128 << 10
 	// vtCompactEvery is how often, while output flows, the scrollback
 	// lines that left the screen are encoded (see vt.Terminal.Compact);
@@ -43,10 +41,10 @@ const (
 // (afterOutput), straight from its read buffer, which output only lends
 // the greeting: no copy, and no other goroutine to wake (a parser
 // goroutine's hand-offs cost more CPU than they saved, and the rate did
-// not gain). With parseBatch set it parses in batches while output
-// floods: a chunk read while the PTY still had more ready is copied aside,
-// and parsed with the rest once a read drains the PTY or parseBatch waits.
-// An idle session holds no goroutine and no read buffer for this.
+// not gain). While output floods it parses in batches: a chunk read while
+// the PTY still had more ready is copied aside, and parsed with the rest
+// once a read drains the PTY or vtParseBatch waits. An idle session holds
+// no goroutine and no read buffer for this.
 //
 // Whoever takes the terminal (the reader, the compaction timer, a
 // restore's parse, or a method called under the core's lock) first parses
@@ -55,8 +53,8 @@ const (
 // what came meanwhile. With the reader held off by the core's lock, what a
 // method sees is exactly the output fanned out so far, so a snapshot plus
 // the live output after it is exact. Output waiting unparsed is bounded by
-// a chunk (parseBatch plus a chunk, batched), or vtParseAhead while
-// someone else has the terminal (then the reader waits).
+// vtParseBatch plus a chunk, or vtParseAhead while someone else has the
+// terminal (then the reader waits).
 //
 // Lines scrolled off during a flood wait unencoded, so that the many
 // pushed out of a full scrollback soon after cost nothing more; they are
@@ -80,10 +78,9 @@ type vtGreeting struct {
 	busy    bool   // term is in use
 	stopped bool   // finish was called: no more compaction
 	timer   sync.WaitGroup
-	// parseBatch, if not 0, is how much output may wait unparsed while
-	// the PTY has more ready (vtParseBatch, where Server.vtParseBatched
-	// asks for it); 0 parses every chunk as it comes. Set before any
-	// output.
+	// parseBatch is how much output may wait unparsed while the PTY has
+	// more ready, vtParseBatch; 0 parses every chunk as it comes
+	// (Server.vtParseEachChunk, for benchmarks). Set before any output.
 	parseBatch int
 	idle       *time.Timer // compacts once the output has paused
 	// idleSet is true while the idle timer is set: it is not set again,
@@ -113,7 +110,7 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 	// on start (DA, cursor position) gets the answer xterm would give
 	// rather than waiting for a client that is not there.
 	term.SetAnswerQueries(true)
-	g := &vtGreeting{term: term, answer: func([]byte) {}}
+	g := &vtGreeting{term: term, answer: func([]byte) {}, parseBatch: vtParseBatch}
 	g.changed = sync.NewCond(&g.mu)
 	g.idle = time.AfterFunc(time.Hour, g.compactIdle)
 	g.idle.Stop()
@@ -163,8 +160,8 @@ func (g *vtGreeting) takeLentLocked() {
 // afterOutput parses, on the reader's goroutine, the output it has just
 // relayed, with what waits before it, unless someone else has the
 // terminal (who parses it). more says the PTY may have more output ready:
-// then, with parseBatch set, the chunk is set aside to be parsed with the
-// next, up to parseBatch.
+// then the chunk is set aside to be parsed with the next, up to
+// parseBatch.
 func (g *vtGreeting) afterOutput(more bool) {
 	g.mu.Lock()
 	lent := g.lent
@@ -386,8 +383,8 @@ func (g *vtGreeting) title() string {
 // attaching connection with the program's current screen.
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
 	g := newVTGreeting(height, width, s.cfg.ScrollbackLines)
-	if s.vtParseBatched {
-		g.parseBatch = vtParseBatch
+	if s.vtParseEachChunk {
+		g.parseBatch = 0
 	}
 	return startPTYSession(s, BackendVT, g, cmd, height, width, logger, onDone)
 }

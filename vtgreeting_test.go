@@ -58,8 +58,8 @@ func TestVTScrolledLinesAreEncodedOnceOutputPauses(t *testing.T) {
 }
 
 // TestVTReaderParsesItsOwnChunks pins that the reader parses the output
-// itself, straight from its buffer, before afterOutput returns (each
-// chunk, by default, even while the PTY has more ready): nothing is
+// itself, straight from its buffer, before afterOutput returns once the
+// PTY is drained (or each chunk, where parseBatch is 0): nothing is
 // left to another goroutine (an idle session holds none), and a query in
 // the chunk is answered by then.
 func TestVTReaderParsesItsOwnChunks(t *testing.T) {
@@ -80,9 +80,15 @@ func TestVTReaderParsesItsOwnChunks(t *testing.T) {
 			buf = append(buf, "\x1b[c\x1b]0;parsed\x07"...)
 		}
 		g.output(buf)
-		// Unbatched, a chunk is parsed whether or not the PTY has
-		// more ready.
-		g.afterOutput(i%2 == 0)
+		// The read drained the PTY; and, every other chunk, the
+		// benchmark's option of parsing each chunk even while the PTY
+		// has more ready.
+		g.parseBatch = vtParseBatch
+		more := i%2 == 0
+		if more {
+			g.parseBatch = 0
+		}
+		g.afterOutput(more)
 		total += len(buf)
 		g.mu.Lock()
 		waiting, lent, busy := len(g.pending), len(g.lent), g.busy
@@ -143,15 +149,13 @@ func TestVTChunkLentToTheGreetingIsCopiedByAnotherTaker(t *testing.T) {
 	}
 }
 
-// TestVTReaderParsesInBatchesWhileThePTYHasMore pins the batching (a
-// benchmark's option, Server.vtParseBatched): a chunk read while the PTY
-// had more ready waits, copied, until a read
+// TestVTReaderParsesInBatchesWhileThePTYHasMore pins the batching: a
+// chunk read while the PTY had more ready waits, copied, until a read
 // drains the PTY or vtParseBatch waits; a greeting meanwhile still sees
 // everything; and nothing waits once the PTY is drained.
 func TestVTReaderParsesInBatchesWhileThePTYHasMore(t *testing.T) {
 	t.Parallel()
 	g := newVTGreeting(24, 80, 100)
-	g.parseBatch = vtParseBatch
 	defer g.finish()
 	// No compaction timer: it would parse what waits when it gives the
 	// terminal up, and this test is about when the reader parses.
