@@ -3,7 +3,6 @@ package reconnectingpty
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -252,14 +251,16 @@ func TestVTOutputWhileTheTerminalIsHeldIsParsedOnRelease(t *testing.T) {
 }
 
 // TestVTLateJoinerMidFloodGetsTheExactScreen pins, through a real session,
-// that a connection attaching while the program floods output (the reader
-// parsing in batches meanwhile) gets a snapshot that, with the live output
-// after it, leaves its terminal exactly where one attached all along is.
+// that connections attaching while the program floods output (the reader
+// parsing in batches meanwhile) get a snapshot that, with the live output
+// after it, leaves their terminals exactly where one attached all along
+// is. (The narrow windows, a lent chunk or a batch waiting as a method
+// takes the terminal, are forced in the unit tests above.)
 func TestVTLateJoinerMidFloodGetsTheExactScreen(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, BackendVT, Config{})
 	cmd, err := ts.srv.cfg.Commander.Command(t.Context(), CommandRequest{
-		Command: `i=0; while [ $i -lt 400 ]; do seq -f "\033[3$((i % 8))mflood $i line %g\033[m" 1 100; i=$((i+1)); done; printf '\033]0;done\007'; sleep 0.2`,
+		Command: `seq -f 'flood line %g E[31mredE[m and E[4munderlinedE[m' 1 40000 | tr E '\033'; sleep 0.2`,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -282,40 +283,60 @@ func TestVTLateJoinerMidFloodGetsTheExactScreen(t *testing.T) {
 		}
 		out := make(chan []byte, 1)
 		go func() {
-			b, _ := io.ReadAll(client)
+			// Small reads: the reader's direct writes to this
+			// client take a while, so the PTY fills behind it and
+			// it parses in batches.
+			var b []byte
+			buf := make([]byte, 512)
+			for {
+				n, err := client.Read(buf)
+				b = append(b, buf[:n]...)
+				if err != nil {
+					break
+				}
+			}
 			out <- b
 		}()
 		return out, a
 	}
 	first, a1 := readAll()
 	defer a1.detach()
-	for deadline := time.Now().Add(shortWait); ; {
-		ps.mu.Lock()
-		n := ps.ring.written()
-		ps.mu.Unlock()
-		if n > 200<<10 {
-			break
+	// Late connections join at several points of the flood.
+	var lates []<-chan []byte
+	for _, at := range []uint64{200 << 10, 500 << 10, 800 << 10, 1100 << 10} {
+		for deadline := time.Now().Add(shortWait); ; {
+			ps.mu.Lock()
+			n := ps.ring.written()
+			ps.mu.Unlock()
+			if n > at {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the flood did not reach %d bytes", at)
+			}
+			time.Sleep(100 * time.Microsecond)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no flood")
-		}
-		time.Sleep(time.Millisecond)
+		late, a := readAll()
+		defer a.detach()
+		lates = append(lates, late)
 	}
-	late, a2 := readAll()
-	defer a2.detach()
-	all, joined := <-first, <-late
-	if !bytes.Contains(all, []byte("flood 399 line 100")) {
+	all := <-first
+	if !bytes.Contains(all, []byte("flood line 40000 ")) {
 		t.Fatalf("the first connection's output ends %q", tail(string(all)))
-	}
-	if len(joined) >= len(all) {
-		t.Fatalf("the late connection got %d bytes, the first %d: it joined after the flood", len(joined), len(all))
 	}
 	screen := func(stream []byte) []byte {
 		term := vt.New(24, 80, vt.Options{Scrollback: ts.srv.cfg.ScrollbackLines})
 		_, _ = term.Write(stream)
 		return term.AppendSnapshot(nil)
 	}
-	if got, want := screen(joined), screen(all); !bytes.Equal(got, want) {
-		t.Fatalf("the late connection's terminal:\n%q\nthe first's:\n%q", tail(string(got)), tail(string(want)))
+	want := screen(all)
+	for i, late := range lates {
+		joined := <-late
+		if len(joined) >= len(all) {
+			t.Fatalf("late connection %d got %d bytes, the first %d: it joined after the flood", i, len(joined), len(all))
+		}
+		if got := screen(joined); !bytes.Equal(got, want) {
+			t.Fatalf("late connection %d's terminal:\n%q\nthe first's:\n%q", i, tail(string(got)), tail(string(want)))
+		}
 	}
 }
