@@ -200,12 +200,13 @@ func processCPU(b *testing.B) time.Duration {
 // BenchmarkRelayVTBuffered compares the vt backend's relay with
 // buffered's in the same iteration: a bare PTY read, then one client
 // reading through buffered, through vt, and through vt with the reader
-// parsing each chunk itself (the design before the parser goroutine), in
-// an order that rotates every iteration. It reports the
+// parsing each chunk as it reads it rather than in batches while the PTY
+// has more ready (vtParseBatch), in an order that rotates every
+// iteration. It reports the
 // medians over the iterations of each rate against the bare PTY and of
 // each vt against buffered, of the CPU this process (server and client)
 // spent per GB and each vt's against buffered's, and of the goroutines it
-// started per MB (vt's parser handoffs). Run with:
+// started per MB. Run with:
 //
 //	go test -run '^$' -bench RelayVTBuffered -benchtime 6x .
 func BenchmarkRelayVTBuffered(b *testing.B) {
@@ -216,7 +217,7 @@ func BenchmarkRelayVTBuffered(b *testing.B) {
 	}{
 		{"buffered", BackendBuffered, func(*Server) {}},
 		{"vt", BackendVT, func(*Server) {}},
-		{"vt-reader-parses", BackendVT, func(s *Server) { s.vtParseOnReader = true }},
+		{"vt-each-chunk", BackendVT, func(s *Server) { s.vtParseEachChunk = true }},
 	}
 	xBare := make([][]float64, len(runs))
 	xBuf := make([][]float64, len(runs))

@@ -120,7 +120,7 @@ func TestRestoredVTTerminalIsTheSame(t *testing.T) {
 	}
 	out.WriteString("\x1b]0;a title\x07\x1b[1;31mred\x1b[?1049h\x1b[5;5Halt screen\x1b[?25l\x1b[c")
 	g.output(out.Bytes())
-	g.afterOutput()
+	g.afterOutput(false)
 	want := g.greet(nil, nil)
 
 	for _, format := range []struct {
@@ -195,7 +195,7 @@ func TestHandoverReadsThePreviousFormat(t *testing.T) {
 	g := newVTGreeting(24, 80, 100)
 	defer g.finish()
 	g.output(s.Ring.Held)
-	g.afterOutput()
+	g.afterOutput(false)
 	if got, want := r.greet(nil, nil), g.greet(nil, nil); !bytes.Equal(got, want) {
 		t.Fatalf("restored from format 1:\n%q\nwant\n%q", got, want)
 	}

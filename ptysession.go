@@ -45,10 +45,11 @@ const (
 // exact, with nothing missed or repeated.
 type greeting interface {
 	// output sees every chunk of output, in order, once the ring holds it.
-	// It may work on a copy later (vt parses it on a goroutine that
-	// afterOutput starts), as long as
-	// every other method sees the effect of all the output given before
-	// it was called.
+	// It may work on it later (vt parses it in afterOutput, and may keep
+	// a copy to parse with later chunks), as long as every other method
+	// sees the effect of all the output given before it was called. p is
+	// the reader's buffer: it is valid until the reader's afterOutput
+	// returns, and must be copied to be kept longer.
 	output(p []byte)
 	// resized sees every size the terminal is given, in order with output.
 	resized(height, width uint16)
@@ -75,10 +76,11 @@ type answerer interface {
 
 // outputWorker is implemented by a greeting with work to do on output
 // that should not hold up the clients (vt's parsing): the reader calls
-// afterOutput, without the core's lock, once it has relayed each chunk;
-// afterOutput must return at once (vt hands the work to a goroutine), so
-// that the reader goes back to the PTY.
-type outputWorker interface{ afterOutput() }
+// afterOutput, without the core's lock, once it has relayed each chunk
+// and before it reuses the chunk's buffer. more says the PTY may have
+// more output ready (the read filled the buffer), so that the work can
+// wait for it and be done in a larger batch.
+type outputWorker interface{ afterOutput(more bool) }
 
 // exactRedraw is implemented by a greeting whose greet draws the
 // terminal's exact state (vt), so that a redraw serves a client better than
@@ -261,10 +263,13 @@ func (ps *ptySession) read() {
 		bp, n, err := readReady(rc, &ps.srv.readBufs)
 		if n > 0 {
 			allBehind := ps.fanOut((*bp)[:n])
-			ps.srv.readBufs.Put(bp)
 			if worker != nil {
-				worker.afterOutput()
+				// A full buffer: the PTY may have more ready. Not
+				// while the reader is about to wait for the clients,
+				// which is time to parse in.
+				worker.afterOutput(n == len(*bp) && !allBehind)
 			}
+			ps.srv.readBufs.Put(bp)
 			if allBehind {
 				ps.waitForRoom()
 			}

@@ -74,10 +74,10 @@ type Server struct {
 	// that keep up (ptyAttachment.claim), so that a benchmark can measure
 	// what they save.
 	queueAllOutput bool
-	// vtParseOnReader has vt sessions' PTY readers parse each chunk
-	// themselves, as before the parser goroutine, so that a benchmark can
-	// compare the two in one run.
-	vtParseOnReader bool
+	// vtParseEachChunk has vt sessions' PTY readers parse each chunk as
+	// they read it rather than in batches while output floods (see
+	// vtParseBatch), so that a benchmark can compare the two in one run.
+	vtParseEachChunk bool
 
 	procs *procTable // finds and kills the processes of sessions
 	// inherited are the descriptors a child must not inherit (see

@@ -12,14 +12,23 @@ import (
 
 const (
 	// vtParseAhead bounds the output the greeting holds unparsed while
-	// the parser or the compaction timer has the emulator. Past it the
-	// reader waits, so memory stays bounded.
+	// the compaction timer or a restore's parse has the emulator. Past it
+	// the reader waits, so memory stays bounded.
 	vtParseAhead = 256 << 10
+	// vtParseBatch is how much output the reader lets wait unparsed
+	// while the PTY has more ready: it parses once a read drains the PTY
+	// or this much waits, so that during a flood it goes back to a PTY
+	// with output in it before it parses (docs/performance.md has what
+	// it measured).
+	vtParseBatch = 128 << 10
 	// vtCompactEvery is how often, while output flows, the scrollback
 	// lines that left the screen are encoded (see vt.Terminal.Compact);
 	// vtCompactIdle is how long after the output pauses the rest are.
 	vtCompactEvery = 50 * time.Millisecond
 	vtCompactIdle  = 100 * time.Millisecond
+	// vtSpareKept is the most a session keeps of the buffer it last
+	// gathered output in once the output pauses.
+	vtSpareKept = 4 << 10
 )
 
 // vtGreeting is the vt backend's greeting: every output byte and resize is
@@ -28,19 +37,24 @@ const (
 // scrollback, alternate screen, cursor, modes, title, pen), drawn at the
 // connection's size.
 //
-// The PTY reader does not parse: once it has relayed a chunk it starts a
-// parser goroutine (afterOutput) unless one is running, and goes back to
-// reading at once, so the PTY is read as promptly as on buffered and the
-// parse runs while the reader waits for the program. The parser takes all
-// output waiting at each turn, so while output floods it parses in batches
-// as large as it has fallen behind, and it exits once none waits (an idle
-// session holds no goroutine for it). The reader waits for it only when it
-// is vtParseAhead behind, which bounds the memory. Whoever takes the
-// terminal (the parser, the compaction timer, or a method called under
-// the core's lock) first parses everything given to output so far: with
-// the reader held off by that lock, what a method sees is exactly the
-// output fanned out so far, so a snapshot plus the live output after it
-// is exact.
+// The PTY reader parses the output itself once it has relayed it
+// (afterOutput), straight from its read buffer, which output only lends
+// the greeting: no copy, and no other goroutine to wake (a parser
+// goroutine's hand-offs cost more CPU than they saved, and the rate did
+// not gain). While output floods it parses in batches: a chunk read while
+// the PTY still had more ready is copied aside, and parsed with the rest
+// once a read drains the PTY or vtParseBatch waits. An idle session holds
+// no goroutine and no read buffer for this.
+//
+// Whoever takes the terminal (the reader, the compaction timer, a
+// restore's parse, or a method called under the core's lock) first parses
+// everything given to output so far, the lent chunk included (copied, so
+// that the reader may reuse its buffer); and whoever gives it up parses
+// what came meanwhile. With the reader held off by the core's lock, what a
+// method sees is exactly the output fanned out so far, so a snapshot plus
+// the live output after it is exact. Output waiting unparsed is bounded by
+// vtParseBatch plus a chunk, or vtParseAhead while someone else has the
+// terminal (then the reader waits).
 //
 // Lines scrolled off during a flood wait unencoded, so that the many
 // pushed out of a full scrollback soon after cost nothing more; they are
@@ -55,19 +69,20 @@ type vtGreeting struct {
 
 	mu      sync.Mutex
 	changed *sync.Cond // busy or len(pending) changed
-	pending []byte     // output not yet given to the emulator
-	spare   []byte     // the last batch parsed, for reuse
-	busy    bool       // term is in use
-	stopped bool       // finish was called: no more compaction or parser
+	// lent is the chunk the reader gave output and has not yet parsed,
+	// in the reader's buffer: it comes after pending. Anyone else who
+	// takes the terminal meanwhile copies it into pending.
+	lent    []byte
+	pending []byte // output not yet given to the emulator, copied
+	spare   []byte // the last batch parsed, for reuse
+	busy    bool   // term is in use
+	stopped bool   // finish was called: no more compaction
 	timer   sync.WaitGroup
-	// onReader has afterOutput parse on the reader's goroutine instead
-	// (Server.vtParseOnReader, for benchmarks); set before any output.
-	onReader bool
-	// parsing is true while a parser goroutine (see afterOutput) runs;
-	// parsers counts it for finish to wait for.
-	parsing bool
-	parsers sync.WaitGroup
-	idle    *time.Timer // compacts once the output has paused
+	// parseBatch is how much output may wait unparsed while the PTY has
+	// more ready, vtParseBatch; 0 parses every chunk as it comes
+	// (Server.vtParseEachChunk, for benchmarks). Set before any output.
+	parseBatch int
+	idle       *time.Timer // compacts once the output has paused
 	// idleSet is true while the idle timer is set: it is not set again,
 	// so that callers coming often cannot put it off forever.
 	idleSet bool
@@ -95,7 +110,7 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 	// on start (DA, cursor position) gets the answer xterm would give
 	// rather than waiting for a client that is not there.
 	term.SetAnswerQueries(true)
-	g := &vtGreeting{term: term, answer: func([]byte) {}}
+	g := &vtGreeting{term: term, answer: func([]byte) {}, parseBatch: vtParseBatch}
 	g.changed = sync.NewCond(&g.mu)
 	g.idle = time.AfterFunc(time.Hour, g.compactIdle)
 	g.idle.Stop()
@@ -104,55 +119,80 @@ func newVTGreeting(height, width uint16, scrollback int) *vtGreeting {
 
 func (g *vtGreeting) answerWith(answer func([]byte)) { g.answer = answer }
 
-// output keeps a copy of p for the emulator. Past vtParseAhead of output
-// waiting while someone parses, the reader waits for them, so memory stays
-// bounded.
+// output is given each chunk by the reader, under the core's lock; the
+// reader's afterOutput follows, before the chunk's buffer is reused. While
+// nobody else has the terminal the chunk is only lent; while someone does
+// (the compaction timer, a restore's parse), it is copied, and past
+// vtParseAhead waiting the reader waits for them, so memory stays bounded.
 func (g *vtGreeting) output(p []byte) {
 	g.mu.Lock()
 	g.restored.quiet = false
-	// (Not busy, nobody would parse it: a restored terminal's pending
-	// snapshot may be longer than vtParseAhead, and afterOutput starts
-	// the parser.)
+	if !g.busy {
+		g.lent = p
+		g.mu.Unlock()
+		return
+	}
 	for len(g.pending) >= vtParseAhead && g.busy {
 		g.changed.Wait()
 	}
+	g.keepLocked(p)
+	g.mu.Unlock()
+}
+
+// keepLocked appends a copy of p to the output waiting. The caller holds
+// mu.
+func (g *vtGreeting) keepLocked(p []byte) {
 	if g.pending == nil && cap(g.spare) > 0 {
 		g.pending, g.spare = g.spare[:0], nil
 	}
 	g.pending = append(g.pending, p...)
-	g.mu.Unlock()
 }
 
-// afterOutput has the output the reader has just relayed parsed off its
-// goroutine: it starts the parser unless someone has the terminal (who
-// parses it, or starts the parser on release).
-func (g *vtGreeting) afterOutput() {
-	if g.onReader {
-		g.parse()
+// takeLentLocked copies the lent chunk into pending, for whoever takes
+// the terminal other than the reader. The caller holds mu.
+func (g *vtGreeting) takeLentLocked() {
+	if g.lent != nil {
+		g.keepLocked(g.lent)
+		g.lent = nil
+	}
+}
+
+// afterOutput parses, on the reader's goroutine, the output it has just
+// relayed, with what waits before it, unless someone else has the
+// terminal (who parses it). more says the PTY may have more output ready:
+// then the chunk is set aside to be parsed with the next, up to
+// parseBatch.
+func (g *vtGreeting) afterOutput(more bool) {
+	g.mu.Lock()
+	lent := g.lent
+	g.lent = nil
+	if g.busy || (more && len(g.pending)+len(lent) < g.parseBatch) {
+		// Whoever has the terminal parses it when they give it up.
+		g.keepLocked(lent)
+		g.mu.Unlock()
 		return
+	}
+	if len(g.pending) == 0 && len(lent) == 0 {
+		g.mu.Unlock()
+		return
+	}
+	g.busy = true
+	batch := g.pending
+	g.pending = nil
+	g.restored.applyAnswering(g.term)
+	g.mu.Unlock()
+	if len(batch) > 0 {
+		g.feed(batch)
+	}
+	if len(lent) > 0 {
+		g.feed(lent)
 	}
 	g.mu.Lock()
-	g.startParserLocked()
-	g.mu.Unlock()
-}
-
-// startParserLocked starts a parser goroutine if output waits and nobody
-// has the terminal. It holds the terminal until no output waits; finish
-// waits for it. The caller holds mu.
-func (g *vtGreeting) startParserLocked() {
-	if g.busy || g.stopped || len(g.pending) == 0 {
-		return
+	if batch != nil {
+		g.spare = batch[:0]
 	}
-	g.busy, g.parsing = true, true
-	g.parsers.Add(1)
-	go func() {
-		defer g.parsers.Done()
-		g.catchUp()
-		g.mu.Lock()
-		g.parsing = false
-		g.mu.Unlock()
-		g.release()
-	}()
+	g.releaseLocked()
+	g.mu.Unlock()
 }
 
 // parse parses whatever output waits on the caller's goroutine, if nobody
@@ -165,49 +205,57 @@ func (g *vtGreeting) parse() {
 	}
 	g.busy = true
 	g.mu.Unlock()
-	g.catchUp()
 	g.release()
 }
 
-// catchUp feeds pending output to the emulator until there is none. The
+// catchUp feeds waiting output to the emulator until none waits. The
 // caller has the terminal.
 func (g *vtGreeting) catchUp() {
-	var batch []byte
+	g.mu.Lock()
+	g.catchUpLocked()
+	g.mu.Unlock()
+}
+
+// catchUpLocked is catchUp for a caller that holds mu, which it holds
+// again on return, with nothing waiting.
+func (g *vtGreeting) catchUpLocked() {
 	for {
-		g.mu.Lock()
-		if batch != nil {
-			g.spare = batch[:0]
-		}
-		batch, g.pending = g.pending, nil
+		g.takeLentLocked()
+		batch := g.pending
+		g.pending = nil
 		g.restored.applyAnswering(g.term)
 		if len(batch) == 0 {
-			// An idle session keeps no more than a keystroke's echo
-			// needs; a burst allocates afresh.
-			if cap(g.spare) > 4<<10 {
-				g.spare = nil
-			}
-			g.mu.Unlock()
 			return
 		}
 		g.changed.Broadcast()
 		g.mu.Unlock()
-		_, _ = g.term.Write(batch)
-		g.parsed += uint64(len(batch))
-		if g.replies = g.term.AppendReplies(g.replies[:0]); len(g.replies) > 0 {
-			g.answered = g.parsed
-			g.answer(g.replies)
-		}
-		if g.term.PendingLines() > 0 {
-			if now := time.Now(); now.Sub(g.lastCompact) >= vtCompactEvery {
-				g.term.Compact()
-				g.lastCompact = now
-			}
+		g.feed(batch)
+		g.mu.Lock()
+		g.spare = batch[:0]
+	}
+}
+
+// feed gives p to the emulator, sends its answers to queries, and
+// encodes the scrolled-off lines every vtCompactEvery. The caller has the
+// terminal.
+func (g *vtGreeting) feed(p []byte) {
+	_, _ = g.term.Write(p)
+	g.parsed += uint64(len(p))
+	if g.replies = g.term.AppendReplies(g.replies[:0]); len(g.replies) > 0 {
+		g.answered = g.parsed
+		g.answer(g.replies)
+	}
+	if g.term.PendingLines() > 0 {
+		if now := time.Now(); now.Sub(g.lastCompact) >= vtCompactEvery {
+			g.term.Compact()
+			g.lastCompact = now
 		}
 	}
 }
 
-// compactIdle runs on the idle timer: it encodes what is left unencoded,
-// unless the terminal is in use (whoever has it sets the timer again).
+// compactIdle runs on the idle timer: it encodes what is left unencoded
+// and lets the gathering buffer go, unless the terminal is in use (whoever
+// has it sets the timer again).
 func (g *vtGreeting) compactIdle() {
 	g.mu.Lock()
 	g.idleSet = false
@@ -216,13 +264,15 @@ func (g *vtGreeting) compactIdle() {
 		return
 	}
 	g.busy = true
+	if cap(g.spare) > vtSpareKept {
+		g.spare = nil
+	}
 	g.timer.Add(1)
 	defer g.timer.Done()
 	g.mu.Unlock()
 	g.term.Compact()
 	g.lastCompact = time.Now()
 	// Output that came meanwhile waited for this.
-	g.catchUp()
 	g.release()
 }
 
@@ -235,35 +285,39 @@ func (g *vtGreeting) claim() {
 		g.changed.Wait()
 	}
 	g.busy = true
+	g.catchUpLocked()
 	g.mu.Unlock()
-	g.catchUp()
 }
 
-// release gives up the terminal, setting the idle timer if lines wait to
-// be encoded, and starting the parser if output came after the holder's
-// last catch-up.
+// release parses the output that came while the caller had the terminal
+// and gives it up, setting the idle timer if lines wait to be encoded or
+// a large gathering buffer is kept.
 func (g *vtGreeting) release() {
 	g.mu.Lock()
+	g.releaseLocked()
+	g.mu.Unlock()
+}
+
+// releaseLocked is release for a caller that holds mu.
+func (g *vtGreeting) releaseLocked() {
+	g.catchUpLocked()
 	g.busy = false
-	g.startParserLocked()
-	if !g.busy && !g.stopped && !g.idleSet && g.term.HeldLines() > 0 {
+	if !g.stopped && !g.idleSet && (g.term.HeldLines() > 0 || cap(g.spare) > vtSpareKept) {
 		g.idleSet = true
 		g.idle.Reset(vtCompactIdle)
 	}
 	g.changed.Broadcast()
-	g.mu.Unlock()
 }
 
-// finish stops the compaction timer and the parser and waits for them;
-// the reader is done, so no more output comes. Output left unparsed is
-// parsed by whoever next takes the terminal.
+// finish stops the compaction timer and waits for it; the reader is done,
+// so no more output comes. Output left unparsed is parsed by whoever next
+// takes the terminal.
 func (g *vtGreeting) finish() {
 	g.mu.Lock()
 	g.stopped = true
 	g.idle.Stop()
 	g.mu.Unlock()
 	g.timer.Wait()
-	g.parsers.Wait()
 }
 
 func (g *vtGreeting) resized(height, width uint16) {
@@ -329,7 +383,9 @@ func (g *vtGreeting) title() string {
 // attaching connection with the program's current screen.
 func startVT(s *Server, cmd *exec.Cmd, height, width uint16, logger slog.Logger, onDone func()) (*ptySession, error) {
 	g := newVTGreeting(height, width, s.cfg.ScrollbackLines)
-	g.onReader = s.vtParseOnReader
+	if s.vtParseEachChunk {
+		g.parseBatch = 0
+	}
 	return startPTYSession(s, BackendVT, g, cmd, height, width, logger, onDone)
 }
 

@@ -34,7 +34,7 @@ func snapshotOf(t *testing.T, st *vtState) []byte {
 func TestResumingARestoredTerminalNeedsNoParse(t *testing.T) {
 	g := newVTGreeting(24, 80, 100)
 	g.output([]byte("hello\r\n\x1b[c")) // a query, answered: nobody attached
-	g.afterOutput()
+	g.afterOutput(false)
 	st := formatOneState(g)
 	g.finish()
 	if st.Answered == 0 {
@@ -63,7 +63,7 @@ func TestResumingARestoredTerminalNeedsNoParse(t *testing.T) {
 	// Output after the attach: the client answers its query, not the
 	// emulator.
 	r.output([]byte("\x1b[c"))
-	r.afterOutput()
+	r.afterOutput(false)
 	if len(answers) > 0 {
 		t.Fatalf("the emulator answered %q while a client was attached", answers)
 	}
