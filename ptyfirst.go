@@ -4,15 +4,17 @@ import "github.com/reconnectingpty/reconnectingpty/internal/resume"
 
 // firstBytes is what a joining connection is sent before live output: the
 // greeting, or for a resuming one a header and then the output it missed
-// (delta) or the greeting as a redraw (reset). ps.mu is held.
-func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
+// (delta) or the greeting as a redraw (reset). The greeting is drawn into
+// buf (from Server.greetBuf); lent is the greeting when it is in a buffer
+// of the pool's, to give back once it is written. ps.mu is held.
+func (ps *ptySession) firstBytes(req attachRequest, buf []byte) (first [][]byte, lent []byte) {
 	if !req.resume {
-		g := ps.greeting.greet(nil, &ps.ring)
+		g := ps.greeting.greet(buf, &ps.ring)
 		ps.srv.metrics.replayBytes.Add(float64(len(g)))
 		if len(g) == 0 {
-			return nil
+			return nil, nil
 		}
-		return [][]byte{g}
+		return [][]byte{g}, g
 	}
 	written := ps.ring.written()
 	// A client resuming from 0 has nothing. A greeting that redraws the
@@ -34,16 +36,45 @@ func (ps *ptySession) firstBytes(req attachRequest) [][]byte {
 			ps.srv.metrics.replayBytes.Add(float64(len(delta)))
 			h := resume.AppendHeader(nil, resume.Header{Mode: resume.Delta, Offset: req.offset})
 			if len(delta) == 0 {
-				return [][]byte{h}
+				return [][]byte{h}, nil
 			}
-			return [][]byte{h, delta}
+			return [][]byte{h, delta}, nil
 		}
 	}
-	redraw := ps.greeting.greet(nil, &ps.ring)
+	redraw := ps.greeting.greet(buf, &ps.ring)
 	ps.srv.metrics.replayBytes.Add(float64(len(redraw)))
 	h := resume.AppendHeader(nil, resume.Header{Mode: resume.Reset, Offset: written, Len: uint64(len(redraw))})
 	if len(redraw) == 0 {
-		return [][]byte{h}
+		return [][]byte{h}, nil
 	}
-	return [][]byte{h, redraw}
+	return [][]byte{h, redraw}, redraw
+}
+
+// maxLentGreeting bounds the greeting buffers kept for reuse: a larger one
+// (a huge screen) is left to the collector.
+const maxLentGreeting = 1 << 20
+
+// greetBuf lends an empty buffer for a greeting. Greetings are large (a vt
+// snapshot with its scrollback, a buffered replay: tens of KiB) and live
+// only until written, so the server reuses their buffers: a reattach then
+// allocates next to nothing, which spares it the allocation's cost and
+// the garbage collections that many reattaches' garbage would start (one
+// that starts during a reattach delays it by milliseconds). The buffers
+// are the server's, not a session's: an idle session holds none.
+func (s *Server) greetBuf() []byte {
+	if p, ok := s.greetBufs.Get().(*[]byte); ok {
+		return (*p)[:0]
+	}
+	return nil
+}
+
+// giveBackGreetBuf returns a greeting's buffer once nothing refers to it:
+// g must start where its buffer does, as a greeting drawn into a buffer
+// from greetBuf does.
+func (s *Server) giveBackGreetBuf(g []byte) {
+	if cap(g) == 0 || cap(g) > maxLentGreeting {
+		return
+	}
+	g = g[:0]
+	s.greetBufs.Put(&g)
 }
