@@ -50,9 +50,13 @@ func (ps *ptySession) firstBytes(req attachRequest, buf []byte) (first [][]byte,
 	return [][]byte{h, redraw}, redraw
 }
 
-// maxLentGreeting bounds the greeting buffers kept for reuse: a larger one
-// (a huge screen) is left to the collector.
-const maxLentGreeting = 1 << 20
+// A server keeps at most maxSpareGreetBufs greeting buffers for reuse,
+// of at most maxLentGreeting bytes each: a larger one (a huge screen), or
+// one more (many reattaches at once), is left to the collector.
+const (
+	maxSpareGreetBufs = 2
+	maxLentGreeting   = 512 << 10
+)
 
 // greetBuf lends an empty buffer for a greeting. Greetings are large (a vt
 // snapshot with its scrollback, a buffered replay: tens of KiB) and live
@@ -60,12 +64,20 @@ const maxLentGreeting = 1 << 20
 // allocates next to nothing, which spares it the allocation's cost and
 // the garbage collections that many reattaches' garbage would start (one
 // that starts during a reattach delays it by milliseconds). The buffers
-// are the server's, not a session's: an idle session holds none.
+// are the server's, not a session's: an idle session holds none. (Not a
+// sync.Pool: a collection empties that, and a collection is what a
+// reattach should not have to wait for.)
 func (s *Server) greetBuf() []byte {
-	if p, ok := s.greetBufs.Get().(*[]byte); ok {
-		return (*p)[:0]
+	s.greetMu.Lock()
+	defer s.greetMu.Unlock()
+	n := len(s.greetBufs)
+	if n == 0 {
+		return nil
 	}
-	return nil
+	b := s.greetBufs[n-1]
+	s.greetBufs[n-1] = nil
+	s.greetBufs = s.greetBufs[:n-1]
+	return b
 }
 
 // giveBackGreetBuf returns a greeting's buffer once nothing refers to it:
@@ -75,6 +87,9 @@ func (s *Server) giveBackGreetBuf(g []byte) {
 	if cap(g) == 0 || cap(g) > maxLentGreeting {
 		return
 	}
-	g = g[:0]
-	s.greetBufs.Put(&g)
+	s.greetMu.Lock()
+	defer s.greetMu.Unlock()
+	if len(s.greetBufs) < maxSpareGreetBufs {
+		s.greetBufs = append(s.greetBufs, g[:0])
+	}
 }
