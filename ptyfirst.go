@@ -5,9 +5,20 @@ import "github.com/reconnectingpty/reconnectingpty/internal/resume"
 // firstBytes is what a joining connection is sent before live output: the
 // greeting, or for a resuming one a header and then the output it missed
 // (delta) or the greeting as a redraw (reset). The greeting is drawn into
-// buf (from Server.greetBuf); lent is the greeting when it is in a buffer
-// of the pool's, to give back once it is written. ps.mu is held.
-func (ps *ptySession) firstBytes(req attachRequest, buf []byte) (first [][]byte, lent []byte) {
+// a buffer the server lends (greetBuf): lent is the greeting, to give back
+// once it is written, or nil when there is none. ps.mu is held.
+func (ps *ptySession) firstBytes(req attachRequest) (first [][]byte, lent []byte) {
+	buf := ps.srv.greetBuf()
+	first, lent = ps.drawFirst(req, buf)
+	if lent == nil {
+		// Not drawn into: a delta, or an empty greeting.
+		ps.srv.giveBackGreetBuf(buf)
+	}
+	return first, lent
+}
+
+// drawFirst is firstBytes, drawing the greeting into buf.
+func (ps *ptySession) drawFirst(req attachRequest, buf []byte) (first [][]byte, lent []byte) {
 	if !req.resume {
 		g := ps.greeting.greet(buf, &ps.ring)
 		ps.srv.metrics.replayBytes.Add(float64(len(g)))

@@ -566,7 +566,7 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	}
 	// Choosing the first bytes and joining the fan-out under one lock is
 	// what makes them plus live output exact: no byte missed or repeated.
-	first, lent := ps.firstBytes(req, ps.srv.greetBuf())
+	first, lent := ps.firstBytes(req)
 	a.lent = lent
 	if len(req.first) > 0 {
 		first = append([][]byte{req.first}, first...)
