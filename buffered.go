@@ -19,11 +19,10 @@ func (bufferedGreeting) attached(int)           {}
 func (bufferedGreeting) finish()                {}
 
 func (g bufferedGreeting) greet(dst []byte, ring *replayRing) []byte {
-	replay := ring.replay(g.size)
 	if dst == nil {
-		return replay
+		return ring.replay(g.size)
 	}
-	return append(dst, replay...)
+	return ring.appendReplay(dst, g.size)
 }
 
 // startBuffered starts a buffered session: the command on a PTY of its own,

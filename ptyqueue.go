@@ -22,6 +22,11 @@ type ptyAttachment struct {
 	// large snapshot may fill on its own) the connection is cut off.
 	queueSize int
 	firstLen  int
+	// firstLeft is how many of the first bytes are yet to be written, and
+	// lent the greeting's buffer (Server.greetBuf) to give back then.
+	// Only the writer touches them (or writeFirst, before it starts).
+	firstLeft int
+	lent      []byte
 
 	mu      sync.Mutex
 	queue   [][]byte
@@ -141,6 +146,76 @@ func (a *ptyAttachment) finish(d disconnect) {
 	a.signal()
 }
 
+// writeFirst writes the first bytes (the greeting) straight to the socket
+// on the attaching goroutine, as much as the socket takes without waiting;
+// the writer, started next, writes the rest. A reattach then costs no
+// hand-over to another goroutine before its first byte leaves, and the
+// greeting leaves while the snapshot just drawn is in the CPU's cache.
+// Output the reader queues meanwhile goes behind the first bytes, and the
+// reader does not write itself while they are pending (claim).
+func (a *ptyAttachment) writeFirst() {
+	if a.raw == nil || a.ps.srv.queueAllOutput {
+		return
+	}
+	a.mu.Lock()
+	bufs := a.queue
+	a.queue = nil
+	a.mu.Unlock()
+	if len(bufs) == 0 {
+		return
+	}
+	n := 0
+	_ = a.raw.Write(func(fd uintptr) bool {
+		for len(bufs) > 0 {
+			m, err := unix.Writev(int(fd), bufs)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || m <= 0 {
+				break
+			}
+			n += m
+			bufs = consumed(bufs, m)
+		}
+		return true // never wait: the writer does
+	})
+	a.mu.Lock()
+	a.pending -= n
+	// What the reader queued meanwhile goes after what is left.
+	a.queue = append(bufs, a.queue...)
+	a.mu.Unlock()
+	a.wroteFirst(n)
+	if n > 0 {
+		a.ps.signalDrained()
+	}
+}
+
+// consumed drops the first n bytes of bufs.
+func consumed(bufs [][]byte, n int) [][]byte {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs[0] = nil
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+// wroteFirst counts n bytes written; once they cover the first bytes, the
+// greeting's buffer is no longer referred to and goes back to the pool.
+func (a *ptyAttachment) wroteFirst(n int) {
+	if a.firstLeft <= 0 {
+		return
+	}
+	a.firstLeft -= n
+	if a.firstLeft <= 0 && a.lent != nil {
+		a.ps.srv.giveBackGreetBuf(a.lent)
+		a.lent = nil
+	}
+}
+
 func (a *ptyAttachment) writeLoop() {
 	defer close(a.writerDone)
 	for {
@@ -160,6 +235,9 @@ func (a *ptyAttachment) writeLoop() {
 			n, err := a.out.WriteTo(a.c.Conn)
 			clear(bufs)
 			a.out = nil
+			if err == nil {
+				a.wroteFirst(int(n))
+			}
 			if err != nil {
 				a.ps.remove(a)
 				a.c.failWrite(err)

@@ -58,7 +58,9 @@ type greeting interface {
 	attached(n int)
 	// greet appends what a joining connection is sent before live output:
 	// the first bytes of a plain attach, and the redraw of a resume reset.
-	// ring is the session's output so far.
+	// ring is the session's output so far. It appends to dst (a buffer the
+	// server lends and reuses once the bytes are written), never returning
+	// memory of its own.
 	greet(dst []byte, ring *replayRing) []byte
 	// finish waits for any work output started; the reader is done.
 	finish()
@@ -569,7 +571,8 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	}
 	// Choosing the first bytes and joining the fan-out under one lock is
 	// what makes them plus live output exact: no byte missed or repeated.
-	first := ps.firstBytes(req)
+	first, lent := ps.firstBytes(req)
+	a.lent = lent
 	if len(req.first) > 0 {
 		first = append([][]byte{req.first}, first...)
 	}
@@ -577,7 +580,7 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 		a.queue = append(a.queue, b)
 		a.pending += len(b)
 	}
-	a.firstLen = a.pending
+	a.firstLen, a.firstLeft = a.pending, a.pending
 	ps.atts[a] = struct{}{}
 	ps.greeting.attached(len(ps.atts))
 	ps.mu.Unlock()
@@ -585,6 +588,7 @@ func (ps *ptySession) attach(c *conn, req attachRequest) (attachment, error) {
 	if ps.reattached != nil {
 		ps.reattachedOnce.Do(func() { close(ps.reattached) })
 	}
+	a.writeFirst()
 	go a.writeLoop()
 	return a, nil
 }

@@ -2,6 +2,7 @@ package reconnectingpty
 
 import (
 	"bytes"
+	"slices"
 	"unicode/utf8"
 )
 
@@ -116,6 +117,21 @@ func (r *replayRing) replay(limit int) []byte {
 		return out
 	}
 	return out[safeStart(out):]
+}
+
+// appendReplay appends what replay returns to dst, without a copy of its
+// own.
+func (r *replayRing) appendReplay(dst []byte, limit int) []byte {
+	n := min(limit, len(r.buf))
+	start := len(dst)
+	dst = r.appendLast(slices.Grow(dst, n), n)
+	if r.total <= uint64(n) {
+		return dst
+	}
+	if cut := safeStart(dst[start:]); cut > 0 {
+		dst = append(dst[:start], dst[start+cut:]...)
+	}
+	return dst
 }
 
 // safeStart finds where to begin a replay whose first bytes were cut off:

@@ -70,6 +70,9 @@ type Server struct {
 	// readBufs lends PTY readers their read buffers (*[]byte) while they
 	// have output in hand.
 	readBufs sync.Pool
+	// greetBufs are spare greeting buffers (greetBuf); guarded by greetMu.
+	greetMu   sync.Mutex
+	greetBufs [][]byte
 	// queueAllOutput turns off the PTY readers' direct writes to clients
 	// that keep up (ptyAttachment.claim), so that a benchmark can measure
 	// what they save.

@@ -2,6 +2,7 @@ package reconnectingpty
 
 import (
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 
@@ -344,11 +345,9 @@ func (g *vtGreeting) attached(n int) {
 func (g *vtGreeting) greet(dst []byte, _ *replayRing) []byte {
 	g.claim()
 	defer g.release()
-	if dst == nil && g.snapshotLen > 0 {
-		// One allocation, not a dozen as the snapshot grows: the next
-		// is about as long as the last.
-		dst = make([]byte, 0, g.snapshotLen+g.snapshotLen/8)
-	}
+	// One allocation at most, not a dozen as the snapshot grows: the
+	// next is about as long as the last.
+	dst = slices.Grow(dst, g.snapshotLen+g.snapshotLen/8)
 	dst = g.term.AppendSnapshot(dst)
 	g.snapshotLen = len(dst)
 	return dst

@@ -23,12 +23,16 @@ import (
 //
 //	conns -> "conns N": connections the server still serves
 //	heap  -> "heap BYTES GOROUTINES": live heap after GC, and goroutines
+//	trace -> "trace": the runtime trace and CPU profile that -trace asks
+//	         for have started (they cover what is measured, not set-up)
 //
 // and shuts down when stdin ends.
 func daemonMain(args []string) error {
 	if len(args) != 1 {
 		return xerrors.New("usage: daemon BACKEND")
 	}
+	stopTrace := func() {}
+	defer func() { stopTrace() }()
 	srv, err := reconnectingpty.NewServer(reconnectingpty.Config{
 		Backend:   reconnectingpty.BackendType(args[0]),
 		Commander: reconnectingpty.LocalCommander{Shell: "/bin/sh", Dir: os.TempDir()},
@@ -58,6 +62,15 @@ func daemonMain(args []string) error {
 		switch in.Text() {
 		case "conns":
 			fmt.Fprintf(out, "conns %d\n", srv.ConnCount())
+		case "trace":
+			stopTrace()
+			stopTrace = func() {}
+			started, err := traceDaemon()
+			if err != nil {
+				return err
+			}
+			stopTrace = started
+			fmt.Fprintf(out, "trace\n")
 		case "heap":
 			waitGoroutinesSettle(ctx)
 			heap, g := liveHeap()

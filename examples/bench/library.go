@@ -45,7 +45,7 @@ func openLibrary(b *bench, backend string) (*libHost, error) {
 	cmd := exec.Command(b.self, childArg, "daemon", backend)
 	// The tag reaches the sessions' programs through the daemon's
 	// environment, which LocalCommander passes on.
-	cmd.Env = append(os.Environ(), tag)
+	cmd.Env = append(append(os.Environ(), tag), b.trace.daemonEnv(backend)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	in, err := cmd.StdinPipe()

@@ -43,6 +43,7 @@ type config struct {
 	contenders       []string
 	phases           []string
 	mdPath, svgPath  string
+	traceDir         string // -trace: runtime traces and reattach samples
 	timeout          time.Duration
 	args             []string // the command line, for the report
 }
@@ -73,6 +74,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.StringVar(&phases, "phases", strings.Join(allPhases, ","), "comma-separated `list` of measurements")
 	fs.StringVar(&cfg.mdPath, "md", "", "also write the Markdown table to this `file`")
 	fs.StringVar(&cfg.svgPath, "svg", "", "write the SVG chart to this `file`")
+	fs.StringVar(&cfg.traceDir, "trace", "", "write runtime traces of the bench and each library daemon, and every reattach sample's start and end, to this `directory`")
 	fs.DurationVar(&cfg.timeout, "timeout", 5*time.Minute, "longest single wait (one throughput run, one attach)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -36,15 +36,25 @@ func (b *bench) reattach(ctx context.Context, c *contender) (lat []time.Duration
 	if err := b.attachAll(ctx, h, n, marker); err != nil {
 		return nil, err
 	}
+	// The relay's CPU per reattach (the daemon, or tmux's server and
+	// client...) is logged beside the latencies: unlike them, it does not
+	// move with the machine's load.
+	if lh, ok := h.(*libHost); ok && b.trace != nil {
+		if _, err := lh.daemon.ask("trace"); err != nil {
+			return nil, err
+		}
+	}
+	cpu0 := cpuSeconds(h.tag(), true)
 	for k := range b.cfg.reattachSamples {
 		i := k % n
-		start := time.Now()
+		start, mono := time.Now(), monoNow()
 		cl, err := h.attach(ctx, i)
 		if err != nil {
 			return nil, xerrors.Errorf("reattach %d: %w", i, err)
 		}
 		_, err = readUntil(ctx, cl, []byte(marker(i)), b.deadline(), buf)
 		d := time.Since(start)
+		b.trace.sample(c.key, mono, monoNow())
 		_ = cl.Close()
 		if err != nil {
 			return nil, xerrors.Errorf("reattach %d: %w", i, err)
@@ -54,6 +64,7 @@ func (b *bench) reattach(ctx context.Context, c *contender) (lat []time.Duration
 			return nil, err
 		}
 	}
+	b.logf("reattach %s: relay CPU %.3f ms per reattach", c.key, cpuSeconds(h.tag(), false).sub(cpu0).relay*1e3/float64(b.cfg.reattachSamples))
 	return lat, nil
 }
 

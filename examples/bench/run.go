@@ -19,6 +19,7 @@ type bench struct {
 	tags  int
 	self  string // this binary: the session programs run it
 	log   io.Writer
+	trace *tracer // nil without -trace
 }
 
 func (b *bench) newTag() string {
@@ -90,12 +91,22 @@ var allPhases = []string{"throughput", "reattach", "echo", "idle"}
 // warm-up round and cfg.rounds measured rounds. Within a round the
 // contenders take turns, each round starting one further down the list,
 // so that no contender is always first or always follows the same one.
-func run(ctx context.Context, cfg config, log io.Writer) (*results, error) {
+func run(ctx context.Context, cfg config, log io.Writer) (_ *results, err error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, xerrors.Errorf("find own executable: %w", err)
 	}
 	b := &bench{cfg: cfg, runID: newRunID(), self: self, log: log}
+	if cfg.traceDir != "" {
+		if b.trace, err = startTracer(cfg.traceDir); err != nil {
+			return nil, err
+		}
+		defer func() {
+			if terr := b.trace.stop(); terr != nil && err == nil {
+				err = terr
+			}
+		}()
+	}
 	res := &results{runID: b.runID, machine: describeMachine(), cfg: cfg, started: time.Now().UTC()}
 	var cs []*contender
 	for _, c := range contenders() {

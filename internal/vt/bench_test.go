@@ -101,8 +101,7 @@ func fullTerminal(rows, cols int) *Terminal {
 	return term
 }
 
-func benchSnapshot(b *testing.B, rows, cols int) {
-	term := fullTerminal(rows, cols)
+func benchSnapshot(b *testing.B, term *Terminal) {
 	buf := term.AppendSnapshot(nil)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(buf)))
@@ -117,8 +116,22 @@ func benchSnapshot(b *testing.B, rows, cols int) {
 	}
 }
 
-func BenchmarkSnapshot80x24(b *testing.B)  { benchSnapshot(b, 24, 80) }
-func BenchmarkSnapshot200x60(b *testing.B) { benchSnapshot(b, 60, 200) }
+func BenchmarkSnapshot80x24(b *testing.B)  { benchSnapshot(b, fullTerminal(24, 80)) }
+func BenchmarkSnapshot200x60(b *testing.B) { benchSnapshot(b, fullTerminal(60, 200)) }
+
+// BenchmarkSnapshotCompacted80x24 is the snapshot a reattach to an idle vt
+// session draws (BenchmarkVTReattach's, the bench command's): 1,100 plain
+// lines printed, the scrollback full and compacted as the vt backend
+// leaves it once the output pauses.
+func BenchmarkSnapshotCompacted80x24(b *testing.B) {
+	term := New(24, 80, Options{Scrollback: 1000})
+	const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	for i := range 1100 {
+		fmt.Fprintf(term, "%05d %s\r\n", i, alnum[1+i%7:55+i%7])
+	}
+	term.Compact()
+	benchSnapshot(b, term)
+}
 
 // heapOf reports the heap retained per terminal that build makes.
 func heapOf(b *testing.B, build func() *Terminal) {
