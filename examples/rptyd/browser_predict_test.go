@@ -39,7 +39,7 @@ const predictStateJS = `(() => {
 	const r = window.rpty, p = r.predict, b = r.term.buffer.active;
 	return {active: p.active(), drawn: document.querySelectorAll('.rpty-predict span').length, shown: p.shown(),
 		predicted: p.stats.predicted, confirmed: p.stats.confirmed, wrong: p.stats.wrong, stale: p.stats.stale,
-		rtt: r.rtt, cursorY: b.cursorY, cursorX: b.cursorX, alt: b.type !== 'normal'};
+		rtt: r.pathRtt, cursorY: b.cursorY, cursorX: b.cursorX, alt: b.type !== 'normal'};
 })()`
 
 // latencyJS installs, once per page, a stopwatch for one key at a time:

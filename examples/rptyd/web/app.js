@@ -23,6 +23,9 @@
   // nothing before it is taken for dead.
   const HEARTBEAT_MS = 1000;
   const LINK_TIMEOUT_MS = 3000;
+  // RTT_SAMPLES is how many heartbeats' round trips the path's is the
+  // least of (see predict below).
+  const RTT_SAMPLES = 4;
   // While reconnecting, the page also asks the daemon whether the path is
   // back, with small HTTP requests to PROBE_PATH paced over several
   // socket groups (probe.js, which says why). A WebSocket opened over a
@@ -103,7 +106,11 @@
   term.open(document.getElementById('terminal'));
   // Predictive echo over slow links (predict.js), timed by the link
   // extension's heartbeats.
-  const predict = RptyPredict.attach(term, () => hooks.rtt, params);
+  // Prediction goes by the path's round trip: the least of the last few
+  // heartbeats, so that one answer held up by a busy machine (a
+  // collection, a tab in the background) does not switch it on over a
+  // fast link.
+  const predict = RptyPredict.attach(term, () => hooks.pathRtt, params);
   // The probes of the path while reconnecting (probe.js); its frames load
   // now, while the page can reach the daemon.
   const prober = RptyProbe.create(PROBE_PATH, () => pathAnswered());
@@ -186,7 +193,7 @@
     acks: 0, windowFull: 0,
     // The link extension: whether the current server has it, the last
     // heartbeat's round trip in ms, connections left for dead.
-    link: null, rtt: 0, deadLinks: 0,
+    link: null, rtt: 0, pathRtt: 0, rtts: [], deadLinks: 0,
     // Probes of the path sent while reconnecting, and answered; opening
     // WebSockets given up for a new one on an answer.
     probes: 0, probeAnswers: 0, stuckOpens: 0, reopens: 0,
@@ -301,6 +308,9 @@
     }
     if (f.pong !== null && pings.has(f.pong)) {
       hooks.rtt = performance.now() - pings.get(f.pong);
+      hooks.rtts.push(hooks.rtt);
+      if (hooks.rtts.length > RTT_SAMPLES) hooks.rtts.shift();
+      hooks.pathRtt = Math.min(...hooks.rtts);
       for (const k of pings.keys()) if (k <= f.pong) pings.delete(k);
     }
   }

@@ -26,8 +26,8 @@
   // trips, if longer) is taken for wrong.
   const STALE_MS = 1000;
 
-  // attach adds prediction to term. rtt() is the last measured round trip
-  // in ms (0: unknown). It returns the hooks app.js calls.
+  // attach adds prediction to term. rtt() is the path's round trip in ms
+  // (0: unknown): the least of the last few heartbeats'. It returns the hooks app.js calls.
   function attach(term, rtt, params) {
     const mode = ['on', 'off', 'auto'].includes(params.get('predict')) ? params.get('predict') : 'auto';
     const ms = Number(params.get('predict_ms'));
