@@ -35,13 +35,7 @@ func TestPrintableASCII(t *testing.T) {
 	}
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 100000 {
-		p := make([]byte, r.IntN(40))
-		for i := range p {
-			p[i] = byte(0x20 + r.IntN(0x5f))
-			if r.IntN(50) == 0 {
-				p[i] = byte(r.IntN(256))
-			}
-		}
+		p := mostlyPrintable(r, 50)
 		if got, want := printableASCII(p), slow(p); got != want {
 			t.Fatalf("%q: got %v, want %v", p, got, want)
 		}

@@ -35,13 +35,7 @@ func TestPrintableRunStopsAtTheFirstNonPrintableByte(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for range 100000 {
-		p := make([]byte, rng.IntN(40))
-		for i := range p {
-			p[i] = byte(0x20 + rng.IntN(0x5f))
-			if rng.IntN(30) == 0 {
-				p[i] = byte(rng.IntN(256))
-			}
-		}
+		p := mostlyPrintable(rng, 30)
 		if got, want := printableRun(p), slow(p); got != want {
 			t.Fatalf("printableRun(%q) = %d, want %d", p, got, want)
 		}
@@ -111,4 +105,17 @@ func TestCRLFAfterTextBlanksTheHalfOfAWideCharacterLeft(t *testing.T) {
 			t.Fatalf("%q: the next wide character has width %d, want 2", writes, w)
 		}
 	}
+}
+
+// mostlyPrintable is up to 39 random bytes, printable ASCII but for about
+// one in oneIn, which is any byte.
+func mostlyPrintable(r *rand.Rand, oneIn int) []byte {
+	p := make([]byte, r.IntN(40))
+	for i := range p {
+		p[i] = byte(0x20 + r.IntN(0x5f))
+		if r.IntN(oneIn) == 0 {
+			p[i] = byte(r.IntN(256))
+		}
+	}
+	return p
 }
