@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -214,7 +215,36 @@ func TestCLIOutageInTmux(t *testing.T) {
 
 	// Ctrl-\ d detaches: rpty exits 0.
 	pane.run("send-keys", "C-\\", "d")
-	pane.waitVisible("rpty's exit", 10*time.Second, func(string) bool {
-		return strings.TrimSpace(pane.run("display", "-p", "#{pane_dead} #{pane_dead_status}")) == "1 0"
-	})
+	waitExitZero(t, pane, 10*time.Second)
+}
+
+// waitExitZero waits for the pane's program to exit 0. If it has not, the
+// failure says what tmux saw and, with the program still running, where it
+// waits: its state and, from the Go runtime on SIGABRT, every goroutine.
+func waitExitZero(t *testing.T, pane *tmuxPane, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var status string
+	for time.Now().Before(deadline) {
+		status = strings.TrimSpace(pane.run("display", "-p", "#{pane_dead} #{pane_dead_status} #{pane_pid} #{pane_dead_signal}"))
+		if f := strings.Fields(status); len(f) >= 2 && f[0] == "1" && f[1] == "0" {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	why := ""
+	if f := strings.Fields(status); len(f) == 2 && f[0] == "0" {
+		pid := atoi(f[1])
+		st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", pid))
+		for _, l := range strings.Split(string(st), "\n") {
+			if strings.HasPrefix(l, "State:") {
+				why += l + ", "
+			}
+		}
+		why += "wchan " + string(wchan)
+		_ = syscall.Kill(pid, syscall.SIGABRT)
+		time.Sleep(time.Second)
+	}
+	t.Fatalf("rpty's exit: not within %s (tmux: dead, status, pid, signal = %q; %s); pane:\n%s", d, status, why, tail(pane.fullHistory()))
 }
