@@ -46,6 +46,10 @@
 // and the modes the session's programs may have left on (alternate screen,
 // hidden cursor, application keypad and cursor keys, mouse reporting,
 // bracketed paste, colours).
+//
+// RPTY_CRASH_OUTPUT=path copies a crash report (a panic, or the goroutine
+// dump of SIGQUIT once rpty has exited raw mode) to path, for when the
+// terminal that would show it is gone.
 package main
 
 import (
@@ -58,6 +62,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,6 +109,14 @@ Flags:
 `
 
 func main() {
+	// Once rpty has handed the terminal back, or the terminal is gone, a
+	// crash report on standard error is lost: RPTY_CRASH_OUTPUT names a
+	// file that gets a copy (a panic, or the goroutine dump of SIGQUIT).
+	if path := os.Getenv("RPTY_CRASH_OUTPUT"); path != "" {
+		if f, err := os.Create(path); err == nil {
+			_ = debug.SetCrashOutput(f, debug.CrashOptions{})
+		}
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -108,6 +108,9 @@ func (d *rptyd) waitLogged(msg string, want map[string]any, n int) []map[string]
 type tmuxPane struct {
 	t    *testing.T
 	sock string
+	// crash, where set, is the file rpty copies a crash report to
+	// (RPTY_CRASH_OUTPUT).
+	crash string
 }
 
 func startTmux(t *testing.T, command ...string) *tmuxPane {
