@@ -238,8 +238,14 @@ func TestBrowserSessionMenu(t *testing.T) {
 	p.typeKeys("echo fresh-$((5+5))\r")
 	p.waitFor("typing into the fresh session", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "fresh-10") == 1 })
 
-	// "new session" starts a fresh one in this tab.
+	// "new session" starts a fresh one in this tab. The click waits for
+	// the list, as a user's would: the rows it draws push the link down, and
+	// a click aimed before they arrive lands on a row.
 	p.click("#sessions-toggle")
+	p.waitMenu("the fresh session listed", func(m *menuState) bool {
+		_, ok := rowOf(m, fresh)
+		return m.Open && ok
+	})
 	p.click(`#sessions-menu a[data-action="new"]`)
 	s = p.waitFor("a new session", 20*time.Second, func(s *pageState) bool {
 		return s.State == "connected" && s.SessionID != own && s.SessionID != otherID.String() && s.SessionID != fresh
