@@ -118,12 +118,13 @@ type linkCounters struct {
 	Link      *bool   `json:"link"`
 	RTT       float64 `json:"rtt"`
 	DeadLinks int     `json:"deadLinks"`
+	Stalls    int     `json:"stalls"`
 	Connects  int     `json:"connects"`
 	Unacked   int     `json:"unacked"`
 }
 
 const linkCountersJS = `({link: window.rpty.link, rtt: window.rpty.rtt, deadLinks: window.rpty.deadLinks,
-	connects: window.rpty.connects, unacked: window.rpty.inputUnacked})`
+	stalls: window.rpty.stalls, connects: window.rpty.connects, unacked: window.rpty.inputUnacked})`
 
 // TestBrowserLinkSilenceAndCuts: the page measures the round trip, notices
 // a path gone silent within seconds (no error ever comes), reconnects at
@@ -265,5 +266,50 @@ func TestBrowserInputBeforeTheFirstBytesCountsOnce(t *testing.T) {
 	}
 	if want := []string{"got:line 1", "got:line 2", "got:line 3"}; !slices.Equal(gotLines, want) {
 		t.Fatalf("the program got %q, want %q; buffer:\n%s", gotLines, want, strings.Join(got, "\n"))
+	}
+}
+
+// TestBrowserHeldPageKeepsItsLink: a page whose main thread is held for
+// longer than the link's timeout (a long task, a frozen tab) sent no
+// heartbeat and read nothing meanwhile, but its connection is fine: it
+// keeps it, and a path that goes silent afterwards is still noticed
+// within seconds.
+func TestBrowserHeldPageKeepsItsLink(t *testing.T) {
+	ctx := startBrowser(t)
+	d := newTestDaemon(t)
+	base, err := url.Parse(d.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newSilenceProxy(t, base.Host)
+	p := openPage(t, ctx, "http://"+proxy.ln.Addr().String()+"/?"+url.Values{"command": {readLinesCommand}}.Encode())
+	t.Cleanup(func() {
+		if t.Failed() {
+			p.screenshot("failure.png")
+		}
+	})
+	p.waitFor("the program", 30*time.Second, func(s *pageState) bool { return countLines(s.Lines, "READY") == 1 })
+	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
+
+	before := eval[linkCounters](p, linkCountersJS)
+	eval[bool](p, `(() => { const end = performance.now() + 5000; while (performance.now() < end) {} return true; })()`)
+	waitCounters(t, p, "the hold seen", func(c linkCounters) bool { return c.Stalls > before.Stalls })
+	p.typeKeys("after the hold\r")
+	p.waitFor("the line typed after the hold", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:after the hold") == 1 })
+	// Two more heartbeats: the verdict, if any, has been given.
+	time.Sleep(2500 * time.Millisecond)
+	if c := eval[linkCounters](p, linkCountersJS); c.DeadLinks != before.DeadLinks || c.Connects != before.Connects {
+		t.Fatalf("after a 5 s hold of the page: connections %d (before %d), left for dead %d (before %d); want the same connection",
+			c.Connects, before.Connects, c.DeadLinks, before.DeadLinks)
+	}
+
+	// The watchdog still works: a silent path is noticed within 5 s.
+	if proxy.silence() == 0 {
+		t.Fatal("no connection to silence")
+	}
+	silenced := time.Now()
+	waitCounters(t, p, "the dead link noticed", func(c linkCounters) bool { return c.DeadLinks > before.DeadLinks })
+	if noticed := time.Since(silenced); noticed > 5*time.Second {
+		t.Errorf("the page noticed the silent link after %s, want within 5 s", noticed)
 	}
 }

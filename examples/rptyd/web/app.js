@@ -23,6 +23,8 @@
   // nothing before it is taken for dead.
   const HEARTBEAT_MS = 1000;
   const LINK_TIMEOUT_MS = 3000;
+  // A heartbeat tick this late says the page itself was not running.
+  const STALL_MS = 2 * HEARTBEAT_MS;
   // RTT_SAMPLES is how many heartbeats' round trips the path's is the
   // least of (see predict below).
   const RTT_SAMPLES = 4;
@@ -194,6 +196,8 @@
     // The link extension: whether the current server has it, the last
     // heartbeat's round trip in ms, connections left for dead.
     link: null, rtt: 0, pathRtt: 0, rtts: [], deadLinks: 0,
+    // Heartbeat ticks that found the page had been held (see beat).
+    stalls: 0,
     // Probes of the path sent while reconnecting, and answered; opening
     // WebSockets given up for a new one on an answer.
     probes: 0, probeAnswers: 0, stuckOpens: 0, reopens: 0,
@@ -578,13 +582,27 @@
     // for a few of them (and is not waiting for this page to render) is
     // dead; it is left behind at once, since closing a WebSocket over a
     // dead link waits for an answer that never comes.
+    //
+    // Silence counts only while this page runs. A tick far behind its
+    // schedule means the page was held (a long task, a frozen tab, a
+    // machine asleep): what arrived meanwhile is still queued behind this
+    // tick and no heartbeat went out, so the link gets its full timeout
+    // again from now.
+    let lastTick = performance.now();
+    let awake = 0;
     const beat = setInterval(() => {
       if (ws !== sock) {
         clearInterval(beat);
         return;
       }
+      const now = performance.now();
+      if (now - lastTick > STALL_MS) {
+        awake = now;
+        hooks.stalls++;
+      }
+      lastTick = now;
       if (sock.readyState !== WebSocket.OPEN || connLink !== true) return;
-      if (!full && performance.now() - lastMessage > LINK_TIMEOUT_MS) {
+      if (!full && now - Math.max(lastMessage, awake) > LINK_TIMEOUT_MS) {
         clearInterval(beat);
         hooks.deadLinks++;
         ws = null;
