@@ -258,7 +258,7 @@ func TestBrowserBurst(t *testing.T) {
 	eval[bool](p, `(() => { const end = performance.now() + 4000; while (performance.now() < end) {} return true; })()`)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("page: %v", eval[any](p, `({fc: `+flowCountersJS+`, draining: rpty.draining, stashed: rpty.stashed})`))
+			t.Logf("page: %v", eval[any](p, `({fc: `+flowCountersJS+`, link: `+linkCountersJS+`, draining: rpty.draining, stashed: rpty.stashed})`))
 		}
 	})
 	p.waitFor("the end of the burst", 60*time.Second, func(s *pageState) bool {

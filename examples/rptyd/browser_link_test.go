@@ -46,9 +46,9 @@ func newSilenceProxy(t *testing.T, target string) *silenceProxy {
 		t.Fatal(err)
 	}
 	p := &silenceProxy{ln: ln, target: target}
-	p.wg.Add(1)
+	accepting := make(chan struct{})
 	go func() {
-		defer p.wg.Done()
+		defer close(accepting)
 		for {
 			a, err := ln.Accept()
 			if err != nil {
@@ -69,7 +69,10 @@ func newSilenceProxy(t *testing.T, target string) *silenceProxy {
 		}
 	}()
 	t.Cleanup(func() {
+		// No pair may be added once they are being closed: the page is
+		// still open and may be connecting again right now.
 		_ = ln.Close()
+		<-accepting
 		p.mu.Lock()
 		for _, pr := range p.pairs {
 			_ = pr.a.Close()
@@ -126,11 +129,11 @@ type linkCounters struct {
 const linkCountersJS = `({link: window.rpty.link, rtt: window.rpty.rtt, deadLinks: window.rpty.deadLinks,
 	stalls: window.rpty.stalls, connects: window.rpty.connects, unacked: window.rpty.inputUnacked})`
 
-// TestBrowserLinkSilenceAndCuts: the page measures the round trip, notices
-// a path gone silent within seconds (no error ever comes), reconnects at
-// once, and what was typed into the dead connection reaches the program
-// once; lines typed while connections are reset arrive once each.
-func TestBrowserLinkSilenceAndCuts(t *testing.T) {
+// openLinkPage opens the page on readLinesCommand through a silenceProxy
+// to a test daemon, and returns once the program is ready and the page has
+// measured the link's round trip.
+func openLinkPage(t *testing.T) (*testDaemon, *silenceProxy, *browserPage) {
+	t.Helper()
 	ctx := startBrowser(t)
 	d := newTestDaemon(t)
 	base, err := url.Parse(d.base)
@@ -145,9 +148,18 @@ func TestBrowserLinkSilenceAndCuts(t *testing.T) {
 		}
 	})
 	p.waitFor("the program", 30*time.Second, func(s *pageState) bool { return countLines(s.Lines, "READY") == 1 })
+	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
+	return d, proxy, p
+}
+
+// TestBrowserLinkSilenceAndCuts: the page measures the round trip, notices
+// a path gone silent within seconds (no error ever comes), reconnects at
+// once, and what was typed into the dead connection reaches the program
+// once; lines typed while connections are reset arrive once each.
+func TestBrowserLinkSilenceAndCuts(t *testing.T) {
+	d, proxy, p := openLinkPage(t)
 	p.typeKeys("line 1\r")
 	p.waitFor("line 1", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "got:line 1") == 1 })
-	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
 
 	before := eval[linkCounters](p, linkCountersJS)
 	if proxy.silence() == 0 {
@@ -275,21 +287,7 @@ func TestBrowserInputBeforeTheFirstBytesCountsOnce(t *testing.T) {
 // keeps it, and a path that goes silent afterwards is still noticed
 // within seconds.
 func TestBrowserHeldPageKeepsItsLink(t *testing.T) {
-	ctx := startBrowser(t)
-	d := newTestDaemon(t)
-	base, err := url.Parse(d.base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := newSilenceProxy(t, base.Host)
-	p := openPage(t, ctx, "http://"+proxy.ln.Addr().String()+"/?"+url.Values{"command": {readLinesCommand}}.Encode())
-	t.Cleanup(func() {
-		if t.Failed() {
-			p.screenshot("failure.png")
-		}
-	})
-	p.waitFor("the program", 30*time.Second, func(s *pageState) bool { return countLines(s.Lines, "READY") == 1 })
-	waitCounters(t, p, "a measured round trip", func(c linkCounters) bool { return c.Link != nil && *c.Link && c.RTT > 0 })
+	_, proxy, p := openLinkPage(t)
 
 	before := eval[linkCounters](p, linkCountersJS)
 	eval[bool](p, `(() => { const end = performance.now() + 5000; while (performance.now() < end) {} return true; })()`)
