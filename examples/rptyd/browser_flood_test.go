@@ -250,23 +250,29 @@ func TestBrowserBurst(t *testing.T) {
 	})
 	p.typeKeys("PS1='prompt> '\r")
 	p.waitFor("the prompt", 10*time.Second, func(s *pageState) bool { return countLines(s.Lines, "prompt>") == 1 })
-	// 25,000 lines, 164 KB with the PTY's CRs: more than twice the window.
-	p.typeKeys("sleep 0.5; seq 1 25000; echo burst-$((6*7))\r")
-	// Hold the page's main thread while the burst arrives, so that it
-	// all lands at once, however fast this machine parses; the hold
-	// outlasts the shell's start on a loaded machine by seconds.
-	eval[bool](p, `(() => { const end = performance.now() + 4000; while (performance.now() < end) {} return true; })()`)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("page: %v", eval[any](p, `({fc: `+flowCountersJS+`, link: `+linkCountersJS+`, draining: rpty.draining, stashed: rpty.stashed})`))
 		}
 	})
-	p.waitFor("the end of the burst", 60*time.Second, func(s *pageState) bool {
-		i := slices.IndexFunc(s.Lines, func(l string) bool { return strings.TrimSpace(l) == "burst-42" })
-		return i >= 0 && i+1 < len(s.Lines) && strings.TrimSpace(s.Lines[i+1]) == "prompt>"
-	})
-	fc := eval[flowCounters](p, flowCountersJS)
-	t.Logf("page: %v", fc)
+	// 25,000 lines, 164 KB with the PTY's CRs: more than twice the window.
+	// The page's main thread is held while the burst arrives, so that it
+	// all lands at once, however fast this machine parses; the hold
+	// outlasts the shell's start on a loaded machine by seconds. Should the
+	// burst still come after the hold (the window never full), it is
+	// repeated: what is checked is the page behind a full window.
+	var fc flowCounters
+	for attempt := 1; attempt <= 3 && fc.WindowFull == 0; attempt++ {
+		end := fmt.Sprintf("burst-%d", 40+attempt)
+		p.typeKeys(fmt.Sprintf("sleep 0.5; seq 1 25000; echo burst-$((%d+%d))\r", 40, attempt))
+		eval[bool](p, `(() => { const end = performance.now() + 4000; while (performance.now() < end) {} return true; })()`)
+		p.waitFor("the end of the burst", 60*time.Second, func(s *pageState) bool {
+			i := slices.IndexFunc(s.Lines, func(l string) bool { return strings.TrimSpace(l) == end })
+			return i >= 0 && i+1 < len(s.Lines) && strings.TrimSpace(s.Lines[i+1]) == "prompt>"
+		})
+		fc = eval[flowCounters](p, flowCountersJS)
+		t.Logf("burst %d: page: %v", attempt, fc)
+	}
 	if fc.WindowFull == 0 || fc.Pauses != 0 || fc.Connects != 1 || fc.Catchups != 0 {
 		t.Errorf("want the window full at least once, and no pause or reconnect: %v", fc)
 	}
